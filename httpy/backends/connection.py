@@ -1,0 +1,426 @@
+"""The HTTP/1.1 connection driver: socket bytes <-> :class:`HTTP1Connection` <-> the app.
+
+Two tasks per connection, whatever the number of requests:
+
+* the **reader** reads the socket (with the header, body and keep-alive timeouts), feeds
+  the core and routes its events to the request in flight.  It keeps reading while a
+  handler runs, so a client that disconnects is noticed at once and the handler is
+  cancelled.  It stops reading when the application is not consuming the body
+  (``body_buffer_bytes``) or pipelined bytes pile up (``max_pipeline_bytes``).
+* the **responder** (the connection's own task) runs one handler at a time, in request
+  order, and is the only task that writes to the socket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from ..core.application import (
+    Application,
+    ClientDisconnected,
+    RequestBodyError,
+    RequestHead,
+)
+from ..core.config import Config
+from ..core.errors import LocalProtocolError
+from ..core.events import (
+    BodyReceived,
+    CloseConnection,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    ProtocolError,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    StreamEnded,
+    StreamReset,
+)
+from ..core.http1 import HTTP1Connection
+from .logs import HTTPDate, RateLimitedLog, access_log, error_log
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionContext:
+    """What every connection of one server shares (one object, not many arguments)."""
+
+    app: Application
+    config: Config
+    bad_requests: RateLimitedLog
+    date: HTTPDate
+    scheme: str = "http"
+
+
+class HTTP1Stream:
+    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/1.1 request."""
+
+    def __init__(self, driver: HTTP1Driver, head: RequestHead, expects_continue: bool) -> None:
+        self._driver = driver
+        self._head = head
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._ended = not head.body_expected
+        self._error: Exception | None = None
+        self._data_ready = anyio.Event()
+        self._drained = anyio.Event()
+        self._expects_continue = expects_continue
+        self.response_started = False
+        self.response_complete = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.started_at = time.monotonic()
+        self.cancel_scope = anyio.CancelScope()
+
+    # -- HTTPStream ----------------------------------------------------------------
+
+    @property
+    def head(self) -> RequestHead:
+        return self._head
+
+    @property
+    def disconnected(self) -> bool:
+        return isinstance(self._error, ClientDisconnected)
+
+    async def receive(self) -> bytes:
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._buffered <= self._driver.config.body_buffer_bytes:
+                    self._drained.set()
+                return chunk
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            if self._expects_continue:
+                self._expects_continue = False
+                await self._driver.write_command(
+                    SendInformational(self._head.stream_id, 100)
+                )
+            self._data_ready = anyio.Event()
+            await self._data_ready.wait()
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        await self._driver.write_command(
+            SendInformational(self._head.stream_id, status, headers)
+        )
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        if self._error is not None and self.disconnected:
+            raise self._error
+        self._driver.queue_command(
+            SendResponse(self._head.stream_id, status, self._driver.add_server_headers(headers))
+        )
+        self.response_started = True
+        self.status = status
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        if self.disconnected and self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_body")
+        self.bytes_sent += len(data)
+        if end:
+            self.response_complete = True
+        await self._driver.write_command(SendData(self._head.stream_id, data, end))
+
+    # -- driven by the reader ------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        self._data_ready.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._data_ready.set()
+
+    def fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self._data_ready.set()
+        self._drained.set()
+
+    async def wait_drained(self) -> None:
+        while self._buffered > self._driver.config.body_buffer_bytes and self._error is None:
+            self._drained = anyio.Event()
+            await self._drained.wait()
+
+
+class HTTP1Driver:
+    """Runs one HTTP/1.1 connection to completion; see the module docstring."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        context: ConnectionContext,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+    ) -> None:
+        self._stream = stream
+        self._context = context
+        self.config = context.config
+        self._conn = HTTP1Connection(context.config)
+        self._client = client
+        self._server = server
+        self._current: HTTP1Stream | None = None
+        self._pending: HTTP1Stream | None = None
+        self._wake = anyio.Event()
+        self._cycle_done = anyio.Event()
+        self._reader_done = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._closing = False
+
+    # -- public --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve requests until the connection ends; always closes the socket."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._reader)
+                try:
+                    await self._respond_loop()
+                finally:
+                    tasks.cancel_scope.cancel()
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
+            # The peer vanished, or stopped reading for send_timeout: nothing left to tell it.
+            pass
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown: finish the request in flight, then close; idle: close now."""
+        self._closing = True
+        self._conn.send(CloseConnection())
+        if self._conn.awaiting_head and self._current is None and self._read_scope is not None:
+            self._read_scope.cancel()
+        self._wake.set()
+
+    # -- used by HTTP1Stream -------------------------------------------------------
+
+    def add_server_headers(self, headers: Headers) -> Headers:
+        extra: Headers = ((b"date", self._context.date.now()),)
+        if self.config.server_header:
+            extra += ((b"server", self.config.server_header.encode("latin-1")),)
+        return tuple(headers) + extra
+
+    def queue_command(self, command: SendResponse) -> None:
+        """Apply a command without writing: the head waits for the first body bytes."""
+        self._conn.send(command)
+
+    async def write_command(self, command: SendData | SendInformational) -> None:
+        self._conn.send(command)
+        await self._flush()
+
+    # -- internals -----------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        data = self._conn.data_to_send()
+        if data:
+            with anyio.fail_after(self.config.send_timeout):
+                await self._stream.send(data)
+
+    async def _respond_loop(self) -> None:
+        while True:
+            stream = await self._next_request()
+            if stream is None:
+                break
+            self._current = stream
+            await self._run_handler(stream)
+            self._current = None
+            self._log_access(stream)
+            old, self._cycle_done = self._cycle_done, anyio.Event()
+            old.set()
+            if self._conn.should_close:
+                break
+            # Pipelined requests already buffered are parsed now, in order.
+            self._dispatch(self._conn.receive_data(b""))
+        await self._flush()
+
+    async def _next_request(self) -> HTTP1Stream | None:
+        while self._pending is None:
+            if self._reader_done or self._conn.should_close:
+                return None
+            self._wake = anyio.Event()
+            await self._wake.wait()
+        stream, self._pending = self._pending, None
+        return stream
+
+    async def _run_handler(self, stream: HTTP1Stream) -> None:
+        with stream.cancel_scope:
+            try:
+                await self._context.app.handle_http(stream)
+            except ClientDisconnected:
+                pass
+            except RequestBodyError:
+                pass  # the core has answered (413/408/400) and closes the connection
+            except Exception:
+                error_log.exception(
+                    "application error on %s %s", stream.head.method, stream.head.path
+                )
+        if stream.cancel_scope.cancelled_caught or stream.disconnected:
+            return
+        if not stream.response_complete:
+            await self._finish_incomplete(stream)
+
+    async def _finish_incomplete(self, stream: HTTP1Stream) -> None:
+        """The handler returned or failed without completing its response."""
+        try:
+            if not stream.response_started:
+                body = b"Internal Server Error\n"
+                await stream.send_response(
+                    500,
+                    (
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ),
+                )
+                await stream.send_body(body, end=True)
+            else:
+                self._conn.send(ResetStream(stream.head.stream_id))
+        except (ClientDisconnected, LocalProtocolError):
+            pass
+
+    async def _reader(self) -> None:
+        try:
+            while not self._conn.should_close:
+                await self._wait_for_room()
+                if self._conn.should_close:
+                    break
+                timeout = self._read_timeout()
+                data: bytes | None = None
+                with anyio.move_on_after(timeout) as scope:
+                    self._read_scope = scope
+                    try:
+                        data = await self._stream.receive(READ_SIZE)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                        data = b""
+                self._read_scope = None
+                if data is None:
+                    events = (
+                        self._conn.receive_eof() if self._closing
+                        else self._conn.receive_timeout()
+                    )
+                elif data:
+                    events = self._conn.receive_data(data)
+                else:
+                    events = self._conn.receive_eof()
+                self._dispatch(events)
+                current = self._current or self._pending
+                if current is not None:
+                    await current.wait_drained()
+        finally:
+            self._reader_done = True
+            self._wake.set()
+
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: don't read while pipelined bytes pile up unparsed."""
+        while self._conn.buffered_bytes > self.config.max_pipeline_bytes:
+            await self._cycle_done.wait()
+
+    def _read_timeout(self) -> float:
+        conn = self._conn
+        if conn.awaiting_head:
+            if self._closing:
+                return 0.0
+            if conn.idle:
+                return self.config.keepalive_timeout
+            return self.config.header_timeout
+        if conn.receiving_body:
+            return self.config.body_timeout
+        return math.inf  # request complete: read only to notice a disconnect
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._pending = self._open_stream(event)
+                self._wake.set()
+            elif isinstance(event, BodyReceived):
+                stream = self._stream_for(event.stream_id)
+                if stream is not None:
+                    stream.feed(event.data)
+            elif isinstance(event, StreamEnded):
+                stream = self._stream_for(event.stream_id)
+                if stream is not None:
+                    stream.end()
+            elif isinstance(event, StreamReset | ConnectionTerminated):
+                self._disconnect()
+            elif isinstance(event, ProtocolError):
+                self._on_protocol_error(event)
+
+    def _stream_for(self, stream_id: int) -> HTTP1Stream | None:
+        for stream in (self._current, self._pending):
+            if stream is not None and stream.head.stream_id == stream_id:
+                return stream
+        return None
+
+    def _open_stream(self, event: RequestReceived) -> HTTP1Stream:
+        path, _, query = event.target.partition(b"?")
+        head = RequestHead(
+            method=event.method,
+            path=path.decode("latin-1"),
+            query_string=query,
+            headers=event.headers,
+            http_version=event.http_version,
+            scheme=self._context.scheme,
+            client=self._client,
+            server=self._server,
+            body_expected=event.body_expected,
+            stream_id=event.stream_id,
+        )
+        return HTTP1Stream(self, head, event.expects_continue)
+
+    def _disconnect(self) -> None:
+        for stream in (self._current, self._pending):
+            if stream is not None and not stream.response_complete:
+                stream.fail(ClientDisconnected("client disconnected"))
+                stream.cancel_scope.cancel()
+        self._pending = None
+        self._wake.set()
+
+    def _on_protocol_error(self, event: ProtocolError) -> None:
+        self._context.bad_requests.warning(
+            "bad request from %s: %d %s", _format_peer(self._client), event.status, event.reason
+        )
+        stream = self._stream_for(event.stream_id) if event.stream_id is not None else None
+        if stream is not None:
+            stream.fail(RequestBodyError(event.status, event.reason))
+            stream.cancel_scope.cancel()
+        self._pending = None
+        self._wake.set()
+
+    def _log_access(self, stream: HTTP1Stream) -> None:
+        if not self.config.access_log or not access_log.isEnabledFor(20):
+            return
+        head = stream.head
+        target = head.path + ("?" + head.query_string.decode("latin-1") if head.query_string else "")
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            _format_peer(self._client),
+            head.method,
+            target,
+            head.http_version,
+            stream.status,
+            stream.bytes_sent,
+            (time.monotonic() - stream.started_at) * 1000,
+        )
+
+
+def _format_peer(peer: tuple[str, int] | None) -> str:
+    if peer is None:
+        return "-"
+    host, port = peer
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+

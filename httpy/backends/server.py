@@ -1,0 +1,216 @@
+"""``serve()``: listeners, one task per connection, graceful shutdown.
+
+Runs under ``anyio.run(..., backend="asyncio" | "trio")``, ``asyncio.run`` and
+``trio.run`` alike: everything goes through anyio.
+
+Shutdown order (on a signal, the ``shutdown_trigger``, or cancellation of ``serve``):
+
+1. stop accepting and close the listening sockets;
+2. close idle keep-alive connections at once; requests in flight finish and their
+   responses carry ``Connection: close``;
+3. after ``Config.drain_timeout`` cancel whatever is still running;
+4. return (or re-raise the cancellation that started it).
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from ..core.application import Application
+from ..core.config import Config, parse_bind
+from .connection import ConnectionContext, HTTP1Driver
+from .logs import HTTPDate, RateLimitedLog, error_log
+
+ShutdownTrigger = Callable[[], Awaitable[object]]
+
+# Accept errors that mean "out of resources right now", not "listener broken".
+_TRANSIENT_ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Server:
+    """One running server: its listeners, its connections, its shutdown state."""
+
+    def __init__(self, app: Application, config: Config) -> None:
+        self.config = config
+        self._context = ConnectionContext(
+            app=app,
+            config=config,
+            bad_requests=RateLimitedLog(error_log, config.bad_request_log_rate),
+            date=HTTPDate(),
+        )
+        self._drivers: set[HTTP1Driver] = set()
+        self._limiter = anyio.Semaphore(config.max_connections)
+        self._draining = False
+        self._all_closed = anyio.Event()
+        self.addresses: list[tuple[str, int]] = []
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._drivers)
+
+    async def serve(
+        self,
+        *,
+        shutdown_trigger: ShutdownTrigger | None = None,
+        install_signal_handlers: bool = False,
+        task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await self._open_listeners()
+        stop = anyio.Event()
+
+        async def watch(wait: ShutdownTrigger) -> None:
+            # Runs outside the shield: when serve() itself is cancelled, this task is
+            # cancelled too, and its finally starts the graceful shutdown.
+            try:
+                await wait()
+            finally:
+                stop.set()
+
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(watch, shutdown_trigger or anyio.sleep_forever)
+            if install_signal_handlers and threading.current_thread() is threading.main_thread():
+                watchers.start_soon(watch, self._wait_for_signal)
+            async with anyio.create_task_group() as connections:
+                connections.cancel_scope.shield = True
+                async with anyio.create_task_group() as accepting:
+                    for listener in listeners:
+                        accepting.start_soon(self._accept_loop, listener, connections)
+                    task_status.started(list(self.addresses))
+                    await stop.wait()
+                    accepting.cancel_scope.cancel()
+                await self._drain(listeners, connections)
+            watchers.cancel_scope.cancel()
+        error_log.info("httpy stopped")
+
+    # -- listening -----------------------------------------------------------------
+
+    async def _open_listeners(self) -> list[anyio.abc.SocketListener]:
+        listeners: list[anyio.abc.SocketListener] = []
+        try:
+            for bind in self.config.binds:
+                host, port = parse_bind(bind)
+                multi = await anyio.create_tcp_listener(
+                    local_host=host, local_port=port, backlog=self.config.backlog
+                )
+                for listener in multi.listeners:
+                    if not isinstance(listener, anyio.abc.SocketListener):
+                        continue
+                    listeners.append(listener)
+                    address = listener.extra(SocketAttribute.local_address)
+                    if isinstance(address, tuple):
+                        self.addresses.append((str(address[0]), int(address[1])))
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        for host, port in self.addresses:
+            shown = f"[{host}]" if ":" in host else host
+            error_log.info("httpy serving HTTP/1.1 on http://%s:%d", shown, port)
+        return listeners
+
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, connections: anyio.abc.TaskGroup
+    ) -> None:
+        while True:
+            await self._limiter.acquire()
+            try:
+                sock = await listener.accept()
+            except OSError as exc:
+                self._limiter.release()
+                if exc.errno in _TRANSIENT_ACCEPT_ERRORS:
+                    error_log.warning("accept() failed (%s); retrying in 100 ms", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                raise
+            except BaseException:
+                self._limiter.release()
+                raise
+            connections.start_soon(self._handle_connection, sock)
+
+    async def _handle_connection(self, sock: anyio.abc.SocketStream) -> None:
+        driver: HTTP1Driver | None = None
+        try:
+            client = _address(sock.extra(SocketAttribute.remote_address, None))
+            server = _address(sock.extra(SocketAttribute.local_address, None))
+            driver = HTTP1Driver(sock, self._context, client, server)
+            self._drivers.add(driver)
+            if self._draining:
+                driver.begin_shutdown()
+            await driver.run()
+        except Exception:
+            error_log.exception("connection task failed")
+        finally:
+            if driver is not None:
+                self._drivers.discard(driver)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await sock.aclose()
+            self._limiter.release()
+            if self._draining and not self._drivers:
+                self._all_closed.set()
+
+    # -- shutdown ------------------------------------------------------------------
+
+    async def _wait_for_signal(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                error_log.info(
+                    "received %s: shutting down gracefully", signal.Signals(signum).name
+                )
+                return
+
+    async def _drain(
+        self, listeners: list[anyio.abc.SocketListener], connections: anyio.abc.TaskGroup
+    ) -> None:
+        self._draining = True
+        for listener in listeners:
+            await listener.aclose()
+        for driver in list(self._drivers):
+            driver.begin_shutdown()
+        if self._drivers:
+            error_log.info(
+                "waiting up to %.1fs for %d connection(s) to finish",
+                self.config.drain_timeout,
+                len(self._drivers),
+            )
+            with anyio.move_on_after(self.config.drain_timeout):
+                await self._all_closed.wait()
+            if self._drivers:
+                error_log.warning(
+                    "drain timeout: cancelling %d connection(s)", len(self._drivers)
+                )
+        connections.cancel_scope.cancel()
+
+
+def _address(value: object) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+async def serve(
+    app: Application,
+    config: Config | None = None,
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    install_signal_handlers: bool = False,
+    task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until shutdown; see the module docstring for the shutdown order.
+
+    ``task_status.started`` receives the bound ``(host, port)`` addresses, so
+    ``await task_group.start(serve, app, config)`` works with port 0.
+    """
+    server = Server(app, config if config is not None else Config())
+    await server.serve(
+        shutdown_trigger=shutdown_trigger,
+        install_signal_handlers=install_signal_handlers,
+        task_status=task_status,
+    )

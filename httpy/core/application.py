@@ -1,0 +1,103 @@
+"""The application interface: what the backend hands an application, and what it expects.
+
+This is the whole boundary between the server (``httpy.backends``) and the framework
+(``httpy.framework``), and what the ASGI adapters translate.  It is pure typing: the
+backend implements :class:`HTTPStream`, the framework implements :class:`Application`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .events import Headers
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """Everything known about a request before its body.
+
+    ``path`` is the raw (percent-encoded) path, ``query_string`` the raw bytes after
+    ``?``.  ``client`` and ``server`` are ``(host, port)`` when known.
+    """
+
+    method: str
+    path: str
+    query_string: bytes
+    headers: Headers
+    http_version: str
+    scheme: str = "http"
+    client: tuple[str, int] | None = None
+    server: tuple[str, int] | None = None
+    body_expected: bool = True
+    stream_id: int = 1
+
+
+class StreamError(Exception):
+    """Base of the errors a stream raises to the application."""
+
+
+class ClientDisconnected(StreamError):
+    """The client went away: nothing more can be received or sent on this stream."""
+
+
+class RequestBodyError(StreamError):
+    """The request body cannot be read: it broke a limit or timed out.
+
+    The server has already answered (413, 408, 400) and will close the connection.
+    ``status`` is what it answered.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class HTTPStream(Protocol):
+    """One request/response exchange, whatever the HTTP version.
+
+    Order of calls: any number of ``receive``; optionally ``send_informational``;
+    ``send_response`` once; ``send_body`` until one call passes ``end=True``.  The head is
+    written with the first ``send_body`` call, so a small response is one write.
+    """
+
+    @property
+    def head(self) -> RequestHead: ...
+
+    @property
+    def disconnected(self) -> bool:
+        """True once the client is known to be gone."""
+        ...
+
+    async def receive(self) -> bytes:
+        """The next piece of request body; ``b""`` once the body is complete.
+
+        Raises :class:`ClientDisconnected` or :class:`RequestBodyError`.
+        """
+        ...
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        """Send a 1xx response (103 Early Hints); ignored where the protocol can't."""
+        ...
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        """Start the response.  Raises :class:`ClientDisconnected` if the client left."""
+        ...
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        """Send response body bytes; ``end=True`` completes the response."""
+        ...
+
+
+class Application(Protocol):
+    """What the server runs: one call per request, in its own task."""
+
+    async def handle_http(self, stream: HTTPStream) -> None:
+        """Answer the request on ``stream``.
+
+        The server cancels this call when the client disconnects or resets the stream.
+        If it returns without completing the response, the server answers 500 (if no
+        response had started) or aborts the response.
+        """
+        ...

@@ -1,0 +1,120 @@
+"""Every limit and timeout of the server, in one frozen dataclass with safe defaults.
+
+The reasons for each default sit next to it.  ``Config`` is pure data: the backend reads
+the timeouts and applies them with its clock; the core reads the limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Server configuration.  Build one with keyword arguments; all have defaults."""
+
+    # -- where to listen ---------------------------------------------------------------
+    #: ``host:port`` pairs; IPv6 hosts in brackets (``[::1]:8000``).
+    binds: tuple[str, ...] = ("127.0.0.1:8000",)
+    #: ``listen()`` backlog: matches common kernel defaults (somaxconn 4096).
+    backlog: int = 1024
+
+    # -- HTTP/1.1 limits ---------------------------------------------------------------
+    #: Longest request line (method, target, version).  nginx's large buffer is 8 KiB;
+    #: longer targets are answered with 414.
+    max_request_line_bytes: int = 8 * KiB
+    #: Largest request head (request line + headers).  h11 and uvicorn use 16 KiB, nginx
+    #: up to 32 KiB; beyond it: 431.
+    max_header_bytes: int = 32 * KiB
+    #: Most header fields in one request.  Apache's LimitRequestFields is 100; beyond: 431.
+    max_header_count: int = 100
+    #: Largest request body accepted, in bytes (None: no limit); beyond it: 413.  Bodies of
+    #: ordinary routes are read into memory, so this bounds memory per request.
+    max_body_bytes: int | None = 16 * MiB
+    #: Unprocessed bytes (pipelined requests) buffered per connection before we stop
+    #: reading the socket.
+    max_pipeline_bytes: int = 256 * KiB
+    #: Request body bytes buffered ahead of the application before we stop reading.
+    body_buffer_bytes: int = 256 * KiB
+
+    # -- timeouts (seconds) -----------------------------------------------------------
+    #: From the first byte of a request until its head is complete (slow-header attacks).
+    header_timeout: float = 10.0
+    #: Idle time allowed between keep-alive requests.  Longer than the idle timeouts of
+    #: common proxies and load balancers (AWS ALB and nginx: 60 s), so a proxy never reuses
+    #: a connection we are about to close.
+    keepalive_timeout: float = 75.0
+    #: Longest silence while a request body is still arriving.
+    body_timeout: float = 30.0
+    #: Longest wait for the peer to accept response bytes (slow readers).
+    send_timeout: float = 60.0
+    #: On shutdown, how long in-flight requests get to finish before they are cancelled.
+    drain_timeout: float = 30.0
+
+    # -- connections -------------------------------------------------------------------
+    #: Concurrent connections; further clients wait in the listen backlog.
+    max_connections: int = 10_000
+
+    # -- logging -----------------------------------------------------------------------
+    #: Write one ``httpy.access`` line per response.
+    access_log: bool = True
+    #: Bad-request log lines allowed per second (the rest are counted, then summarised).
+    bad_request_log_rate: float = 5.0
+    #: Include tracebacks in 500 bodies (development only).
+    debug: bool = False
+
+    # -- identity ----------------------------------------------------------------------
+    #: ``Server`` response header; empty string to omit it.
+    server_header: str = "httpy"
+
+    def __post_init__(self) -> None:
+        positive = (
+            "max_request_line_bytes",
+            "max_header_bytes",
+            "max_header_count",
+            "max_pipeline_bytes",
+            "body_buffer_bytes",
+            "max_connections",
+            "backlog",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Config.{name} must be positive, got {getattr(self, name)!r}")
+        for name in (
+            "header_timeout",
+            "keepalive_timeout",
+            "body_timeout",
+            "send_timeout",
+            "drain_timeout",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Config.{name} must not be negative")
+        if self.max_body_bytes is not None and self.max_body_bytes < 0:
+            raise ValueError("Config.max_body_bytes must be None or >= 0")
+        if not self.binds:
+            raise ValueError("Config.binds needs at least one address")
+
+    def with_options(self, **options: Any) -> Config:
+        """A copy with ``options`` replaced; an unknown option is an error naming it."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
+        return replace(self, **options)
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6) into host and port."""
+    host, sep, port_text = bind.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"bind address {bind!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range in bind {bind!r}")
+    return host or "0.0.0.0", port

@@ -1,0 +1,449 @@
+"""Server side of one HTTP/1.1 connection: a sans-IO state machine over h11.
+
+Contract::
+
+    conn = HTTP1Connection(config)
+    events = conn.receive_data(data)     # bytes from the socket -> events
+    events = conn.receive_eof()          # the peer closed its sending side
+    conn.send(SendResponse(...))         # commands from the application
+    out = conn.data_to_send()            # bytes for the socket
+    conn.should_close                    # True: flush, then close the transport
+
+h11 parses and serialises messages.  This class adds what h11 leaves to its caller:
+
+* **Strict framing** (RFC 9112).  Before h11 sees a request head we check the raw bytes:
+  no bare CR or bare LF line endings, no obsolete line folding, no NUL.  A request with
+  both ``Content-Length`` and ``Transfer-Encoding`` is rejected (section 6.1), as is any
+  version other than 1.0 and 1.1 (505).  h11 accepts all of these.
+* **Limits** from :class:`~httpy.core.config.Config`: request line (414), head size and
+  header count (431), body size (413).  Each error is answered with a short plain-text
+  body and ``Connection: close``, then the connection closes.
+* **Pipelining**.  Each request gets its own h11 cycle.  Bytes that arrive after the
+  current request are kept here, unparsed, until its response is complete; then
+  ``receive_data(b"")`` parses the next one.  ``buffered_bytes`` tells the backend when
+  to stop reading.
+* **Stream ids**, so HTTP/1.1 requests look like HTTP/2 streams: 1, 3, 5, ...
+* **HEAD** responses keep the application's headers and drop its body bytes.
+* **Expect: 100-continue** is reported on the request event; the backend sends
+  ``SendInformational(100)`` when the application first reads the body.
+
+Bad input never raises out of ``receive_data``: it becomes a
+:class:`~httpy.core.events.ProtocolError` event with the status that was sent.
+Commands that break the protocol raise :class:`~httpy.core.errors.LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import h11
+
+from .config import Config
+from .errors import LocalProtocolError, StreamClosedError
+from .events import (
+    BodyReceived,
+    CloseConnection,
+    Command,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    ProtocolError,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    StreamEnded,
+    StreamReset,
+)
+
+_SUPPORTED_VERSIONS = (b"1.1", b"1.0")
+# Bodies of these responses are never sent (RFC 9110 6.4.1).
+_NO_BODY_STATUSES = frozenset({204, 304})
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+class HTTP1Connection:
+    """One server-side HTTP/1.1 connection.  Not thread-safe; one task drives it."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config if config is not None else Config()
+        # Input not yet handed to h11: the start of the next request head, or requests
+        # pipelined behind the one in flight.
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self._cycle: h11.Connection | None = None
+        self._stream_id = -1
+        self._request_complete = False
+        self._is_head = False
+        self._drop_body = False
+        self._http_version = b"1.1"
+        self._body_bytes = 0
+        self._eof = False
+        self._keep_alive = True
+        self._closed = False
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def should_close(self) -> bool:
+        """True once the connection is finished: flush ``data_to_send``, then close."""
+        return self._closed
+
+    @property
+    def idle(self) -> bool:
+        """True between requests: no request in flight and no partial head buffered."""
+        return self._cycle is None and not self._buffer and not self._closed
+
+    @property
+    def awaiting_head(self) -> bool:
+        """True while the next request's head is incomplete (header timeout applies)."""
+        return self._cycle is None and not self._closed
+
+    @property
+    def receiving_body(self) -> bool:
+        """True while the in-flight request's body is still arriving."""
+        return self._cycle is not None and not self._request_complete and not self._closed
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet parsed (pipelined requests); bounds read-ahead."""
+        return len(self._buffer)
+
+    @property
+    def current_stream_id(self) -> int | None:
+        """The stream id of the request in flight, if any."""
+        return self._stream_id if self._cycle is not None else None
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; return the events they complete.
+
+        ``receive_data(b"")`` parses what is already buffered: call it after a response
+        completes to pick up pipelined requests.  Use :meth:`receive_eof` for EOF.
+        """
+        if self._closed:
+            return []
+        if data:
+            if self._cycle is not None and not self._request_complete:
+                self._cycle.receive_data(data)
+            else:
+                self._buffer += data
+        events: list[Event] = []
+        if self._cycle is None and not self._start_cycle(events):
+            return events
+        if not self._request_complete:
+            self._pull_events(events)
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        """The peer will send nothing more.  Returns the final events."""
+        if self._closed:
+            return []
+        self._eof = True
+        events: list[Event] = []
+        if self._cycle is not None and not self._request_complete:
+            # Mid-body: the request can never complete.
+            events.append(StreamReset(self._stream_id))
+            self._closed = True
+        elif self._cycle is None:
+            # Between requests (or inside an unfinished head): nothing to answer.
+            self._closed = True
+        events.append(ConnectionTerminated(reason="peer closed the connection"))
+        return events
+
+    def receive_timeout(self) -> list[Event]:
+        """The backend's read timer fired (header, body or keep-alive timeout).
+
+        Between requests the connection just closes.  A half-received head or body is
+        answered with 408 when no response has started; the connection then closes.
+        """
+        if self._closed:
+            return []
+        events: list[Event] = []
+        if self._cycle is None and not self._buffer:
+            self._closed = True
+            events.append(ConnectionTerminated(reason="keep-alive timeout"))
+        elif self._cycle is None or not self._request_complete:
+            self._fail(events, 408, "request not received in time")
+        return events
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, command: Command) -> None:
+        """Apply a command from the application; its bytes go to ``data_to_send``."""
+        if isinstance(command, CloseConnection):
+            self._keep_alive = False
+            if self._cycle is None:
+                self._closed = True
+            return
+        if self._closed:
+            raise StreamClosedError("connection is closed")
+        if isinstance(command, SendInformational | SendResponse | SendData | ResetStream) and (
+            self._cycle is None or command.stream_id != self._stream_id
+        ):
+            raise StreamClosedError(f"stream {command.stream_id} is not in flight")
+        if isinstance(command, SendInformational):
+            self._send_informational(command)
+        elif isinstance(command, SendResponse):
+            self._send_response(command)
+        elif isinstance(command, SendData):
+            self._send_data(command)
+        elif isinstance(command, ResetStream):
+            # HTTP/1.1 has no stream reset: abandoning a response means closing.
+            self._closed = True
+        else:
+            raise LocalProtocolError(f"unknown command {command!r}")
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the peer since the last call (may be empty)."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _start_cycle(self, events: list[Event]) -> bool:
+        """Check the buffered head and hand it to a fresh h11 cycle.
+
+        Returns False when more bytes are needed or the connection failed.
+        """
+        buffer = self._buffer
+        # RFC 9112 2.2: ignore empty lines before the request line.
+        start = 0
+        while buffer.startswith(b"\r\n", start):
+            start += 2
+        if start:
+            del buffer[:start]
+        if not buffer:
+            return False
+        end = buffer.find(b"\r\n\r\n")
+        line_end = buffer.find(b"\n")
+        limit_line = self._config.max_request_line_bytes
+        if line_end > limit_line or (line_end < 0 and len(buffer) > limit_line):
+            self._fail(events, 414, "request line too long")
+            return False
+        if end < 0:
+            if buffer.count(b"\n") != buffer.count(b"\r\n"):
+                self._fail(events, 400, "bare LF line ending in request head")
+            elif len(buffer) > self._config.max_header_bytes:
+                self._fail(events, 431, "request head too large")
+            return False
+        head_length = end + 4
+        if head_length > self._config.max_header_bytes:
+            self._fail(events, 431, "request head too large")
+            return False
+        problem = _head_problem(bytes(buffer[:head_length]))
+        if problem is not None:
+            self._fail(events, 400, problem)
+            return False
+        # The same bound then applies to chunk-size lines and trailers.
+        cycle = h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes)
+        cycle.receive_data(bytes(buffer))
+        buffer.clear()
+        self._cycle = cycle
+        self._stream_id += 2
+        self._request_complete = False
+        self._body_bytes = 0
+        return True
+
+    def _pull_events(self, events: list[Event]) -> None:
+        cycle = self._cycle
+        assert cycle is not None  # invariant: only called mid-cycle
+        while True:
+            try:
+                event = cycle.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._fail(events, exc.error_status_hint, str(exc))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                if not self._on_request(event, cycle, events):
+                    return
+            elif isinstance(event, h11.Data):
+                self._body_bytes += len(event.data)
+                limit = self._config.max_body_bytes
+                if limit is not None and self._body_bytes > limit:
+                    self._fail(events, 413, f"request body larger than {limit} bytes")
+                    return
+                if event.data:
+                    events.append(BodyReceived(self._stream_id, bytes(event.data)))
+            elif isinstance(event, h11.EndOfMessage):
+                self._request_complete = True
+                events.append(StreamEnded(self._stream_id))
+                # Reclaim what follows this request: it stays unparsed until the
+                # response is complete, so pipelined requests are answered in order.
+                trailing, _closed = cycle.trailing_data
+                if trailing:
+                    self._buffer[:0] = trailing
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                events.append(ConnectionTerminated(reason="peer closed the connection"))
+                self._closed = True
+                return
+
+    def _on_request(self, event: h11.Request, cycle: h11.Connection, events: list[Event]) -> bool:
+        version = bytes(event.http_version)
+        if version not in _SUPPORTED_VERSIONS:
+            self._fail(events, 505, f"HTTP/{version.decode('ascii', 'replace')} not supported")
+            return False
+        headers: Headers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
+        if len(headers) > self._config.max_header_count:
+            self._fail(events, 431, f"more than {self._config.max_header_count} header fields")
+            return False
+        content_length: int | None = None
+        chunked = False
+        upgrade: bytes | None = None
+        connection_tokens: bytes = b""
+        for name, value in headers:
+            if name == b"content-length":
+                content_length = int(value)  # h11 has validated it
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"upgrade":
+                upgrade = value.strip().lower()
+            elif name == b"connection":
+                connection_tokens += b"," + value.lower()
+        if content_length is not None and chunked:
+            # RFC 9112 6.1: a request with both is a smuggling attempt; never keep the
+            # connection open for a next request after it.
+            self._fail(events, 400, "both Content-Length and Transfer-Encoding present")
+            return False
+        limit = self._config.max_body_bytes
+        if limit is not None and content_length is not None and content_length > limit:
+            self._fail(events, 413, f"Content-Length {content_length} over the {limit} limit")
+            return False
+        if upgrade is not None and b"upgrade" not in connection_tokens:
+            upgrade = None
+        self._http_version = version
+        self._is_head = event.method == b"HEAD"
+        events.append(
+            RequestReceived(
+                stream_id=self._stream_id,
+                method=bytes(event.method).decode("ascii"),
+                target=bytes(event.target),
+                headers=headers,
+                http_version=version.decode("ascii"),
+                body_expected=chunked or bool(content_length),
+                expects_continue=cycle.they_are_waiting_for_100_continue,
+                upgrade=upgrade,
+            )
+        )
+        return True
+
+    def _send_informational(self, command: SendInformational) -> None:
+        cycle = self._cycle
+        assert cycle is not None
+        if self._http_version == b"1.0" or cycle.our_state is not h11.SEND_RESPONSE:
+            return  # 1xx must not go to HTTP/1.0 clients (RFC 9110 15.2)
+        if command.status == 100 and not cycle.they_are_waiting_for_100_continue:
+            return
+        self._h11_send(
+            h11.InformationalResponse(status_code=command.status, headers=list(command.headers))
+        )
+
+    def _send_response(self, command: SendResponse) -> None:
+        cycle = self._cycle
+        assert cycle is not None
+        if cycle.our_state is not h11.SEND_RESPONSE:
+            raise LocalProtocolError("response already started")
+        headers = list(command.headers)
+        if not self._keep_alive or not self._request_complete:
+            # Unread request body, or we are shutting down: this is the last exchange.
+            headers.append((b"connection", b"close"))
+        self._drop_body = self._is_head or command.status in _NO_BODY_STATUSES
+        if command.status in _NO_BODY_STATUSES:
+            headers = [
+                (n, v)
+                for n, v in headers
+                if n.lower() not in (b"content-length", b"transfer-encoding")
+            ]
+        self._h11_send(
+            h11.Response(
+                status_code=command.status,
+                headers=headers,
+                reason=_REASONS.get(command.status, b""),
+            )
+        )
+
+    def _send_data(self, command: SendData) -> None:
+        cycle = self._cycle
+        assert cycle is not None
+        if cycle.our_state is not h11.SEND_BODY:
+            raise LocalProtocolError("body sent before the response head")
+        if command.data and not self._drop_body:
+            self._h11_send(h11.Data(data=command.data))
+        if command.end_stream:
+            self._h11_send(h11.EndOfMessage())
+            self._finish_cycle(cycle)
+
+    def _h11_send(self, event: h11.Event) -> None:
+        cycle = self._cycle
+        assert cycle is not None
+        try:
+            data = cycle.send(event)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+        if data:
+            self._out.append(data)
+
+    def _finish_cycle(self, cycle: h11.Connection) -> None:
+        if (
+            not self._keep_alive
+            or not self._request_complete
+            or self._eof
+            or cycle.our_state is not h11.DONE
+            or cycle.their_state is not h11.DONE
+        ):
+            self._closed = True
+        self._cycle = None
+
+    def _fail(self, events: list[Event], status: int, reason: str) -> None:
+        """Answer ``status`` if no response has started, then close."""
+        stream_id = self._stream_id if self._cycle is not None else None
+        cycle = self._cycle
+        if cycle is None or cycle.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            self._out.append(_error_response(status, reason))
+        self._closed = True
+        self._cycle = None
+        self._buffer.clear()
+        events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
+
+
+def _head_problem(head: bytes) -> str | None:
+    """Why a raw request head (ending in CRLFCRLF) breaks RFC 9112, or None."""
+    crlf = head.count(b"\r\n")
+    if head.count(b"\n") != crlf:
+        return "bare LF line ending in request head"
+    if head.count(b"\r") != crlf:
+        return "bare CR in request head"
+    if b"\r\n " in head or b"\r\n\t" in head:
+        return "obsolete line folding in request head"
+    if b"\x00" in head:
+        return "NUL byte in request head"
+    lowered = head.lower()
+    if lowered.count(b"\ncontent-length:") > 1:
+        return "more than one Content-Length field"
+    at = lowered.find(b"\ncontent-length:")
+    if at >= 0 and b"," in head[at : head.index(b"\r", at + 1)]:
+        # h11 folds "5, 5" into 5; a list is how desync attacks start (RFC 9112 6.3).
+        return "Content-Length with a list value"
+    return None
+
+
+def _error_response(status: int, reason: str) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    body = f"{status} {phrase}: {reason}\n".encode("ascii", "replace")
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\n"
+        "content-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode("ascii") + body

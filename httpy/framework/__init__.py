@@ -1,0 +1,1 @@
+"""The framework layer: what users of HTTPy touch."""

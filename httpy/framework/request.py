@@ -1,0 +1,147 @@
+"""``Request``: what a handler receives.
+
+A request built by the server reads its body before the handler runs (up to
+``Config.max_body_bytes``), so ``request.json()`` is synchronous as in the seed.  Routes
+registered with ``stream=True`` skip that and read with ``async for chunk in
+request.stream()``.  Tests build requests directly::
+
+    Request(method="GET", path="/api/users/1", headers={}, body=b"", path_params={"id": "1"})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from ..core.application import HTTPStream
+from ..core.headers import Headers, HeaderInput
+from .exceptions import HTTPException
+
+
+class QueryParams(Mapping[str, str]):
+    """Query-string parameters: ``get`` gives the first value, ``getlist`` all of them."""
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, query_string: str | bytes = "") -> None:
+        text = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+        self._items = parse_qsl(text, keep_blank_values=True)
+        self._index: dict[str, str] = {}
+        for key, value in self._items:
+            self._index.setdefault(key, value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._index[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def getlist(self, key: str) -> list[str]:
+        return [v for k, v in self._items if k == key]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._items!r})"
+
+
+class Request:
+    """An HTTP request as a handler sees it."""
+
+    def __init__(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        headers: HeaderInput | Headers = None,
+        body: bytes = b"",
+        path_params: Mapping[str, Any] | None = None,
+        query_string: str | bytes = "",
+        *,
+        http_version: str = "1.1",
+        scheme: str = "http",
+        client: tuple[str, int] | None = None,
+        stream: HTTPStream | None = None,
+    ) -> None:
+        self.method = method.upper()
+        raw_path, _, inline_query = path.partition("?")
+        self.raw_path = raw_path
+        self.path = unquote(raw_path)
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.query = QueryParams(query_string or inline_query)
+        self.path_params: dict[str, Any] = dict(path_params or {})
+        self.http_version = http_version
+        self.scheme = scheme
+        self.client = client
+        self._stream = stream
+        self._body: bytes | None = body if stream is None else None
+        self._json: Any = _UNSET
+        #: The router's verdict, set by the app before middleware runs (None: not routed).
+        self.route_match: object | None = None
+
+    @property
+    def query_params(self) -> QueryParams:
+        """Alias of :attr:`query`."""
+        return self.query
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-case (``""`` when absent)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    def is_multipart(self) -> bool:
+        return self.content_type.startswith("multipart/")
+
+    async def body(self) -> bytes:
+        """The whole body (read once, then kept)."""
+        if self._body is None:
+            self._body = b"".join([chunk async for chunk in self.stream()])
+        return self._body
+
+    async def text(self) -> str:
+        return (await self.body()).decode(self._charset(), errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON.  Invalid JSON answers 400 (an HTTPException).
+
+        Synchronous: the body was read before the handler ran.  On a ``stream=True``
+        route, ``await request.body()`` first.
+        """
+        if self._json is _UNSET:
+            if self._body is None:
+                raise RuntimeError("stream=True route: await request.body() before json()")
+            try:
+                self._json = json.loads(self._body) if self._body else None
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
+        return self._json
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, piece by piece (or the buffered body, once)."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._stream is None:
+            return
+        stream, self._stream = self._stream, None
+        while chunk := await stream.receive():
+            yield chunk
+
+    def _charset(self) -> str:
+        for param in self.headers.get("content-type", "").split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "charset" and value:
+                return value.strip('"')
+        return "utf-8"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+_UNSET: Any = object()

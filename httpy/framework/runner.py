@@ -1,0 +1,59 @@
+"""``run()``: serve an application from ``asyncio.run(...)``, ``trio.run(...)`` or
+``anyio.run(...)``, with SIGINT/SIGTERM handled gracefully."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import ssl
+import sys
+from typing import Any
+
+from ..backends.server import serve
+from ..core.application import Application
+from ..core.config import Config
+from .app import default_app
+
+#: True when the ``http3`` extra (aioquic) is installed.
+AIOQUIC_AVAILABLE = importlib.util.find_spec("aioquic") is not None
+
+
+async def run(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    ssl_context: ssl.SSLContext | None = None,
+    http3_port: int | None = None,
+    http3_config: dict[str, Any] | None = None,
+    app: Application | None = None,
+    **options: Any,
+) -> None:
+    """Serve ``app`` (default: the app behind ``@get``/``@post``…) until SIGINT/SIGTERM.
+
+    ``options`` are :class:`~httpy.core.config.Config` fields (``keepalive_timeout=…``,
+    ``max_body_bytes=…``); an unknown one raises :class:`TypeError` naming it.
+    """
+    if ssl_context is not None:
+        raise NotImplementedError(
+            "ssl_context: HTTPS (TLS with ALPN, HTTP/2) is not implemented yet in this "
+            "version of httpy; serve plain HTTP, or terminate TLS in a proxy"
+        )
+    if http3_port is not None or http3_config is not None:
+        raise NotImplementedError("http3_port/http3_config: HTTP/3 is not implemented yet")
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    config = Config(binds=(bind,)).with_options(**options)
+    configure_default_logging()
+    await serve(
+        app if app is not None else default_app, config, install_signal_handlers=True
+    )
+
+
+def configure_default_logging(level: int = logging.INFO) -> None:
+    """Show httpy's log lines on stderr unless the application configured logging."""
+    root = logging.getLogger()
+    httpy_logger = logging.getLogger("httpy")
+    if root.handlers or httpy_logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    httpy_logger.addHandler(handler)
+    httpy_logger.setLevel(level)
