@@ -6,6 +6,7 @@ This module re-exports the public API and nothing else.
 from .backends.server import serve
 from .core.config import Config
 from .core.headers import Headers, MutableHeaders
+from .framework import status as _status
 from .framework.app import (
     App,
     add_exception_handler,
@@ -24,7 +25,6 @@ from .framework.request import QueryParams, Request
 from .framework.response import Response
 from .framework.runner import AIOQUIC_AVAILABLE, run
 from .framework.status import *  # noqa: F403  (the HTTP_xxx_NAME constants)
-from .framework import status as _status
 
 __version__ = "0.1.0"
 

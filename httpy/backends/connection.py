@@ -60,6 +60,16 @@ class ConnectionContext:
     date: HTTPDate
     scheme: str = "http"
 
+    @classmethod
+    def create(cls, app: Application, config: Config, scheme: str = "http") -> ConnectionContext:
+        return cls(
+            app=app,
+            config=config,
+            bad_requests=RateLimitedLog(error_log, config.bad_request_log_rate),
+            date=HTTPDate(),
+            scheme=scheme,
+        )
+
 
 class HTTP1Stream:
     """The :class:`~httpy.core.application.HTTPStream` of one HTTP/1.1 request."""
@@ -105,16 +115,12 @@ class HTTP1Stream:
                 return b""
             if self._expects_continue:
                 self._expects_continue = False
-                await self._driver.write_command(
-                    SendInformational(self._head.stream_id, 100)
-                )
+                await self._driver.write_command(SendInformational(self._head.stream_id, 100))
             self._data_ready = anyio.Event()
             await self._data_ready.wait()
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
-        await self._driver.write_command(
-            SendInformational(self._head.stream_id, status, headers)
-        )
+        await self._driver.write_command(SendInformational(self._head.stream_id, status, headers))
 
     async def send_response(self, status: int, headers: Headers) -> None:
         if self._error is not None and self.disconnected:
@@ -310,8 +316,7 @@ class HTTP1Driver:
                 self._read_scope = None
                 if data is None:
                     events = (
-                        self._conn.receive_eof() if self._closing
-                        else self._conn.receive_timeout()
+                        self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
                     )
                 elif data:
                     events = self._conn.receive_data(data)
@@ -405,7 +410,9 @@ class HTTP1Driver:
         if not self.config.access_log or not access_log.isEnabledFor(20):
             return
         head = stream.head
-        target = head.path + ("?" + head.query_string.decode("latin-1") if head.query_string else "")
+        target = head.path + (
+            "?" + head.query_string.decode("latin-1") if head.query_string else ""
+        )
         access_log.info(
             '%s - "%s %s HTTP/%s" %d %d %.1fms',
             _format_peer(self._client),
@@ -423,4 +430,3 @@ def _format_peer(peer: tuple[str, int] | None) -> str:
         return "-"
     host, port = peer
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-

@@ -26,7 +26,7 @@ from anyio.abc import SocketAttribute
 from ..core.application import Application
 from ..core.config import Config, parse_bind
 from .connection import ConnectionContext, HTTP1Driver
-from .logs import HTTPDate, RateLimitedLog, error_log
+from .logs import error_log
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -39,12 +39,7 @@ class Server:
 
     def __init__(self, app: Application, config: Config) -> None:
         self.config = config
-        self._context = ConnectionContext(
-            app=app,
-            config=config,
-            bad_requests=RateLimitedLog(error_log, config.bad_request_log_rate),
-            date=HTTPDate(),
-        )
+        self._context = ConnectionContext.create(app, config)
         self._drivers: set[HTTP1Driver] = set()
         self._limiter = anyio.Semaphore(config.max_connections)
         self._draining = False
@@ -161,9 +156,7 @@ class Server:
     async def _wait_for_signal(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                error_log.info(
-                    "received %s: shutting down gracefully", signal.Signals(signum).name
-                )
+                error_log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
                 return
 
     async def _drain(
@@ -183,9 +176,7 @@ class Server:
             with anyio.move_on_after(self.config.drain_timeout):
                 await self._all_closed.wait()
             if self._drivers:
-                error_log.warning(
-                    "drain timeout: cancelling %d connection(s)", len(self._drivers)
-                )
+                error_log.warning("drain timeout: cancelling %d connection(s)", len(self._drivers))
         connections.cancel_scope.cancel()
 
 

@@ -9,10 +9,11 @@ values are decoded as latin-1, as RFC 9110 5.5 allows for field values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import overload
+from typing import TypeVar, overload
 
 from .events import Headers as RawHeaders
 
+_T = TypeVar("_T")
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # Characters that would split a header and let a value inject another one.
@@ -52,13 +53,13 @@ class Headers(Mapping[str, str]):
         return self._lookup()[name.lower()]
 
     @overload
-    def get(self, name: str) -> str | None: ...
+    def get(self, name: str, /) -> str | None: ...
     @overload
-    def get(self, name: str, default: str) -> str: ...
+    def get(self, name: str, default: str, /) -> str: ...
     @overload
-    def get(self, name: str, default: None) -> str | None: ...
+    def get(self, name: str, default: _T, /) -> str | _T: ...
 
-    def get(self, name: str, default: str | None = None) -> str | None:
+    def get(self, name: str, default: object = None, /) -> object:
         return self._lookup().get(name.lower(), default)
 
     def getlist(self, name: str) -> list[str]:

@@ -343,7 +343,11 @@ class HTTP1Connection:
         if command.status == 100 and not cycle.they_are_waiting_for_100_continue:
             return
         self._h11_send(
-            h11.InformationalResponse(status_code=command.status, headers=list(command.headers))
+            h11.InformationalResponse(
+                status_code=command.status,
+                headers=list(command.headers),
+                reason=_REASONS.get(command.status, b""),
+            )
         )
 
     def _send_response(self, command: SendResponse) -> None:

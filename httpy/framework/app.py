@@ -148,8 +148,9 @@ class App:
             match = self.router.match(request.method, request.raw_path)
         if isinstance(match, Match):
             request.path_params = match.params
+            endpoint: Endpoint = match.endpoint
             try:
-                return await match.endpoint.handler(request)
+                return await endpoint.handler(request)
             except Exception as exc:
                 return await self._handle_exception(request, exc, match.route.path)
         if isinstance(match, AutoOptions):
@@ -177,14 +178,15 @@ class App:
                 exc.status, exc.detail, exc.headers, request.headers.get("accept", "")
             )
         logger.error(
-            "unhandled %s in %s %s", type(exc).__name__, request.method, request.path,
+            "unhandled %s in %s %s",
+            type(exc).__name__,
+            request.method,
+            request.path,
             exc_info=exc,
         )
         return self._server_error(request, exc)
 
-    def _find_handler(
-        self, exc: Exception, route_path: str | None
-    ) -> ExceptionHandler | None:
+    def _find_handler(self, exc: Exception, route_path: str | None) -> ExceptionHandler | None:
         route_handlers = self._route_exception_handlers.get(route_path or "")
         if route_handlers:
             for cls in type(exc).__mro__:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ..core.application import HTTPStream
-from ..core.headers import Headers, HeaderInput
+from ..core.headers import HeaderInput, Headers
 from .exceptions import HTTPException
 
 

@@ -51,9 +51,7 @@ class Response:
         return self.status
 
     @classmethod
-    def json(
-        cls, data: Any, status: int = 200, headers: HeaderInput = None
-    ) -> Response:
+    def json(cls, data: Any, status: int = 200, headers: HeaderInput = None) -> Response:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
         return cls(body, status=status, headers=headers, media_type="application/json")
 

@@ -42,9 +42,7 @@ async def run(
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     config = Config(binds=(bind,)).with_options(**options)
     configure_default_logging()
-    await serve(
-        app if app is not None else default_app, config, install_signal_handlers=True
-    )
+    await serve(app if app is not None else default_app, config, install_signal_handlers=True)
 
 
 def configure_default_logging(level: int = logging.INFO) -> None:

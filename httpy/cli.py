@@ -1,0 +1,155 @@
+"""Command line: ``python -m httpy module:app [options]`` (also the ``httpy`` script).
+
+``module:app`` names a module and an attribute holding the application (an :class:`App`
+or anything with ``async def handle_http(stream)``).  ``module`` alone serves the
+default app that the module's ``@get``/``@post`` decorators registered on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import anyio
+
+from .backends.server import serve
+from .core.application import Application
+from .core.config import Config
+from .framework.app import default_app
+from .framework.runner import configure_default_logging
+
+_DEFAULTS = Config()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="httpy",
+        description="Serve an HTTPy (or any handle_http) application.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("app", help="the application, as module:attribute (or module)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    parser.add_argument(
+        "--bind",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="listen on this address ([::1]:8000 for IPv6); repeat for several; "
+        "replaces --host/--port",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop to run on",
+    )
+    parser.add_argument(
+        "--app-dir", default=".", help="directory put first on sys.path to import the app"
+    )
+    limits = parser.add_argument_group("limits and timeouts")
+    for name, kind, text in (
+        ("max_connections", int, "concurrent connections"),
+        ("max_body_bytes", int, "largest request body in bytes (413 beyond)"),
+        ("max_header_bytes", int, "largest request head in bytes (431 beyond)"),
+        ("max_header_count", int, "most header fields per request (431 beyond)"),
+        ("max_request_line_bytes", int, "longest request line (414 beyond)"),
+        ("header_timeout", float, "seconds to receive a request head"),
+        ("keepalive_timeout", float, "idle seconds between keep-alive requests"),
+        ("body_timeout", float, "seconds of silence allowed while a body arrives"),
+        ("send_timeout", float, "seconds a client may take to accept response bytes"),
+        ("drain_timeout", float, "seconds in-flight requests get on shutdown"),
+    ):
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=getattr(_DEFAULTS, name),
+            help=text,
+        )
+    logs = parser.add_argument_group("logging")
+    logs.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="level of the httpy loggers",
+    )
+    logs.add_argument(
+        "--no-access-log", action="store_true", help="don't write the httpy.access log"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="tracebacks in 500 responses (development only)"
+    )
+    return parser
+
+
+def load_app(spec: str, app_dir: str = ".") -> Application:
+    """Import ``module:attribute``; raise :class:`SystemExit` with a clear message."""
+    module_name, _, attribute = spec.partition(":")
+    path = os.path.abspath(app_dir)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"httpy: cannot import {module_name!r}: {exc}") from exc
+    if not attribute:
+        return default_app
+    target: object = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise SystemExit(f"httpy: {module_name!r} has no attribute {attribute!r}") from None
+    if not hasattr(target, "handle_http"):
+        raise SystemExit(f"httpy: {spec!r} is not an application (no handle_http method)")
+    return target  # type: ignore[return-value]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = load_app(args.app, args.app_dir)
+    host = args.host
+    binds = (
+        tuple(args.bind)
+        if args.bind
+        else (f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}",)
+    )
+    try:
+        config = Config(
+            binds=binds,
+            access_log=not args.no_access_log,
+            debug=args.debug,
+            max_connections=args.max_connections,
+            max_body_bytes=args.max_body_bytes,
+            max_header_bytes=args.max_header_bytes,
+            max_header_count=args.max_header_count,
+            max_request_line_bytes=args.max_request_line_bytes,
+            header_timeout=args.header_timeout,
+            keepalive_timeout=args.keepalive_timeout,
+            body_timeout=args.body_timeout,
+            send_timeout=args.send_timeout,
+            drain_timeout=args.drain_timeout,
+        )
+    except (TypeError, ValueError) as exc:
+        print(f"httpy: {exc}", file=sys.stderr)
+        return 2
+    if getattr(app, "debug", None) is False and args.debug:
+        app.debug = True  # type: ignore[attr-defined]
+    configure_default_logging(getattr(logging, args.log_level.upper()))
+    try:
+        anyio.run(partial(serve, app, config, install_signal_handlers=True), backend=args.backend)
+    except OSError as exc:
+        logging.getLogger("httpy.error").error("httpy could not start: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

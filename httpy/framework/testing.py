@@ -1,0 +1,232 @@
+"""Test clients that run the real application through the real HTTP/1.1 core and
+connection driver, in memory: no sockets, no ports.
+
+Async tests::
+
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/users/1")
+
+Sync tests (a private event loop runs in a thread; ``backend="trio"`` works too)::
+
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+import h11
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ..backends.connection import ConnectionContext, HTTP1Driver
+from ..backends.memory import MemoryByteStream, memory_stream_pair
+from ..core.application import Application
+from ..core.config import Config
+from ..core.headers import Headers
+
+_TEST_CLIENT = ("testclient", 50000)
+_TEST_SERVER = ("testserver", 80)
+
+
+class TestResponse:
+    """A response as the test client received it."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status_code: int, headers: Headers, content: bytes, version: str) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.http_version = version
+
+    @property
+    def status(self) -> int:
+        return self.status_code
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<TestResponse {self.status_code}>"
+
+
+class AsyncTestClient:
+    """Sends each request over a fresh in-memory HTTP/1.1 connection to ``app``."""
+
+    __test__ = False
+
+    def __init__(self, app: Application, config: Config | None = None) -> None:
+        self._context = ConnectionContext.create(app, config or Config(access_log=False))
+
+    async def __aenter__(self) -> AsyncTestClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> TestResponse:
+        body, header_list = _encode_request(path, headers, content, json)
+        if params:
+            path += ("&" if "?" in path else "?") + urlencode(params)
+        client_end, server_end = memory_stream_pair()
+        driver = HTTP1Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(driver.run)
+            try:
+                return await _exchange(client_end, method, path, header_list, body)
+            finally:
+                await client_end.aclose()
+
+    async def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("HEAD", path, **kwargs)
+
+    async def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("OPTIONS", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+
+class TestClient:
+    """The synchronous face of :class:`AsyncTestClient`."""
+
+    __test__ = False
+
+    def __init__(
+        self, app: Application, config: Config | None = None, *, backend: str = "asyncio"
+    ) -> None:
+        self._client = AsyncTestClient(app, config)
+        self._backend = backend
+        self._portal: BlockingPortal | None = None
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+
+    def __enter__(self) -> TestClient:
+        self._portal_cm = start_blocking_portal(backend=self._backend)
+        self._portal = self._portal_cm.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._portal_cm is not None:
+            self._portal_cm.__exit__(exc_type, exc, tb)
+        self._portal = self._portal_cm = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        async def call() -> TestResponse:
+            return await self._client.request(method, path, **kwargs)
+
+        if self._portal is not None:
+            return self._portal.call(call)
+        with start_blocking_portal(backend=self._backend) as portal:
+            return portal.call(call)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("OPTIONS", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("DELETE", path, **kwargs)
+
+
+def _encode_request(
+    path: str, headers: Mapping[str, str] | None, content: bytes | str | None, json: Any
+) -> tuple[bytes, list[tuple[str, str]]]:
+    header_list = [(k.lower(), v) for k, v in (headers or {}).items()]
+    names = {k for k, _ in header_list}
+    if json is not None:
+        body = jsonlib.dumps(json).encode()
+        if "content-type" not in names:
+            header_list.append(("content-type", "application/json"))
+    elif isinstance(content, str):
+        body = content.encode()
+    else:
+        body = content or b""
+    if "host" not in names:
+        header_list.insert(0, ("host", _TEST_SERVER[0]))
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        header_list.append(("content-length", str(len(body))))
+    return body, header_list
+
+
+async def _exchange(
+    stream: MemoryByteStream,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> TestResponse:
+    conn = h11.Connection(h11.CLIENT)
+    data = conn.send(h11.Request(method=method, target=path, headers=headers)) or b""
+    if body:
+        data += conn.send(h11.Data(data=body)) or b""
+    data += conn.send(h11.EndOfMessage()) or b""
+    await stream.send(data)
+    status, response_headers, version = 0, Headers(), "1.1"
+    chunks: list[bytes] = []
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                conn.receive_data(await stream.receive())
+            except anyio.EndOfStream:
+                conn.receive_data(b"")
+            continue
+        if isinstance(event, h11.Response):
+            status = event.status_code
+            response_headers = Headers(raw=tuple((bytes(n), bytes(v)) for n, v in event.headers))
+            version = bytes(event.http_version).decode()
+        elif isinstance(event, h11.Data):
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            break
+    return TestResponse(status, response_headers, b"".join(chunks), version)
