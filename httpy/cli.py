@@ -107,7 +107,7 @@ def load_app(spec: str, app_dir: str = ".") -> Application:
             raise SystemExit(f"httpy: {module_name!r} has no attribute {attribute!r}") from None
     if not hasattr(target, "handle_http"):
         raise SystemExit(f"httpy: {spec!r} is not an application (no handle_http method)")
-    return target  # type: ignore[return-value]
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:

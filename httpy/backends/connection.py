@@ -186,6 +186,7 @@ class HTTP1Driver:
         self._cycle_done = anyio.Event()
         self._reader_done = False
         self._read_scope: anyio.CancelScope | None = None
+        self._head_deadline: float | None = None
         self._closing = False
 
     # -- public --------------------------------------------------------------------
@@ -249,6 +250,10 @@ class HTTP1Driver:
             self._log_access(stream)
             old, self._cycle_done = self._cycle_done, anyio.Event()
             old.set()
+            if self._read_scope is not None:
+                # The reader's pending read was armed while the request was in flight
+                # (no timeout); the connection is now idle, so the keep-alive one applies.
+                self._read_scope.deadline = anyio.current_time() + self._read_timeout()
             if self._conn.should_close:
                 break
             # Pipelined requests already buffered are parsed now, in order.
@@ -277,6 +282,8 @@ class HTTP1Driver:
                     "application error on %s %s", stream.head.method, stream.head.path
                 )
         if stream.cancel_scope.cancelled_caught or stream.disconnected:
+            if not stream.response_complete and not self._conn.should_close:
+                self._conn.send(ResetStream(stream.head.stream_id))
             return
         if not stream.response_complete:
             await self._finish_incomplete(stream)
@@ -321,7 +328,8 @@ class HTTP1Driver:
                 elif data:
                     events = self._conn.receive_data(data)
                 else:
-                    events = self._conn.receive_eof()
+                    self._dispatch(self._conn.receive_eof())
+                    break  # nothing more will come; the responder finishes up
                 self._dispatch(events)
                 current = self._current or self._pending
                 if current is not None:
@@ -341,8 +349,14 @@ class HTTP1Driver:
             if self._closing:
                 return 0.0
             if conn.idle:
+                self._head_deadline = None
                 return self.config.keepalive_timeout
-            return self.config.header_timeout
+            # One deadline for the whole head, from its first byte: a client dripping a
+            # byte at a time (slowloris) must not reset it with every read.
+            now = anyio.current_time()
+            if self._head_deadline is None:
+                self._head_deadline = now + self.config.header_timeout
+            return max(0.0, self._head_deadline - now)
         if conn.receiving_body:
             return self.config.body_timeout
         return math.inf  # request complete: read only to notice a disconnect
@@ -350,6 +364,7 @@ class HTTP1Driver:
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, RequestReceived):
+                self._head_deadline = None
                 self._pending = self._open_stream(event)
                 self._wake.set()
             elif isinstance(event, BodyReceived):

@@ -10,7 +10,9 @@ Middleware is ``async def mw(request, handler) -> Response``; calling ``handler(
 runs the rest of the chain.  Exceptions a handler raises are turned into responses
 *inside* the middleware chain (so a logging middleware sees the 500), by the first of:
 a handler registered for this route and exception type, a global handler found along the
-exception's MRO, :class:`HTTPException`'s own status, or a logged 500.
+exception's MRO, :class:`HTTPException`'s own status, or a logged 500.  Along the MRO,
+``HTTPException``'s own status counts as a global handler for ``HTTPException``, so a
+handler for ``Exception`` does not turn an ``HTTPException(403)`` into a 500.
 """
 
 from __future__ import annotations
@@ -195,6 +197,10 @@ class App:
         for cls in type(exc).__mro__:
             if cls in self._exception_handlers:
                 return self._exception_handlers[cls]
+            if cls is HTTPException:
+                # HTTPException's own status acts as the global handler registered for
+                # HTTPException: a handler for Exception must not turn a 403 into a 500.
+                return None
         return None
 
     def _server_error(self, request: Request, exc: Exception) -> Response:

@@ -93,9 +93,10 @@ class AsyncTestClient:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(driver.run)
             try:
-                return await _exchange(client_end, method, path, header_list, body)
+                response = await _exchange(client_end, method, path, header_list, body)
             finally:
                 await client_end.aclose()
+        return response
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
         return await self.request("GET", path, **kwargs)
