@@ -226,12 +226,10 @@ class Reference:
         allowed: set[str] = set()
         for group in templates.values():
             by_method = {m: (route, params) for route, params in group for m in route.methods}
-            if method not in by_method and method == "HEAD":
-                method_key = "GET"
-            else:
-                method_key = method
-            if method_key in by_method:
-                route, params = by_method[method_key]
+            # A template without an explicit HEAD serves HEAD with its GET route.
+            wanted = "GET" if method == "HEAD" and "HEAD" not in by_method else method
+            if wanted in by_method:
+                route, params = by_method[wanted]
                 return ("match", route.endpoint, params)
             allowed |= set(by_method)
             if "GET" in by_method:

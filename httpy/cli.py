@@ -123,7 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config(
             binds=binds,
             access_log=not args.no_access_log,
-            debug=args.debug,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,

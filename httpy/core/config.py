@@ -64,8 +64,6 @@ class Config:
     access_log: bool = True
     #: Bad-request log lines allowed per second (the rest are counted, then summarised).
     bad_request_log_rate: float = 5.0
-    #: Include tracebacks in 500 bodies (development only).
-    debug: bool = False
 
     # -- identity ----------------------------------------------------------------------
     #: ``Server`` response header; empty string to omit it.

@@ -140,9 +140,16 @@ class App:
         """Run ``request`` through middleware, routing and handlers; never raises an
         ordinary exception (it becomes a response)."""
         try:
-            return await self._chain(request)
+            response = await self._chain(request)
         except Exception as exc:
             return await self._handle_exception(request, exc)
+        if not isinstance(response, Response):
+            error = TypeError(
+                f"handler for {request.method} {request.path} returned "
+                f"{type(response).__name__}, not a Response"
+            )
+            return await self._handle_exception(request, error)
+        return response
 
     async def _route_request(self, request: Request) -> Response:
         match = request.route_match

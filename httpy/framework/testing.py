@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 import h11
@@ -86,6 +86,8 @@ class AsyncTestClient:
         params: Mapping[str, str] | None = None,
     ) -> TestResponse:
         body, header_list = _encode_request(path, headers, content, json)
+        # Like httpx: characters that may not appear in a request target are encoded.
+        path = quote(path, safe="/?&=%:@!$'()*+,;~-._")
         if params:
             path += ("&" if "?" in path else "?") + urlencode(params)
         client_end, server_end = memory_stream_pair()

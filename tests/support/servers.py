@@ -50,3 +50,12 @@ def server_thread(app: Application, backend: str, **options: Any) -> Iterator[tu
         finally:
             portal.call(stop.set)
             future.result(timeout=60)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (for servers started in subprocesses)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

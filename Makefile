@@ -1,0 +1,47 @@
+# HTTPy developer commands.  `make run` and `make test` do all the set-up themselves:
+# they create .venv, install the package with its dev extras, and install the system
+# tools the tests use (curl) when they are missing and we are root.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+BACKEND ?= asyncio
+
+.PHONY: install system-deps run test lint typecheck pytest fuzz clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+## Serve the example application on http://$(HOST):$(PORT) (Ctrl-C stops it gracefully).
+run: $(STAMP)
+	$(BIN)/python -m httpy examples.hello.app:app --host $(HOST) --port $(PORT) --backend $(BACKEND)
+
+## The whole test suite: lint, type check, unit/backend/end-to-end tests, short fuzz run.
+test: $(STAMP) system-deps lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check httpy tests fuzz examples
+	$(BIN)/ruff format --check httpy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict httpy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+## Long fuzzing campaign (HYPOTHESIS_PROFILE=long: 50,000 examples per target).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:cacheprovider fuzz -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
