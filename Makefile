@@ -45,3 +45,9 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+
+## Side-by-side benchmark vs Uvicorn, Hypercorn and Granian: writes bench/results/latest.md and
+## latest.png (full profile ~15 min; `make bench BENCH_PROFILE=quick` for a ~2-minute smoke run).
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python bench/run.py

@@ -1,0 +1,1 @@
+"""The tiny application every benchmarked server serves (one file per API)."""
