@@ -35,6 +35,7 @@ Commands that break the protocol raise :class:`~httpy.core.errors.LocalProtocolE
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import TypeVar
 
 import h11
 
@@ -61,6 +62,7 @@ _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 # Bodies of these responses are never sent (RFC 9110 6.4.1).
 _NO_BODY_STATUSES = frozenset({204, 304})
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_ResponseT = TypeVar("_ResponseT", h11.Response, h11.InformationalResponse)
 
 
 class HTTP1Connection:
@@ -74,6 +76,8 @@ class HTTP1Connection:
         self._out: list[bytes] = []
         self._cycle: h11.Connection | None = None
         self._stream_id = -1
+        # True once RequestReceived went out for _stream_id: errors name only such streams.
+        self._announced = False
         self._request_complete = False
         self._is_head = False
         self._drop_body = False
@@ -222,7 +226,8 @@ class HTTP1Connection:
             return False
         end = buffer.find(b"\r\n\r\n")
         line_end = buffer.find(b"\n")
-        limit_line = self._config.max_request_line_bytes
+        # The request line may be max_request_line_bytes long, plus its CRLF.
+        limit_line = self._config.max_request_line_bytes + 1
         if line_end > limit_line or (line_end < 0 and len(buffer) > limit_line):
             self._fail(events, 414, "request line too long")
             return False
@@ -246,6 +251,7 @@ class HTTP1Connection:
         buffer.clear()
         self._cycle = cycle
         self._stream_id += 2
+        self._announced = False
         self._request_complete = False
         self._body_bytes = 0
         return True
@@ -333,6 +339,7 @@ class HTTP1Connection:
                 upgrade=upgrade,
             )
         )
+        self._announced = True
         return True
 
     def _send_informational(self, command: SendInformational) -> None:
@@ -343,10 +350,11 @@ class HTTP1Connection:
         if command.status == 100 and not cycle.they_are_waiting_for_100_continue:
             return
         self._h11_send(
-            h11.InformationalResponse(
-                status_code=command.status,
-                headers=list(command.headers),
-                reason=_REASONS.get(command.status, b""),
+            _build(
+                h11.InformationalResponse,
+                command.status,
+                list(command.headers),
+                _REASONS.get(command.status, b""),
             )
         )
 
@@ -367,11 +375,7 @@ class HTTP1Connection:
                 if n.lower() not in (b"content-length", b"transfer-encoding")
             ]
         self._h11_send(
-            h11.Response(
-                status_code=command.status,
-                headers=headers,
-                reason=_REASONS.get(command.status, b""),
-            )
+            _build(h11.Response, command.status, headers, _REASONS.get(command.status, b""))
         )
 
     def _send_data(self, command: SendData) -> None:
@@ -408,7 +412,7 @@ class HTTP1Connection:
 
     def _fail(self, events: list[Event], status: int, reason: str) -> None:
         """Answer ``status`` if no response has started, then close."""
-        stream_id = self._stream_id if self._cycle is not None else None
+        stream_id = self._stream_id if self._cycle is not None and self._announced else None
         cycle = self._cycle
         if cycle is None or cycle.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             self._out.append(_error_response(status, reason))
@@ -416,6 +420,17 @@ class HTTP1Connection:
         self._cycle = None
         self._buffer.clear()
         events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
+
+
+def _build(
+    kind: type[_ResponseT], status: int, headers: list[tuple[bytes, bytes]], reason: bytes
+) -> _ResponseT:
+    """Build an h11 response head; h11 validates it as it is built (status range, header
+    names, CR/LF/NUL in values), so its error becomes our LocalProtocolError here."""
+    try:
+        return kind(status_code=status, headers=headers, reason=reason)
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from exc
 
 
 def _head_problem(head: bytes) -> str | None:
