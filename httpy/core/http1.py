@@ -9,7 +9,9 @@ Contract::
     out = conn.data_to_send()            # bytes for the socket
     conn.should_close                    # True: flush, then close the transport
 
-h11 parses and serialises messages.  This class adds what h11 leaves to its caller:
+h11 parses requests; responses are serialised by :mod:`httpy.core.http1_writer` (h11's
+send path cost as much as parsing, for work we validate anyway).  This class adds what
+h11 leaves to its caller:
 
 * **Strict framing** (RFC 9112).  Before h11 sees a request head we check the raw bytes:
   no bare CR or bare LF line endings, no obsolete line folding, no NUL.  A request with
@@ -35,7 +37,6 @@ Commands that break the protocol raise :class:`~httpy.core.errors.LocalProtocolE
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TypeVar
 
 import h11
 
@@ -57,12 +58,9 @@ from .events import (
     StreamEnded,
     StreamReset,
 )
+from .http1_writer import ResponseWriter, informational_head, start_response
 
 _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
-# Bodies of these responses are never sent (RFC 9110 6.4.1).
-_NO_BODY_STATUSES = frozenset({204, 304})
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_ResponseT = TypeVar("_ResponseT", h11.Response, h11.InformationalResponse)
 
 
 class HTTP1Connection:
@@ -80,7 +78,9 @@ class HTTP1Connection:
         self._announced = False
         self._request_complete = False
         self._is_head = False
-        self._drop_body = False
+        self._client_keep_alive = True
+        self._waiting_continue = False
+        self._writer: ResponseWriter | None = None
         self._http_version = b"1.1"
         self._body_bytes = 0
         self._eof = False
@@ -327,6 +327,11 @@ class HTTP1Connection:
             upgrade = None
         self._http_version = version
         self._is_head = event.method == b"HEAD"
+        tokens = {t.strip() for t in connection_tokens.split(b",")}
+        self._client_keep_alive = (
+            b"close" not in tokens if version == b"1.1" else b"keep-alive" in tokens
+        )
+        self._waiting_continue = cycle.they_are_waiting_for_100_continue
         events.append(
             RequestReceived(
                 stream_id=self._stream_id,
@@ -335,7 +340,7 @@ class HTTP1Connection:
                 headers=headers,
                 http_version=version.decode("ascii"),
                 body_expected=chunked or bool(content_length),
-                expects_continue=cycle.they_are_waiting_for_100_continue,
+                expects_continue=self._waiting_continue,
                 upgrade=upgrade,
             )
         )
@@ -343,94 +348,59 @@ class HTTP1Connection:
         return True
 
     def _send_informational(self, command: SendInformational) -> None:
-        cycle = self._cycle
-        assert cycle is not None
-        if self._http_version == b"1.0" or cycle.our_state is not h11.SEND_RESPONSE:
-            return  # 1xx must not go to HTTP/1.0 clients (RFC 9110 15.2)
-        if command.status == 100 and not cycle.they_are_waiting_for_100_continue:
+        # 1xx must not go to HTTP/1.0 clients (RFC 9110 15.2), nor after the final head.
+        if self._http_version == b"1.0" or self._writer is not None:
             return
-        self._h11_send(
-            _build(
-                h11.InformationalResponse,
-                command.status,
-                list(command.headers),
-                _REASONS.get(command.status, b""),
-            )
-        )
+        if command.status == 100:
+            if not self._waiting_continue:
+                return
+            self._waiting_continue = False
+        self._out.append(informational_head(command.status, command.headers))
 
     def _send_response(self, command: SendResponse) -> None:
-        cycle = self._cycle
-        assert cycle is not None
-        if cycle.our_state is not h11.SEND_RESPONSE:
+        if self._writer is not None:
             raise LocalProtocolError("response already started")
-        headers = list(command.headers)
-        if not self._keep_alive or not self._request_complete:
-            # Unread request body, or we are shutting down: this is the last exchange.
-            headers.append((b"connection", b"close"))
-        self._drop_body = self._is_head or command.status in _NO_BODY_STATUSES
-        if command.status in _NO_BODY_STATUSES:
-            headers = [
-                (n, v)
-                for n, v in headers
-                if n.lower() not in (b"content-length", b"transfer-encoding")
-            ]
-        self._h11_send(
-            _build(h11.Response, command.status, headers, _REASONS.get(command.status, b""))
+        # An unread request body, a client that asked to close, or our own shutdown:
+        # this is the last exchange on the connection.
+        keep_alive = self._keep_alive and self._request_complete and self._client_keep_alive
+        head, self._writer = start_response(
+            command.status,
+            command.headers,
+            request_method_head=self._is_head,
+            request_version=self._http_version,
+            keep_alive=keep_alive,
         )
+        self._waiting_continue = False
+        self._out.append(head)
 
     def _send_data(self, command: SendData) -> None:
-        cycle = self._cycle
-        assert cycle is not None
-        if cycle.our_state is not h11.SEND_BODY:
+        writer = self._writer
+        if writer is None:
             raise LocalProtocolError("body sent before the response head")
-        if command.data and not self._drop_body:
-            self._h11_send(h11.Data(data=command.data))
-        if command.end_stream:
-            self._h11_send(h11.EndOfMessage())
-            self._finish_cycle(cycle)
-
-    def _h11_send(self, event: h11.Event) -> None:
-        cycle = self._cycle
-        assert cycle is not None
         try:
-            data = cycle.send(event)
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(str(exc)) from exc
-        if data:
-            self._out.append(data)
-
-    def _finish_cycle(self, cycle: h11.Connection) -> None:
-        if (
-            not self._keep_alive
-            or not self._request_complete
-            or self._eof
-            or cycle.our_state is not h11.DONE
-            or cycle.their_state is not h11.DONE
-        ):
-            self._closed = True
-        self._cycle = None
+            if command.data:
+                self._out.append(writer.body(command.data))
+            if command.end_stream:
+                self._out.append(writer.end())
+        except LocalProtocolError:
+            self._closed = True  # the response on the wire is broken: end the connection
+            raise
+        if command.end_stream:
+            if not writer.keep_alive or not self._request_complete or self._eof:
+                self._closed = True
+            self._cycle = None
+            self._writer = None
 
     def _fail(self, events: list[Event], status: int, reason: str) -> None:
         """Answer ``status`` if no response has started, then close."""
         stream_id = self._stream_id if self._cycle is not None and self._announced else None
-        cycle = self._cycle
-        if cycle is None or cycle.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._writer is None:
             self._out.append(_error_response(status, reason))
         self._closed = True
         self._cycle = None
+        self._writer = None
         self._buffer.clear()
         events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
-
-
-def _build(
-    kind: type[_ResponseT], status: int, headers: list[tuple[bytes, bytes]], reason: bytes
-) -> _ResponseT:
-    """Build an h11 response head; h11 validates it as it is built (status range, header
-    names, CR/LF/NUL in values), so its error becomes our LocalProtocolError here."""
-    try:
-        return kind(status_code=status, headers=headers, reason=reason)
-    except h11.LocalProtocolError as exc:
-        raise LocalProtocolError(str(exc)) from exc
 
 
 def _head_problem(head: bytes) -> str | None:

@@ -119,7 +119,7 @@ def assert_rejected(conn: HTTP1Connection, events: Sequence[Event], status: int)
     assert len(errors) == 1, events
     assert errors[0].status == status
     assert errors[0].reason
-    assert not any(isinstance(e, RequestReceived) for e in events[events.index(errors[0]) :])
+    assert events[-1] is errors[0]  # nothing follows a protocol error
     out = conn.data_to_send()
     assert out.startswith(f"HTTP/1.1 {status} ".encode()), out
     response, _body = only_response(out)
@@ -462,17 +462,23 @@ def test_http10_response_without_length_is_close_delimited() -> None:
     assert conn.should_close
 
 
-def test_http10_keep_alive_is_answered_with_close() -> None:
-    """HTTP/1.0 keep-alive (RFC 9112 appendix C.2.2) is not supported: h11 never keeps an
-    HTTP/1.0 connection open.  The response says ``Connection: close``, so the client
-    knows, and the connection closes after it."""
+def test_http10_keep_alive_is_honoured() -> None:
+    """HTTP/1.0 keep-alive (RFC 9112 appendix C.2.2): a client that asks for it, and a
+    response with a Content-Length, keep the connection open for a next request."""
     conn = HTTP1Connection()
     events = conn.receive_data(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert isinstance(events[0], RequestReceived)
     respond(conn, 1, b"ok")
     response, body = only_response(conn.data_to_send())
-    assert header(response, b"connection") == [b"close"]
+    assert header(response, b"connection") == [b"keep-alive"]
     assert body == b"ok"
+    assert not conn.should_close
+    events = conn.receive_data(b"GET /again HTTP/1.0\r\n\r\n")
+    assert isinstance(events[0], RequestReceived)
+    assert events[0].target == b"/again"
+    respond(conn, 3, b"bye")
+    response, body = only_response(conn.data_to_send())
+    assert header(response, b"connection") == [b"close"]
     assert conn.should_close
 
 
