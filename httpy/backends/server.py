@@ -22,10 +22,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
+import sniffio
 from anyio.abc import SocketAttribute
 
 from ..core.application import Application
 from ..core.config import Config, parse_bind
+from .asyncio_stream import AsyncioSocketStream
 from .connection import ConnectionContext, HTTP1Driver
 from .logs import error_log
 
@@ -145,9 +147,13 @@ class Server:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stream = await anyio.abc.SocketStream.from_socket(sock)
-            client = _address(stream.extra(SocketAttribute.remote_address, None))
-            server = _address(stream.extra(SocketAttribute.local_address, None))
+            client = _address(sock.getpeername())
+            server = _address(sock.getsockname())
+            stream: anyio.abc.ByteStream
+            if sniffio.current_async_library() == "asyncio":
+                stream = await AsyncioSocketStream.from_socket(sock)
+            else:
+                stream = await anyio.abc.SocketStream.from_socket(sock)
             driver = HTTP1Driver(stream, self._context, client, server)
             self._drivers.add(driver)
             if self._draining:
