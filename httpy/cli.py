@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("asyncio", "trio"),
         default="asyncio",
         help="event loop to run on",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="asyncio event loop implementation: auto picks uvloop when it is installed "
+        "(pip install 'httpy[speed]'); ignored with --backend trio",
     )
     parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path to import the app"
@@ -140,8 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(app, "debug", None) is False and args.debug:
         app.debug = True  # type: ignore[attr-defined]
     configure_default_logging(getattr(logging, args.log_level.upper()))
+    backend_options: dict[str, object] = {}
+    if args.backend == "asyncio":
+        have_uvloop = importlib.util.find_spec("uvloop") is not None
+        if args.loop == "uvloop" and not have_uvloop:
+            print("httpy: --loop uvloop needs uvloop: pip install 'httpy[speed]'", file=sys.stderr)
+            return 2
+        backend_options["use_uvloop"] = args.loop == "uvloop" or (
+            args.loop == "auto" and have_uvloop
+        )
     try:
-        anyio.run(partial(serve, app, config, install_signal_handlers=True), backend=args.backend)
+        anyio.run(
+            partial(serve, app, config, install_signal_handlers=True),
+            backend=args.backend,
+            backend_options=backend_options,
+        )
     except OSError as exc:
         logging.getLogger("httpy.error").error("httpy could not start: %s", exc)
         return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -36,8 +37,8 @@ class _StreamProtocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)

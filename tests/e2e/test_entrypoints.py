@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -78,11 +79,15 @@ def test_same_app_runs_under_asyncio_and_trio(main: str, sig: int) -> None:
     assert "httpy stopped" in output
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_command_line(backend: str) -> None:
+@pytest.mark.parametrize(
+    ("backend", "loop"), [("asyncio", "asyncio"), ("asyncio", "uvloop"), ("trio", "auto")]
+)
+def test_command_line(backend: str, loop: str) -> None:
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        pytest.skip("uvloop is not installed (pip install 'httpy[speed]')")
     port = free_port()
     args = [sys.executable, "-m", "httpy", "examples.hello.app:app", "--port", str(port),
-            "--backend", backend, "--no-access-log"]
+            "--backend", backend, "--loop", loop, "--no-access-log"]
     with started(args, port) as process:
         assert httpx.get(f"http://127.0.0.1:{port}/").text == "Hello, world!\n"
         output = stop(process)
