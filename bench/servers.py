@@ -67,10 +67,10 @@ class ServerSpec:
         return ["taskset", "-c", str(SERVER_CPU), str(self.python), *self.args(port)]
 
 
-def _httpy(backend: str) -> Callable[[int], list[str]]:
+def _httpy(backend: str, loop: str = "asyncio") -> Callable[[int], list[str]]:
     def args(port: int) -> list[str]:
         return [
-            "-m", "httpy", HTTPY_APP, "--backend", backend, "--no-access-log",
+            "-m", "httpy", HTTPY_APP, "--backend", backend, "--loop", loop, "--no-access-log",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             "--keepalive-timeout", str(KEEPALIVE_SECONDS),
         ]  # fmt: skip
@@ -121,6 +121,13 @@ SERVERS: dict[str, ServerSpec] = {
     spec.key: spec
     for spec in (
         ServerSpec("httpy-asyncio", "HTTPy asyncio", "main", _httpy("asyncio"), _HTTPY_PACKAGES),
+        ServerSpec(
+            "httpy-uvloop",
+            "HTTPy asyncio+uvloop",
+            "main",
+            _httpy("asyncio", "uvloop"),
+            (*_HTTPY_PACKAGES, "uvloop"),
+        ),
         ServerSpec("httpy-trio", "HTTPy trio", "main", _httpy("trio"), (*_HTTPY_PACKAGES, "trio")),
         ServerSpec(
             "uvicorn-httptools",
