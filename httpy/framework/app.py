@@ -134,7 +134,7 @@ class App:
             # synchronously.  Limits and timeouts are enforced by the server.
             await request.body()
         response = await self.dispatch(request)
-        await send_response(stream, response)
+        await response.write(stream)
 
     async def dispatch(self, request: Request) -> Response:
         """Run ``request`` through middleware, routing and handlers; never raises an
@@ -215,18 +215,6 @@ class App:
         if self.debug:
             detail += "\n" + "".join(traceback.format_exception(exc))
         return error_response(500, detail, None, request.headers.get("accept", ""))
-
-
-async def send_response(stream: HTTPStream, response: Response) -> None:
-    """Write ``response`` to ``stream``: the head and the whole body in one go."""
-    headers = response.raw_headers()
-    if response.push_resources:
-        headers += tuple(
-            (b"link", f"<{path}>; rel=preload; as={kind}".encode("latin-1"))
-            for path, kind in response.push_resources
-        )
-    await stream.send_response(response.status, headers)
-    await stream.send_body(response.body, end=True)
 
 
 def _bind(middleware: Middleware, next_handler: Handler) -> Handler:

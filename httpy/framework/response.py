@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.application import HTTPStream
 from ..core.events import Headers as RawHeaders
 from ..core.headers import HeaderInput, MutableHeaders
 
@@ -71,12 +72,26 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
     def raw_headers(self) -> RawHeaders:
-        """Headers for the wire, with ``Content-Length`` computed from the body."""
-        length = len(self.body)
+        """Headers for the wire, with ``Content-Length`` computed from the body and a
+        ``Link: <path>; rel=preload`` for each of :attr:`push_resources`."""
         pairs = [(n, v) for n, v in self.headers.raw() if n != b"content-length"]
         if self.status >= 200 and self.status not in (204, 304):
-            pairs.append((b"content-length", str(length).encode("ascii")))
-        return tuple(pairs)
+            pairs.append((b"content-length", b"%d" % len(self.body)))
+        return tuple(pairs) + self._link_headers()
+
+    def _link_headers(self) -> RawHeaders:
+        return tuple(
+            (b"link", f"<{path}>; rel=preload; as={kind}".encode("latin-1"))
+            for path, kind in self.push_resources
+        )
+
+    async def write(self, stream: HTTPStream) -> None:
+        """Send this response on ``stream``: head and whole body in one write.
+
+        Subclasses that stream their body (files, iterators) override this.
+        """
+        await stream.send_response(self.status, self.raw_headers())
+        await stream.send_body(self.body, end=True)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
