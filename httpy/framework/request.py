@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -81,6 +82,8 @@ class Request:
         self._stream = stream
         self._body: bytes | None = body if stream is None else None
         self._json: Any = _UNSET
+        #: Per-request scratch space for middleware and handlers (``request.state.user``).
+        self.state = SimpleNamespace()
         #: The router's verdict, set by the app before middleware runs (None: not routed).
         self.route_match: object | None = None
 

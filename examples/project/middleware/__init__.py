@@ -1,0 +1,1 @@
+"""Middleware modules: importing one registers its middleware on the default app."""
