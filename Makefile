@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+TLS_PORT ?= 8443
 BACKEND ?= asyncio
 
 .PHONY: install system-deps run test lint typecheck pytest fuzz clean
@@ -22,9 +23,11 @@ install: $(STAMP)
 system-deps:
 	@scripts/install-system-deps.sh
 
-## Serve the example application on http://$(HOST):$(PORT) (Ctrl-C stops it gracefully).
+## Serve the example app: HTTP/1.1 + h2c on http://$(HOST):$(PORT), HTTP/2 + HTTP/1.1 over TLS
+## on https://$(HOST):$(TLS_PORT) with a generated development certificate (certs/ca.pem).
 run: $(STAMP)
-	$(BIN)/python -m httpy examples.hello.app:app --host $(HOST) --port $(PORT) --backend $(BACKEND)
+	$(BIN)/python -m httpy examples.hello.app:app --host $(HOST) --port $(PORT) \
+		--tls-bind $(HOST):$(TLS_PORT) --dev-cert certs --backend $(BACKEND)
 
 ## The whole test suite: lint, type check, unit/backend/end-to-end tests, short fuzz run.
 test: $(STAMP) system-deps lint typecheck pytest

@@ -3,7 +3,7 @@
 This module re-exports the public API and nothing else.
 """
 
-from .backends.server import serve
+from .core.application import StartupError
 from .core.config import Config
 from .core.headers import Headers, MutableHeaders
 from .framework import status as _status
@@ -15,35 +15,57 @@ from .framework.app import (
     default_app,
     delete,
     get,
+    on_shutdown,
+    on_startup,
     patch,
     post,
     put,
     route,
 )
+from .framework.asgi import ASGIAdapter
 from .framework.exceptions import HTTPException
+from .framework.files import FileResponse
+from .framework.forms import FormData, UploadFile
 from .framework.request import QueryParams, Request
-from .framework.response import Response
-from .framework.runner import AIOQUIC_AVAILABLE, run
+from .framework.response import (
+    EventSourceResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from .framework.runner import AIOQUIC_AVAILABLE, run, serve
+from .framework.static import StaticFiles
 from .framework.status import *  # noqa: F403  (the HTTP_xxx_NAME constants)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AIOQUIC_AVAILABLE",
+    "ASGIAdapter",
     "App",
     "Config",
+    "EventSourceResponse",
+    "FileResponse",
+    "FormData",
     "HTTPException",
     "Headers",
     "MutableHeaders",
     "QueryParams",
+    "RedirectResponse",
     "Request",
     "Response",
+    "StartupError",
+    "StaticFiles",
+    "StreamingResponse",
+    "UploadFile",
     "add_exception_handler",
     "add_exception_handler_for_route",
     "add_middleware",
     "default_app",
     "delete",
     "get",
+    "on_shutdown",
+    "on_startup",
     "patch",
     "post",
     "put",

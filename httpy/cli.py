@@ -1,8 +1,10 @@
 """Command line: ``python -m httpy module:app [options]`` (also the ``httpy`` script).
 
-``module:app`` names a module and an attribute holding the application (an :class:`App`
-or anything with ``async def handle_http(stream)``).  ``module`` alone serves the
-default app that the module's ``@get``/``@post`` decorators registered on.
+``module:app`` names a module and an attribute holding the application (an :class:`App`,
+anything with ``async def handle_http(stream)``, or any ASGI 3 application such as a
+Starlette or FastAPI app, served through :class:`~httpy.framework.asgi.ASGIAdapter`).
+``module`` alone serves the default app that the module's ``@get``/``@post`` decorators
+registered on.  A failing application startup exits with status 1 after one log line.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from functools import partial
 import anyio
 
 from .backends.server import serve
-from .core.application import Application
+from .backends.tls import generate_dev_certificate
+from .core.application import Application, StartupError
 from .core.config import Config
 from .framework.app import default_app
+from .framework.asgi import as_application
 from .framework.runner import configure_default_logging
 
 _DEFAULTS = Config()
@@ -30,7 +34,7 @@ _DEFAULTS = Config()
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="httpy",
-        description="Serve an HTTPy (or any handle_http) application.",
+        description="Serve an HTTPy application (or any handle_http or ASGI 3 application).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("app", help="the application, as module:attribute (or module)")
@@ -43,6 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="listen on this address ([::1]:8000 for IPv6); repeat for several; "
         "replaces --host/--port",
+    )
+    tls = parser.add_argument_group("TLS (HTTPS, HTTP/2 by ALPN)")
+    tls.add_argument(
+        "--tls-bind",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="also listen with TLS on this address; repeat for several",
+    )
+    tls.add_argument("--certfile", help="PEM certificate chain for --tls-bind")
+    tls.add_argument("--keyfile", help="PEM private key for --tls-bind")
+    tls.add_argument(
+        "--dev-cert",
+        metavar="DIR",
+        help="generate (or reuse) a development CA and localhost certificate in DIR and "
+        "serve --tls-bind with it; clients trust DIR/ca.pem (development only)",
+    )
+    tls.add_argument(
+        "--tls-handshake-timeout",
+        type=float,
+        default=_DEFAULTS.tls_handshake_timeout,
+        help="seconds a client gets to finish the TLS handshake",
     )
     parser.add_argument(
         "--backend",
@@ -113,9 +139,13 @@ def load_app(spec: str, app_dir: str = ".") -> Application:
             target = getattr(target, part)
         except AttributeError:
             raise SystemExit(f"httpy: {module_name!r} has no attribute {attribute!r}") from None
-    if not hasattr(target, "handle_http"):
-        raise SystemExit(f"httpy: {spec!r} is not an application (no handle_http method)")
-    return target
+    try:
+        return as_application(target)  # an ASGI app gets wrapped in ASGIAdapter
+    except TypeError:
+        raise SystemExit(
+            f"httpy: {spec!r} is not an application (no handle_http method, "
+            "and not an ASGI 3 callable taking scope, receive, send)"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,9 +157,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.bind
         else (f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}",)
     )
+    certfile, keyfile = args.certfile, args.keyfile
+    if args.dev_cert:
+        cert, key, ca = generate_dev_certificate(args.dev_cert)
+        certfile, keyfile = str(cert), str(key)
+        print(f"httpy: development certificate {cert} (clients trust {ca})", file=sys.stderr)
+    if args.tls_bind and not certfile:
+        print("httpy: --tls-bind needs --certfile/--keyfile or --dev-cert", file=sys.stderr)
+        return 2
     try:
         config = Config(
             binds=binds,
+            tls_binds=tuple(args.tls_bind or ()),
+            certfile=certfile,
+            keyfile=keyfile,
+            tls_handshake_timeout=args.tls_handshake_timeout,
             access_log=not args.no_access_log,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,
@@ -166,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logging.getLogger("httpy.error").error("httpy could not start: %s", exc)
         return 1
+    except StartupError:
+        return 1  # serve() has logged the cause, in one line
     except KeyboardInterrupt:
         pass
     return 0

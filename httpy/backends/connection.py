@@ -13,6 +13,7 @@ Two tasks per connection, whatever the number of requests:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from ..core.http1 import HTTP1Connection
 from .logs import HTTPDate, RateLimitedLog, access_log, error_log
 
 READ_SIZE = 64 * 1024
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,11 @@ class HTTP1Driver:
         self._context = context
         self.config = context.config
         self._conn = HTTP1Connection(context.config)
+        #: An ``Upgrade: h2c`` request to switch on, once seen (RFC 7540 3.2).
+        self._h2c: RequestReceived | None = None
+        #: The first bytes, when they are the HTTP/2 preface (RFC 9113 3.3).
+        self._prior_knowledge: bytes | None = None
+        self._first_bytes: bytes | None = b""
         self._client = client
         self._server = server
         self._current: HTTP1Stream | None = None
@@ -191,21 +198,46 @@ class HTTP1Driver:
 
     # -- public --------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Serve requests until the connection ends; always closes the socket."""
+    async def run(self) -> SwitchToHTTP2 | None:
+        """Serve requests until the connection ends, then close the socket.
+
+        Returns an :class:`SwitchToHTTP2` instead (leaving the socket open) when the client
+        upgraded the connection to HTTP/2 with ``Upgrade: h2c``.
+        """
+        upgrade: SwitchToHTTP2 | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
                 try:
                     await self._respond_loop()
+                    if self._h2c is not None:
+                        upgrade = await self._switch_to_h2c(self._h2c)
+                    elif self._prior_knowledge is not None:
+                        upgrade = SwitchToHTTP2(None, self._prior_knowledge)
                 finally:
                     tasks.cancel_scope.cancel()
         except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
             # The peer vanished, or stopped reading for send_timeout: nothing left to tell it.
             pass
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._stream.aclose()
+            if upgrade is None:
+                with anyio.CancelScope(shield=True):
+                    await self._stream.aclose()
+        return upgrade
+
+    @property
+    def _switching(self) -> bool:
+        return self._h2c is not None or self._prior_knowledge is not None
+
+    async def _switch_to_h2c(self, request: RequestReceived) -> SwitchToHTTP2:
+        settings = dict(request.headers).get(b"http2-settings", b"")
+        self._conn.send(
+            SendInformational(
+                request.stream_id, 101, ((b"connection", b"Upgrade"), (b"upgrade", b"h2c"))
+            )
+        )
+        await self._flush()
+        return SwitchToHTTP2((settings, request), self._conn.take_unparsed())
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
@@ -247,7 +279,14 @@ class HTTP1Driver:
             self._current = stream
             await self._run_handler(stream)
             self._current = None
-            self._log_access(stream)
+            log_access(
+                self.config,
+                self._client,
+                stream.head,
+                stream.status,
+                stream.bytes_sent,
+                stream.started_at,
+            )
             old, self._cycle_done = self._cycle_done, anyio.Event()
             old.set()
             if self._read_scope is not None:
@@ -262,7 +301,7 @@ class HTTP1Driver:
 
     async def _next_request(self) -> HTTP1Stream | None:
         while self._pending is None:
-            if self._reader_done or self._conn.should_close:
+            if self._reader_done or self._conn.should_close or self._switching:
                 return None
             self._wake = anyio.Event()
             await self._wake.wait()
@@ -308,7 +347,7 @@ class HTTP1Driver:
 
     async def _reader(self) -> None:
         try:
-            while not self._conn.should_close:
+            while not self._conn.should_close and self._h2c is None:
                 await self._wait_for_room()
                 if self._conn.should_close:
                     break
@@ -326,11 +365,24 @@ class HTTP1Driver:
                         self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
                     )
                 elif data:
+                    if self._first_bytes is not None:
+                        # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge.
+                        seen = self._first_bytes + data
+                        if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
+                            if len(seen) >= len(HTTP2_PREFACE):
+                                self._prior_knowledge = seen
+                                self._wake.set()
+                                break
+                            self._first_bytes = seen
+                            continue
+                        data, self._first_bytes = seen, None
                     events = self._conn.receive_data(data)
                 else:
                     self._dispatch(self._conn.receive_eof())
                     break  # nothing more will come; the responder finishes up
                 self._dispatch(events)
+                if self._h2c is not None:
+                    break  # what follows is HTTP/2: the connection changes hands
                 current = self._current or self._pending
                 if current is not None:
                     await current.wait_drained()
@@ -365,6 +417,10 @@ class HTTP1Driver:
         for event in events:
             if isinstance(event, RequestReceived):
                 self._head_deadline = None
+                if _wants_h2c(event) and not self._closing:
+                    self._h2c = event
+                    self._wake.set()
+                    continue
                 self._pending = self._open_stream(event)
                 self._wake.set()
             elif isinstance(event, BodyReceived):
@@ -412,7 +468,7 @@ class HTTP1Driver:
 
     def _on_protocol_error(self, event: ProtocolError) -> None:
         self._context.bad_requests.warning(
-            "bad request from %s: %d %s", _format_peer(self._client), event.status, event.reason
+            "bad request from %s: %d %s", format_peer(self._client), event.status, event.reason
         )
         stream = self._stream_for(event.stream_id) if event.stream_id is not None else None
         if stream is not None:
@@ -421,26 +477,53 @@ class HTTP1Driver:
         self._pending = None
         self._wake.set()
 
-    def _log_access(self, stream: HTTP1Stream) -> None:
-        if not self.config.access_log or not access_log.isEnabledFor(20):
-            return
-        head = stream.head
-        target = head.path + (
-            "?" + head.query_string.decode("latin-1") if head.query_string else ""
-        )
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
-            _format_peer(self._client),
-            head.method,
-            target,
-            head.http_version,
-            stream.status,
-            stream.bytes_sent,
-            (time.monotonic() - stream.started_at) * 1000,
-        )
+
+@dataclass(frozen=True, slots=True)
+class SwitchToHTTP2:
+    """The connection turned out to be HTTP/2: by ``Upgrade: h2c`` (``upgrade`` holds the
+    HTTP2-Settings value and the request to answer as stream 1) or by prior knowledge
+    (the client opened with the HTTP/2 preface; ``upgrade`` is None).  ``unparsed``
+    holds the bytes already received that belong to HTTP/2."""
+
+    upgrade: tuple[bytes, RequestReceived] | None
+    unparsed: bytes
 
 
-def _format_peer(peer: tuple[str, int] | None) -> str:
+def _wants_h2c(event: RequestReceived) -> bool:
+    # Upgrade with a body would need the body read over HTTP/1.1 first; such requests
+    # are simply answered over HTTP/1.1, which RFC 9113 3.2 allows.
+    return (
+        event.upgrade == b"h2c"
+        and not event.body_expected
+        and any(name == b"http2-settings" for name, _ in event.headers)
+    )
+
+
+def log_access(
+    config: Config,
+    client: tuple[str, int] | None,
+    head: RequestHead,
+    status: int,
+    bytes_sent: int,
+    started_at: float,
+) -> None:
+    """One ``httpy.access`` line for a finished exchange (any HTTP version)."""
+    if not config.access_log or not access_log.isEnabledFor(logging.INFO):
+        return
+    query = head.query_string.decode("latin-1")
+    access_log.info(
+        '%s - "%s %s HTTP/%s" %d %d %.1fms',
+        format_peer(client),
+        head.method,
+        head.path + ("?" + query if query else ""),
+        head.http_version,
+        status,
+        bytes_sent,
+        (time.monotonic() - started_at) * 1000,
+    )
+
+
+def format_peer(peer: tuple[str, int] | None) -> str:
     if peer is None:
         return "-"
     host, port = peer

@@ -3,13 +3,18 @@
 Runs under ``anyio.run(..., backend="asyncio" | "trio")``, ``asyncio.run`` and
 ``trio.run`` alike: everything goes through anyio.
 
+Startup: an application that is a :class:`~httpy.core.application.LifespanApplication`
+has its lifespan entered first; if that fails the cause is logged once on ``httpy.error``,
+no listener is opened, and :class:`~httpy.core.application.StartupError` is raised.
+
 Shutdown order (on a signal, the ``shutdown_trigger``, or cancellation of ``serve``):
 
 1. stop accepting and close the listening sockets;
 2. close idle keep-alive connections at once; requests in flight finish and their
    responses carry ``Connection: close``;
 3. after ``Config.drain_timeout`` cancel whatever is still running;
-4. return (or re-raise the cancellation that started it).
+4. exit the application's lifespan (its shutdown; a failure is logged, not raised);
+5. return (or re-raise the cancellation that started it).
 """
 
 from __future__ import annotations
@@ -17,19 +22,23 @@ from __future__ import annotations
 import errno
 import signal
 import socket
+import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
 import sniffio
 from anyio.abc import SocketAttribute
 
-from ..core.application import Application
+from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config, parse_bind
 from .asyncio_stream import AsyncioSocketStream
-from .connection import ConnectionContext, HTTP1Driver
+from .connection import ConnectionContext, HTTP1Driver, SwitchToHTTP2, format_peer
+from .http2_driver import HTTP2Driver
 from .logs import error_log
+from .tls import server_ssl_context, tls_handshake
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -40,10 +49,18 @@ _TRANSIENT_ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENO
 class Server:
     """One running server: its listeners, its connections, its shutdown state."""
 
-    def __init__(self, app: Application, config: Config) -> None:
+    def __init__(
+        self, app: Application, config: Config, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.config = config
         self._context = ConnectionContext.create(app, config)
-        self._drivers: set[HTTP1Driver] = set()
+        self._tls_context_conn = ConnectionContext.create(app, config, scheme="https")
+        if ssl_context is None and config.tls_binds:
+            if not config.certfile:
+                raise ValueError("tls_binds need a certificate: set certfile/keyfile")
+            ssl_context = server_ssl_context(config.certfile, config.keyfile)
+        self._ssl_context = ssl_context
+        self._drivers: set[HTTP1Driver | HTTP2Driver] = set()
         self._limiter = anyio.Semaphore(config.max_connections)
         self._draining = False
         self._all_closed = anyio.Event()
@@ -59,6 +76,16 @@ class Server:
         shutdown_trigger: ShutdownTrigger | None = None,
         install_signal_handlers: bool = False,
         task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with self._lifespan():
+            await self._serve(shutdown_trigger, install_signal_handlers, task_status)
+        error_log.info("httpy stopped")
+
+    async def _serve(
+        self,
+        shutdown_trigger: ShutdownTrigger | None,
+        install_signal_handlers: bool,
+        task_status: anyio.abc.TaskStatus[list[tuple[str, int]]],
     ) -> None:
         listeners = await self._open_listeners()
         stop = anyio.Event()
@@ -78,43 +105,78 @@ class Server:
             async with anyio.create_task_group() as connections:
                 connections.cancel_scope.shield = True
                 async with anyio.create_task_group() as accepting:
-                    for listener in listeners:
-                        accepting.start_soon(self._accept_loop, listener, connections)
+                    for listener, tls in listeners:
+                        accepting.start_soon(self._accept_loop, listener, tls, connections)
                     task_status.started(list(self.addresses))
                     await stop.wait()
                     accepting.cancel_scope.cancel()
                 await self._drain(listeners, connections)
             watchers.cancel_scope.cancel()
-        error_log.info("httpy stopped")
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        """The application's startup before the listeners open, its shutdown after."""
+        app = self._context.app
+        if not isinstance(app, LifespanApplication):
+            yield
+            return
+        lifespan = app.lifespan()
+        try:
+            await lifespan.__aenter__()
+        except Exception as exc:
+            # One line for people; the traceback for whoever runs with --log-level debug
+            # (the exception itself reaches the caller of serve() as StartupError's cause).
+            cause = _describe(exc)
+            error_log.error("application startup failed: %s", cause)
+            error_log.debug("application startup failure", exc_info=exc)
+            raise StartupError(f"application startup failed: {cause}") from exc
+        try:
+            yield
+        finally:
+            try:
+                await lifespan.__aexit__(None, None, None)
+            except Exception:
+                error_log.exception("application shutdown failed")
 
     # -- listening -----------------------------------------------------------------
 
-    async def _open_listeners(self) -> list[anyio.abc.SocketListener]:
-        listeners: list[anyio.abc.SocketListener] = []
+    async def _open_listeners(self) -> list[tuple[anyio.abc.SocketListener, bool]]:
+        """Listeners for ``binds`` (cleartext) and ``tls_binds``, tagged with TLS or not."""
+        listeners: list[tuple[anyio.abc.SocketListener, bool]] = []
+        tls_binds = self.config.tls_binds
+        binds = self.config.binds
+        if self._ssl_context is not None and not tls_binds:
+            binds, tls_binds = (), binds  # run(ssl_context=...): every address is TLS
         try:
-            for bind in self.config.binds:
-                host, port = parse_bind(bind)
-                multi = await anyio.create_tcp_listener(
-                    local_host=host, local_port=port, backlog=self.config.backlog
-                )
-                for listener in multi.listeners:
-                    if not isinstance(listener, anyio.abc.SocketListener):
-                        continue
-                    listeners.append(listener)
-                    address = listener.extra(SocketAttribute.local_address)
-                    if isinstance(address, tuple):
-                        self.addresses.append((str(address[0]), int(address[1])))
+            for tls, group in ((False, binds), (True, tls_binds)):
+                for bind in group:
+                    host, port = parse_bind(bind)
+                    multi = await anyio.create_tcp_listener(
+                        local_host=host, local_port=port, backlog=self.config.backlog
+                    )
+                    for listener in multi.listeners:
+                        if not isinstance(listener, anyio.abc.SocketListener):
+                            continue
+                        listeners.append((listener, tls))
+                        address = listener.extra(SocketAttribute.local_address)
+                        if isinstance(address, tuple):
+                            self.addresses.append((str(address[0]), int(address[1])))
+                            shown = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+                            error_log.info(
+                                "httpy serving %s on %s://%s:%d",
+                                "HTTP/2 and HTTP/1.1 (TLS)" if tls else "HTTP/1.1 and h2c",
+                                "https" if tls else "http",
+                                shown,
+                                address[1],
+                            )
         except BaseException:
-            for listener in listeners:
+            for listener, _ in listeners:
                 await listener.aclose()
             raise
-        for host, port in self.addresses:
-            shown = f"[{host}]" if ":" in host else host
-            error_log.info("httpy serving HTTP/1.1 on http://%s:%d", shown, port)
         return listeners
 
     async def _accept_loop(
-        self, listener: anyio.abc.SocketListener, connections: anyio.abc.TaskGroup
+        self, listener: anyio.abc.SocketListener, tls: bool, connections: anyio.abc.TaskGroup
     ) -> None:
         raw = listener.extra(SocketAttribute.raw_socket)
         while True:
@@ -139,36 +201,73 @@ class Server:
                     error_log.warning("accept() failed (%s); retrying in 100 ms", exc)
                     await anyio.sleep(0.1)
                     break
-                connections.start_soon(self._handle_connection, sock)
+                connections.start_soon(self._handle_connection, sock, tls)
 
-    async def _handle_connection(self, sock: socket.socket) -> None:
-        driver: HTTP1Driver | None = None
+    async def _handle_connection(self, sock: socket.socket, tls: bool) -> None:
+        driver: HTTP1Driver | HTTP2Driver | None = None
+        stream: anyio.abc.ByteStream | None = None
         try:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client = _address(sock.getpeername())
             server = _address(sock.getsockname())
-            stream: anyio.abc.ByteStream
             if sniffio.current_async_library() == "asyncio":
                 stream = await AsyncioSocketStream.from_socket(sock)
             else:
                 stream = await anyio.abc.SocketStream.from_socket(sock)
-            driver = HTTP1Driver(stream, self._context, client, server)
-            self._drivers.add(driver)
-            if self._draining:
-                driver.begin_shutdown()
-            await driver.run()
+            context = self._context
+            alpn: str | None = None
+            if tls:
+                assert self._ssl_context is not None
+                context = self._tls_context_conn
+                try:
+                    stream, alpn = await tls_handshake(
+                        stream, self._ssl_context, self.config.tls_handshake_timeout
+                    )
+                except (TimeoutError, ssl.SSLError, anyio.BrokenResourceError, OSError) as exc:
+                    context.bad_requests.warning(
+                        "TLS handshake with %s failed: %s", format_peer(client), exc or "timeout"
+                    )
+                    return
+            if alpn == "h2":
+                driver = HTTP2Driver(stream, context, client, server)
+                await self._run_driver(driver)
+                return
+            http1 = HTTP1Driver(stream, context, client, server)
+            driver = http1
+            switch = await self._run_driver(http1)
+            if isinstance(switch, SwitchToHTTP2):
+                driver = HTTP2Driver(
+                    stream,
+                    context,
+                    client,
+                    server,
+                    initial_data=switch.unparsed,
+                    upgrade=switch.upgrade,
+                )
+                await self._run_driver(driver)
         except Exception:
             error_log.exception("connection task failed")
         finally:
-            if driver is not None:
-                self._drivers.discard(driver)
-            else:
-                sock.close()
+            if driver is None:
+                with anyio.CancelScope(shield=True):
+                    if stream is not None:
+                        await stream.aclose()
+                    else:
+                        sock.close()
             self._limiter.release()
             if self._draining and not self._drivers:
                 self._all_closed.set()
+
+    async def _run_driver(self, driver: HTTP1Driver | HTTP2Driver) -> SwitchToHTTP2 | None:
+        self._drivers.add(driver)
+        try:
+            if self._draining:
+                driver.begin_shutdown()
+            return await driver.run()
+        finally:
+            self._drivers.discard(driver)
 
     # -- shutdown ------------------------------------------------------------------
 
@@ -179,10 +278,12 @@ class Server:
                 return
 
     async def _drain(
-        self, listeners: list[anyio.abc.SocketListener], connections: anyio.abc.TaskGroup
+        self,
+        listeners: list[tuple[anyio.abc.SocketListener, bool]],
+        connections: anyio.abc.TaskGroup,
     ) -> None:
         self._draining = True
-        for listener in listeners:
+        for listener, _ in listeners:
             await listener.aclose()
         for driver in list(self._drivers):
             driver.begin_shutdown()
@@ -199,6 +300,13 @@ class Server:
         connections.cancel_scope.cancel()
 
 
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, StartupError) and text:
+        return text  # already a description (an adapter reporting the app's failure)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return str(value[0]), int(value[1])
@@ -211,14 +319,19 @@ async def serve(
     *,
     shutdown_trigger: ShutdownTrigger | None = None,
     install_signal_handlers: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until shutdown; see the module docstring for the shutdown order.
 
+    ``ssl_context`` serves ``Config.tls_binds`` over TLS (or, when there are none, every
+    address); ALPN picks HTTP/2 or HTTP/1.1.  Cleartext addresses take HTTP/1.1, HTTP/2
+    with prior knowledge, and ``Upgrade: h2c``.
+
     ``task_status.started`` receives the bound ``(host, port)`` addresses, so
     ``await task_group.start(serve, app, config)`` works with port 0.
     """
-    server = Server(app, config if config is not None else Config())
+    server = Server(app, config if config is not None else Config(), ssl_context)
     await server.serve(
         shutdown_trigger=shutdown_trigger,
         install_signal_handlers=install_signal_handlers,

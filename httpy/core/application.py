@@ -7,8 +7,9 @@ backend implements :class:`HTTPStream`, the framework implements :class:`Applica
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .events import Headers
 
@@ -90,6 +91,7 @@ class HTTPStream(Protocol):
         ...
 
 
+@runtime_checkable
 class Application(Protocol):
     """What the server runs: one call per request, in its own task."""
 
@@ -101,3 +103,33 @@ class Application(Protocol):
         response had started) or aborts the response.
         """
         ...
+
+
+@runtime_checkable
+class LifespanApplication(Protocol):
+    """An application with work to do before the first request and after the last.
+
+    The server detects it with ``isinstance(app, LifespanApplication)``.  ``serve()``
+    enters ``app.lifespan()`` *before* it opens its listeners and exits it *after* the
+    graceful drain, on every stop (signal, shutdown trigger, cancellation of ``serve``):
+
+    * an exception out of entering it is a failed startup: the server logs the cause on
+      ``httpy.error``, opens no listener, and raises :class:`StartupError` from it;
+    * an exception out of exiting it is logged, not raised;
+    * when ``serve()`` is being cancelled the exit runs inside that cancellation, so an
+      implementation shields the cleanup it must finish (``anyio.CancelScope(shield=True)``).
+
+    A context manager rather than two calls, because an ASGI application's lifespan is
+    one long call that spans startup and shutdown and needs a task that lives that long.
+    """
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """Run startup on entry and shutdown on exit."""
+        ...
+
+
+class StartupError(Exception):
+    """The application's startup failed, so the server did not start.
+
+    ``__cause__`` is what the application raised; the server has already logged it.
+    """

@@ -20,6 +20,14 @@ class Config:
     # -- where to listen ---------------------------------------------------------------
     #: ``host:port`` pairs; IPv6 hosts in brackets (``[::1]:8000``).
     binds: tuple[str, ...] = ("127.0.0.1:8000",)
+    #: ``host:port`` pairs served over TLS (HTTP/2 or HTTP/1.1 by ALPN).  Needs a TLS
+    #: context: ``certfile``/``keyfile`` here, or ``ssl_context`` given to ``serve``.
+    tls_binds: tuple[str, ...] = ()
+    #: PEM certificate chain and private key for ``tls_binds``.
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: A client that has not finished the TLS handshake by then is dropped.
+    tls_handshake_timeout: float = 10.0
     #: ``listen()`` backlog: matches common kernel defaults (somaxconn 4096).
     backlog: int = 1024
 
@@ -40,6 +48,21 @@ class Config:
     max_pipeline_bytes: int = 256 * KiB
     #: Request body bytes buffered ahead of the application before we stop reading.
     body_buffer_bytes: int = 256 * KiB
+
+    # -- HTTP/2 ----------------------------------------------------------------------
+    #: SETTINGS_MAX_CONCURRENT_STREAMS we advertise (RFC 9113 recommends >= 100).
+    h2_max_concurrent_streams: int = 100
+    #: Initial stream window: request body bytes a client may send ahead of the
+    #: application.  Per-stream memory is bounded by it.
+    h2_stream_window: int = 256 * KiB
+    #: Connection window: body bytes in flight across all streams of a connection.
+    h2_connection_window: int = 1 * MiB
+    #: Client-reset streams tolerated (rapid reset, CVE-2023-44487) before GOAWAY
+    #: ENHANCE_YOUR_CALM, when they are also more than half of the streams opened.
+    h2_max_reset_streams: int = 200
+    #: PING, SETTINGS, empty DATA and other control frames tolerated beyond 10 per
+    #: stream opened, before GOAWAY ENHANCE_YOUR_CALM (flood defences).
+    h2_max_control_frames: int = 1000
 
     # -- timeouts (seconds) -----------------------------------------------------------
     #: From the first byte of a request until its head is complete (slow-header attacks).
@@ -78,6 +101,9 @@ class Config:
             "body_buffer_bytes",
             "max_connections",
             "backlog",
+            "h2_max_concurrent_streams",
+            "h2_stream_window",
+            "h2_connection_window",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -88,13 +114,14 @@ class Config:
             "body_timeout",
             "send_timeout",
             "drain_timeout",
+            "tls_handshake_timeout",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:
             raise ValueError("Config.max_body_bytes must be None or >= 0")
-        if not self.binds:
-            raise ValueError("Config.binds needs at least one address")
+        if not self.binds and not self.tls_binds:
+            raise ValueError("Config needs at least one address in binds or tls_binds")
 
     def with_options(self, **options: Any) -> Config:
         """A copy with ``options`` replaced; an unknown option is an error naming it."""

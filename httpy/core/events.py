@@ -142,3 +142,14 @@ class CloseConnection(Command):
 
     error_code: int = 0
     reason: str = field(default="")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWritable(Event):
+    """Data queued for ``stream_id`` has all been sent: the sender may queue more.
+
+    HTTP/2 and HTTP/3 only: their flow control holds response data until the peer's
+    window allows it.
+    """
+
+    stream_id: int

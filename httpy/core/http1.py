@@ -200,6 +200,15 @@ class HTTP1Connection:
         else:
             raise LocalProtocolError(f"unknown command {command!r}")
 
+    def take_unparsed(self) -> bytes:
+        """Hand over the bytes received but not parsed, and stop: used when the
+        connection switches protocols (101) and the rest belongs to the new protocol."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._closed = True
+        self._cycle = None
+        return data
+
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer since the last call (may be empty)."""
         if not self._out:

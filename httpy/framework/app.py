@@ -19,21 +19,27 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any, TypeVar
 
 from ..core.application import HTTPStream
 from ..core.headers import Headers
 from ..core.routing import AutoOptions, Match, MethodNotAllowed, NotFound, Router
+from .asgi import Receive, Scope, Send, serve_asgi
 from .exceptions import HTTPException
+from .lifespan import LifespanHooks, State
 from .request import Request
-from .response import Response, error_response
+from .response import RedirectResponse, Response, error_response
+from .static import StaticFiles, with_trailing_slash
 
 Handler = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Request, Handler], Awaitable[Response]]
 ExceptionHandler = Callable[[Request, Any], Awaitable[Response]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[[], Any])
 
 logger = logging.getLogger("httpy.error")
 
@@ -56,6 +62,9 @@ class App:
         self._exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self._route_exception_handlers: dict[str, dict[type[BaseException], ExceptionHandler]] = {}
         self._chain: Handler = self._route_request
+        #: Application-wide values, e.g. set by startup hooks: ``app.state.db = ...``.
+        self.state = State()
+        self._hooks = LifespanHooks()
 
     # -- registration --------------------------------------------------------------
 
@@ -91,6 +100,26 @@ class App:
     def delete(self, path: str, *, stream: bool = False) -> Callable[[H], H]:
         return self.route(path, ("DELETE",), stream=stream)
 
+    def mount_static(
+        self, prefix: str, directory: str | PathLike[str], **options: Any
+    ) -> StaticFiles:
+        """Serve the files under ``directory`` at ``prefix/...`` (GET and HEAD).
+
+        ``options`` go to :class:`~httpy.framework.static.StaticFiles` (``index``,
+        ``follow_symlinks``, ``allow_hidden``).  ``prefix`` itself redirects to
+        ``prefix/``.  Returns the ``StaticFiles`` handler.
+        """
+        static = StaticFiles(directory, **options)
+        prefix = prefix.rstrip("/")
+        self.router.add(prefix + "/{path:path}", ["GET"], Endpoint(static))
+        if prefix:
+
+            async def add_slash(request: Request) -> Response:
+                return RedirectResponse(with_trailing_slash(request), status=301)
+
+            self.router.add(prefix, ["GET"], Endpoint(add_slash))
+        return static
+
     def add_middleware(self, middleware: Middleware) -> None:
         """Add ``middleware``; the first added runs first (outermost)."""
         self._middleware.append(middleware)
@@ -112,7 +141,42 @@ class App:
         it takes precedence over global handlers there."""
         self._route_exception_handlers.setdefault(path, {})[exc_type] = handler
 
+    # -- lifespan (see httpy.framework.lifespan) ------------------------------------
+
+    def on_startup(self, hook: F) -> F:
+        """Run ``hook()`` (``async def`` or plain) before the server accepts requests;
+        hooks run in registration order, and one that raises stops the startup."""
+        return self._hooks.on_startup(hook)
+
+    def on_shutdown(self, hook: F) -> F:
+        """Run ``hook()`` after the last request; hooks run in reverse registration
+        order, every one even if another failed."""
+        return self._hooks.on_shutdown(hook)
+
+    async def startup(self) -> None:
+        """Run the startup hooks (the server and the test clients call this)."""
+        await self._hooks.startup()
+
+    async def shutdown(self) -> None:
+        """Run the shutdown hooks (the server and the test clients call this)."""
+        await self._hooks.shutdown()
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Startup on entry, shutdown on exit: the server's lifespan protocol
+        (:class:`httpy.core.application.LifespanApplication`)."""
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()  # shielded from cancellation inside
+
     # -- serving -------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point, so any ASGI server runs the app (``uvicorn module:app``);
+        see :mod:`httpy.framework.asgi`."""
+        await serve_asgi(self, scope, receive, send)
 
     async def handle_http(self, stream: HTTPStream) -> None:
         """The server's entry point (see :class:`httpy.core.application.Application`)."""
@@ -129,12 +193,20 @@ class App:
         )
         match = self.router.match(request.method, request.raw_path)
         request.route_match = match
-        if isinstance(match, Match) and not match.endpoint.stream:
+        if (
+            isinstance(match, Match)
+            and not match.endpoint.stream
+            and request.content_type != "multipart/form-data"
+        ):
             # Read the body before the handler runs: the seed calls request.json()
-            # synchronously.  Limits and timeouts are enforced by the server.
+            # synchronously.  Limits and timeouts are enforced by the server.  Multipart
+            # bodies (uploads) are left to ``await request.form()``, which streams them.
             await request.body()
-        response = await self.dispatch(request)
-        await response.write(stream)
+        try:
+            response = await self.dispatch(request)
+            await response.write(stream)
+        finally:
+            await request.close()  # uploaded files' temporary storage
 
     async def dispatch(self, request: Request) -> Response:
         """Run ``request`` through middleware, routing and handlers; never raises an
@@ -235,3 +307,5 @@ route = default_app.route
 add_middleware = default_app.add_middleware
 add_exception_handler = default_app.add_exception_handler
 add_exception_handler_for_route = default_app.add_exception_handler_for_route
+on_startup = default_app.on_startup
+on_shutdown = default_app.on_shutdown

@@ -3,7 +3,8 @@
 A request built by the server reads its body before the handler runs (up to
 ``Config.max_body_bytes``), so ``request.json()`` is synchronous as in the seed.  Routes
 registered with ``stream=True`` skip that and read with ``async for chunk in
-request.stream()``.  Tests build requests directly::
+request.stream()``; so do ``multipart/form-data`` requests, which ``await request.form()``
+parses as they arrive (see :mod:`httpy.framework.forms`).  Tests build requests directly::
 
     Request(method="GET", path="/api/users/1", headers={}, body=b"", path_params={"id": "1"})
 """
@@ -17,8 +18,17 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ..core.application import HTTPStream
+from ..core.cookies import parse_cookie_headers
 from ..core.headers import HeaderInput, Headers
+from ..core.multipart import (
+    DEFAULT_MAX_FIELD_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_PARTS,
+    MultipartLimits,
+    parse_content_type,
+)
 from .exceptions import HTTPException
+from .forms import FormData, parse_multipart, parse_urlencoded
 
 
 class QueryParams(Mapping[str, str]):
@@ -82,6 +92,8 @@ class Request:
         self._stream = stream
         self._body: bytes | None = body if stream is None else None
         self._json: Any = _UNSET
+        self._form: FormData | None = None
+        self._cookies: dict[str, str] | None = None
         #: Per-request scratch space for middleware and handlers (``request.state.user``).
         self.state = SimpleNamespace()
         #: The router's verdict, set by the app before middleware runs (None: not routed).
@@ -100,6 +112,56 @@ class Request:
     def is_multipart(self) -> bool:
         return self.content_type.startswith("multipart/")
 
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies from the ``Cookie`` header(s): name -> value (first of a repeated name)."""
+        if self._cookies is None:
+            self._cookies = parse_cookie_headers(self.headers.getlist("cookie"))
+        return self._cookies
+
+    async def form(
+        self,
+        *,
+        max_parts: int = DEFAULT_MAX_PARTS,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        max_file_bytes: int | None = None,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    ) -> FormData:
+        """The body parsed as a form (``multipart/form-data`` or urlencoded); kept once read.
+
+        Multipart bodies are streamed: files go to :class:`UploadFile` objects, spooled to
+        disk beyond 1 MiB.  Limits: ``max_parts`` parts (or urlencoded fields),
+        ``max_field_bytes`` per plain field, ``max_file_bytes`` per file (None: only the
+        server's ``max_body_bytes``), ``max_header_bytes`` per part's headers.  A broken
+        limit answers 413, a malformed body 400, another content type 415.  Uploaded
+        files are closed when the request ends.
+        """
+        if self._form is not None:
+            return self._form
+        limits = MultipartLimits(max_parts, max_field_bytes, max_file_bytes, max_header_bytes)
+        media_type, params = parse_content_type(self.headers.get("content-type", ""))
+        if media_type == "multipart/form-data":
+            boundary = params.get("boundary", "").encode("latin-1", errors="replace")
+            self._form = await parse_multipart(self.stream(), boundary, limits)
+        elif media_type == "application/x-www-form-urlencoded":
+            body = await self.body()
+            self._form = parse_urlencoded(body, limits, params.get("charset", "utf-8"))
+        elif not media_type and not await self.body():
+            self._form = FormData()
+        else:
+            raise HTTPException(
+                415,
+                f"expected a form (multipart/form-data or application/x-www-form-urlencoded), "
+                f"got {media_type or 'no content type'}",
+            )
+        return self._form
+
+    async def close(self) -> None:
+        """Release what the request holds (uploaded files).  The app calls this when the
+        response has been sent."""
+        if self._form is not None:
+            await self._form.close()
+
     async def body(self) -> bytes:
         """The whole body (read once, then kept)."""
         if self._body is None:
@@ -117,6 +179,10 @@ class Request:
         """
         if self._json is _UNSET:
             if self._body is None:
+                if self.content_type == "multipart/form-data":
+                    raise HTTPException(
+                        400, "multipart/form-data body is not JSON: use await request.form()"
+                    )
                 raise RuntimeError("stream=True route: await request.body() before json()")
             try:
                 self._json = json.loads(self._body) if self._body else None

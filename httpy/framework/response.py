@@ -4,17 +4,31 @@
 (encoded as UTF-8).  ``Response.json``, ``Response.html`` and ``Response.text`` set the
 content type.  The server always computes ``Content-Length`` from the body, so a wrong
 value given by the application can't desynchronise the connection.
+
+Also here: cookies (:meth:`Response.set_cookie`, :meth:`Response.delete_cookie`),
+redirects (:class:`RedirectResponse`, ``Response.redirect``), and responses whose body
+is produced while it is sent: :class:`StreamingResponse` (an async iterable of bytes or
+str, sent chunked on HTTP/1.1) and :class:`EventSourceResponse` (server-sent events).
+Files are in :mod:`httpy.framework.files` (``Response.file``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 from ..core.application import HTTPStream
 from ..core.events import Headers as RawHeaders
 from ..core.headers import HeaderInput, MutableHeaders
+
+if TYPE_CHECKING:
+    from .files import FileResponse
 
 
 class Response:
@@ -64,6 +78,94 @@ class Response:
     def text(cls, content: str, status: int = 200, headers: HeaderInput = None) -> Response:
         return cls(content, status=status, headers=headers, media_type="text/plain")
 
+    @staticmethod
+    def redirect(url: str, status: int = 307, headers: HeaderInput = None) -> RedirectResponse:
+        """A redirect to ``url`` (``307`` keeps the method and body; ``303`` turns the
+        follow-up into a GET; ``301``/``308`` are permanent)."""
+        return RedirectResponse(url, status=status, headers=headers)
+
+    @staticmethod
+    def file(
+        path: str | PathLike[str],
+        status: int = 200,
+        headers: HeaderInput = None,
+        media_type: str | None = None,
+        filename: str | None = None,
+    ) -> FileResponse:
+        """A file streamed from disk, with validators, conditional requests and ranges
+        (see :class:`httpy.framework.files.FileResponse`)."""
+        from .files import FileResponse
+
+        return FileResponse(
+            path, status=status, headers=headers, media_type=media_type, filename=filename
+        )
+
+    # -- cookies ---------------------------------------------------------------------
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | timedelta | None = None,
+        expires: datetime | int | float | str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none", "Lax", "Strict", "None"] | None = "lax",
+    ) -> None:
+        """Add a ``Set-Cookie`` header (RFC 6265); call it once per cookie.
+
+        ``value`` must be made of RFC 6265 cookie-octets (no whitespace, ``"``, ``,``,
+        ``;`` or ``\\``): encode anything else (base64, percent-encoding) first.  ``expires``
+        is a ``datetime`` (naive means UTC), a number of seconds from now, or a preformatted
+        HTTP-date.  ``samesite="none"`` requires ``secure=True``, as browsers do.  Invalid
+        input raises :class:`ValueError`.
+        """
+        self.headers.append(
+            "set-cookie",
+            format_cookie(
+                key,
+                value,
+                max_age=max_age,
+                expires=expires,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+            ),
+        )
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str | None = "/",
+        domain: str | None = None,
+        *,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none", "Lax", "Strict", "None"] | None = "lax",
+    ) -> None:
+        """Ask the client to drop cookie ``key``: an empty value that expired in 1970.
+
+        ``path`` and ``domain`` must be those the cookie was set with.
+        """
+        self.headers.append(
+            "set-cookie",
+            format_cookie(
+                key,
+                "",
+                max_age=0,
+                expires=_EPOCH,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+            ),
+        )
+
     def json_body(self) -> Any:
         """The body parsed as JSON (for tests)."""
         return json.loads(self.body)
@@ -95,6 +197,255 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+class RedirectResponse(Response):
+    """An empty response with ``Location: url`` and a 3xx status (default 307).
+
+    Non-ASCII characters and anything that is not allowed in a URL (spaces, CR, LF) are
+    percent-encoded; existing percent-escapes are kept.
+    """
+
+    def __init__(self, url: str, status: int = 307, headers: HeaderInput = None) -> None:
+        if not 300 <= status <= 399:
+            raise ValueError(f"a redirect needs a 3xx status, not {status}")
+        super().__init__(b"", status=status, headers=headers)
+        self.headers["location"] = quote(str(url), safe=_URL_SAFE)
+
+    def __repr__(self) -> str:
+        return f"<RedirectResponse {self.status} {self.headers.get('location')!r}>"
+
+
+Content = AsyncIterable[bytes | str] | Iterable[bytes | str]
+
+
+class StreamingResponse(Response):
+    """A response whose body comes from an iterable of ``bytes``/``str`` chunks.
+
+    Async iterables are the normal case; a plain iterable is iterated in the event loop,
+    so it must not block.  Without a ``Content-Length`` header (given by the application,
+    which then must produce exactly that many bytes) the body is sent chunked on HTTP/1.1
+    and until close on HTTP/1.0.  The head is sent before the first chunk is produced,
+    and every chunk is sent as soon as it is produced, with the server's back-pressure: a
+    slow client slows the iteration down.  A HEAD request does not iterate at all.  The
+    iterable is closed (``aclose``) when the response ends or the client goes away.
+    """
+
+    def __init__(
+        self,
+        content: Content,
+        status: int = 200,
+        headers: HeaderInput = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(b"", status=status, headers=headers, media_type=media_type)
+        self.content = content
+
+    def raw_headers(self) -> RawHeaders:
+        """The headers as given: no ``Content-Length`` is computed for a stream."""
+        return self.headers.raw() + self._link_headers()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body chunks, encoded; override to produce them differently."""
+        content = self.content
+        if isinstance(content, AsyncIterable):
+            async for chunk in content:
+                yield _encode_chunk(chunk)
+        else:
+            for chunk in content:
+                yield _encode_chunk(chunk)
+
+    async def write(self, stream: HTTPStream) -> None:
+        await stream.send_response(self.status, self.raw_headers())
+        if stream.head.method == "HEAD" or self.status in (204, 304):
+            await _close(self.content)
+            await stream.send_body(b"", end=True)
+            return
+        await stream.send_body(b"")  # the head goes out now, not with the first chunk
+        chunks = self.chunks()
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await stream.send_body(chunk)
+        finally:
+            await _close(chunks)
+            await _close(self.content)
+        await stream.send_body(b"", end=True)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status}>"
+
+
+ServerSentEvent = str | Mapping[str, Any]
+
+
+class EventSourceResponse(StreamingResponse):
+    """Server-sent events (``text/event-stream``) from an async iterable of events.
+
+    Each event is a ``str`` (its data) or a mapping with any of ``data`` (a ``str``;
+    anything else is sent as JSON), ``event``, ``id``, ``retry`` (milliseconds) and
+    ``comment``.  Multi-line data is split into one ``data:`` line per line.  Send
+    ``{"comment": ""}`` now and then to keep an idle connection open through proxies.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterable[ServerSentEvent] | Iterable[ServerSentEvent],
+        status: int = 200,
+        headers: HeaderInput = None,
+    ) -> None:
+        super().__init__(_events(content), status=status, headers=headers)
+        self.headers.setdefault("cache-control", "no-cache")
+        # Tell nginx not to buffer the stream (it would hold events back).
+        self.headers.setdefault("x-accel-buffering", "no")
+        self.events = content
+
+    async def write(self, stream: HTTPStream) -> None:
+        try:
+            await super().write(stream)
+        finally:
+            await _close(self.events)
+
+
+def format_sse(event: ServerSentEvent) -> str:
+    """One event in the ``text/event-stream`` format, blank line included."""
+    if isinstance(event, str):
+        event = {"data": event}
+    lines: list[str] = []
+    if "comment" in event:
+        lines.extend(f": {line}" for line in _LINES.split(str(event["comment"])))
+    for field in ("event", "id"):
+        if event.get(field) is not None:
+            value = str(event[field])
+            if _LINE_BREAK.search(value) or (field == "id" and "\x00" in value):
+                raise ValueError(f"server-sent event {field} {value!r} contains a line break")
+            lines.append(f"{field}: {value}")
+    if event.get("retry") is not None:
+        retry = event["retry"]
+        if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
+            raise ValueError(f"server-sent event retry must be an int >= 0, not {retry!r}")
+        lines.append(f"retry: {retry}")
+    if "data" in event:
+        data = event["data"]
+        if not isinstance(data, str):
+            data = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+        lines.extend(f"data: {line}" for line in _LINES.split(data))
+    unknown = set(event) - {"comment", "event", "id", "retry", "data"}
+    if unknown:
+        raise ValueError(f"unknown server-sent event fields: {sorted(unknown)}")
+    return "\n".join(lines) + "\n\n"
+
+
+async def _events(
+    content: AsyncIterable[ServerSentEvent] | Iterable[ServerSentEvent],
+) -> AsyncIterator[bytes]:
+    if isinstance(content, AsyncIterable):
+        async for event in content:
+            yield format_sse(event).encode("utf-8")
+    else:
+        for event in content:
+            yield format_sse(event).encode("utf-8")
+
+
+def _encode_chunk(chunk: bytes | str) -> bytes:
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return bytes(chunk)
+    raise TypeError(f"a streaming response yields bytes or str, not {type(chunk).__name__}")
+
+
+async def _close(iterable: object) -> None:
+    """``aclose()`` an async generator (or anything with that method), once is enough."""
+    aclose = getattr(iterable, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+# -- cookies ---------------------------------------------------------------------------
+
+# RFC 6265 4.1.1: cookie-name is a token; cookie-value is *cookie-octet, optionally quoted.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*")
+# Path and Domain attribute values: any CHAR except CTLs and ";" (RFC 6265 4.1.1).
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3A\x3C-\x7E]*")
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Characters left as they are in a redirect URL (the rest is percent-encoded).
+_URL_SAFE = ":/%#?=@[]!$&'()*+,;~"
+_LINE_BREAK = re.compile(r"[\r\n]")
+_LINES = re.compile(r"\r\n|\r|\n")
+
+
+def format_cookie(
+    key: str,
+    value: str,
+    *,
+    max_age: int | timedelta | None = None,
+    expires: datetime | int | float | str | None = None,
+    path: str | None = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = False,
+    samesite: str | None = "lax",
+) -> str:
+    """A ``Set-Cookie`` field value; raises :class:`ValueError` for anything invalid."""
+    if not isinstance(key, str) or _TOKEN.fullmatch(key) is None:
+        raise ValueError(f"invalid cookie name {key!r}: it must be an RFC 9110 token")
+    if not isinstance(value, str):
+        raise TypeError(f"cookie value must be a str, not {type(value).__name__}")
+    inner = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    if _COOKIE_VALUE.fullmatch(inner) is None:
+        raise ValueError(
+            f"invalid value for cookie {key!r}: no whitespace, control characters, '\"', "
+            "',', ';' or '\\' (encode the value first)"
+        )
+    parts = [f"{key}={value}"]
+    if max_age is not None:
+        seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"max_age must be an int or a timedelta, not {max_age!r}")
+        parts.append(f"Max-Age={int(seconds)}")
+    if expires is not None:
+        parts.append(f"Expires={_cookie_date(expires)}")
+    for name, attribute in (("Path", path), ("Domain", domain)):
+        if attribute is not None:
+            if _ATTRIBUTE_VALUE.fullmatch(attribute) is None or not attribute:
+                raise ValueError(f"invalid cookie {name} {attribute!r}")
+            parts.append(f"{name}={attribute}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite is not None:
+        same = _SAMESITE.get(samesite.lower())
+        if same is None:
+            raise ValueError(f"samesite must be 'lax', 'strict', 'none' or None, not {samesite!r}")
+        if same == "None" and not secure:
+            raise ValueError("samesite='none' requires secure=True (browsers drop the cookie)")
+        parts.append(f"SameSite={same}")
+    # RFC 6265bis cookie prefixes: browsers refuse these cookies unless the rules hold.
+    if key.startswith("__Secure-") and not secure:
+        raise ValueError(f"cookie {key!r} needs secure=True")
+    if key.startswith("__Host-") and (not secure or path != "/" or domain is not None):
+        raise ValueError(f"cookie {key!r} needs secure=True, path='/' and no domain")
+    return "; ".join(parts)
+
+
+def _cookie_date(expires: datetime | int | float | str) -> str:
+    if isinstance(expires, str):
+        if _ATTRIBUTE_VALUE.fullmatch(expires) is None or not expires:
+            raise ValueError(f"invalid cookie Expires {expires!r}")
+        return expires
+    if isinstance(expires, bool):
+        raise TypeError("expires must be a datetime, a number of seconds or a str")
+    if isinstance(expires, int | float):
+        expires = datetime.now(UTC) + timedelta(seconds=expires)
+    elif expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return format_datetime(expires.astimezone(UTC), usegmt=True)
 
 
 def error_response(

@@ -9,10 +9,12 @@ import ssl
 import sys
 from typing import Any
 
-from ..backends.server import serve
+from ..backends import server as _server
+from ..backends.tls import enable_alpn
 from ..core.application import Application
 from ..core.config import Config
 from .app import default_app
+from .asgi import ASGIApp, as_application
 
 #: True when the ``http3`` extra (aioquic) is installed.
 AIOQUIC_AVAILABLE = importlib.util.find_spec("aioquic") is not None
@@ -24,25 +26,36 @@ async def run(
     ssl_context: ssl.SSLContext | None = None,
     http3_port: int | None = None,
     http3_config: dict[str, Any] | None = None,
-    app: Application | None = None,
+    app: Application | ASGIApp | None = None,
     **options: Any,
 ) -> None:
     """Serve ``app`` (default: the app behind ``@get``/``@post``…) until SIGINT/SIGTERM.
+
+    ``app`` may also be any ASGI 3 application (Starlette, FastAPI, …): it is served
+    through :class:`~httpy.framework.asgi.ASGIAdapter`.
 
     ``options`` are :class:`~httpy.core.config.Config` fields (``keepalive_timeout=…``,
     ``max_body_bytes=…``); an unknown one raises :class:`TypeError` naming it.
     """
     if ssl_context is not None:
-        raise NotImplementedError(
-            "ssl_context: HTTPS (TLS with ALPN, HTTP/2) is not implemented yet in this "
-            "version of httpy; serve plain HTTP, or terminate TLS in a proxy"
-        )
+        enable_alpn(ssl_context)  # offer h2 and http/1.1 on the user's context
     if http3_port is not None or http3_config is not None:
         raise NotImplementedError("http3_port/http3_config: HTTP/3 is not implemented yet")
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     config = Config(binds=(bind,)).with_options(**options)
     configure_default_logging()
-    await serve(app if app is not None else default_app, config, install_signal_handlers=True)
+    await serve(
+        app if app is not None else default_app,
+        config,
+        install_signal_handlers=True,
+        ssl_context=ssl_context,
+    )
+
+
+async def serve(app: Application | ASGIApp, config: Config | None = None, **kwargs: Any) -> None:
+    """:func:`httpy.backends.server.serve` (same arguments) for an HTTPy application or
+    any ASGI 3 application (wrapped in :class:`~httpy.framework.asgi.ASGIAdapter`)."""
+    await _server.serve(as_application(app), config, **kwargs)
 
 
 def configure_default_logging(level: int = logging.INFO) -> None:

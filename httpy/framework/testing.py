@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,9 +28,10 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..backends.connection import ConnectionContext, HTTP1Driver
 from ..backends.memory import MemoryByteStream, memory_stream_pair
-from ..core.application import Application
+from ..core.application import Application, LifespanApplication
 from ..core.config import Config
 from ..core.headers import Headers
+from .asgi import ASGIApp, as_application
 
 _TEST_CLIENT = ("testclient", 50000)
 _TEST_SERVER = ("testserver", 80)
@@ -62,18 +64,32 @@ class TestResponse:
 
 
 class AsyncTestClient:
-    """Sends each request over a fresh in-memory HTTP/1.1 connection to ``app``."""
+    """Sends each request over a fresh in-memory HTTP/1.1 connection to ``app``.
+
+    ``app`` may be an ASGI 3 application too.  ``async with`` runs the app's startup
+    hooks on entry and its shutdown hooks on exit (its lifespan), as a server would.
+    """
 
     __test__ = False
 
-    def __init__(self, app: Application, config: Config | None = None) -> None:
-        self._context = ConnectionContext.create(app, config or Config(access_log=False))
+    def __init__(self, app: Application | ASGIApp, config: Config | None = None) -> None:
+        self._context = ConnectionContext.create(
+            as_application(app), config or Config(access_log=False)
+        )
+        self._lifespan: AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> AsyncTestClient:
+        app = self._context.app
+        if isinstance(app, LifespanApplication):
+            lifespan = app.lifespan()
+            await lifespan.__aenter__()
+            self._lifespan = lifespan
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        return None
+        lifespan, self._lifespan = self._lifespan, None
+        if lifespan is not None:
+            await lifespan.__aexit__(None, None, None)
 
     async def request(
         self,
@@ -123,22 +139,45 @@ class AsyncTestClient:
 
 
 class TestClient:
-    """The synchronous face of :class:`AsyncTestClient`."""
+    """The synchronous face of :class:`AsyncTestClient` (``with`` runs the lifespan)."""
 
     __test__ = False
 
     def __init__(
-        self, app: Application, config: Config | None = None, *, backend: str = "asyncio"
+        self,
+        app: Application | ASGIApp,
+        config: Config | None = None,
+        *,
+        backend: str = "asyncio",
     ) -> None:
         self._client = AsyncTestClient(app, config)
         self._backend = backend
         self._portal: BlockingPortal | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._lifespan_done: Future[None] | None = None
+        self._lifespan_stop: anyio.Event | None = None
 
     def __enter__(self) -> TestClient:
         self._portal_cm = start_blocking_portal(backend=self._backend)
         self._portal = self._portal_cm.__enter__()
+        try:
+            # One task holds the lifespan open from startup to shutdown.
+            self._lifespan_stop = self._portal.call(anyio.Event)
+            self._lifespan_done, _ = self._portal.start_task(
+                self._hold_lifespan, self._lifespan_stop
+            )
+        except BaseException as exc:
+            self._portal_cm.__exit__(type(exc), exc, exc.__traceback__)
+            self._portal = self._portal_cm = None
+            raise
         return self
+
+    async def _hold_lifespan(
+        self, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        async with self._client:
+            task_status.started()
+            await stop.wait()
 
     def __exit__(
         self,
@@ -146,9 +185,16 @@ class TestClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._portal_cm is not None:
-            self._portal_cm.__exit__(exc_type, exc, tb)
-        self._portal = self._portal_cm = None
+        try:
+            if self._portal is not None and self._lifespan_stop is not None:
+                self._portal.call(self._lifespan_stop.set)
+            if self._lifespan_done is not None:
+                self._lifespan_done.result()
+        finally:
+            self._lifespan_done = self._lifespan_stop = None
+            if self._portal_cm is not None:
+                self._portal_cm.__exit__(exc_type, exc, tb)
+            self._portal = self._portal_cm = None
 
     def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
         async def call() -> TestResponse:

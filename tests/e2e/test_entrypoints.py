@@ -74,7 +74,7 @@ def test_same_app_runs_under_asyncio_and_trio(main: str, sig: int) -> None:
         response = httpx.get(f"http://127.0.0.1:{port}/users/5")
         assert response.json() == {"id": 5}
         output = stop(process, sig)
-    assert "httpy serving HTTP/1.1 on http://127.0.0.1:" in output
+    assert "httpy serving HTTP/1.1 and h2c on http://127.0.0.1:" in output
     assert '"GET /users/5 HTTP/1.1" 200' in output  # the access log
     assert "httpy stopped" in output
 

@@ -1,0 +1,364 @@
+"""The HTTP/2 connection driver: socket bytes <-> :class:`HTTP2Connection` <-> the app.
+
+One reader task per connection feeds the core; each stream's handler runs in its own
+task, so one slow handler never stalls the others (its stream's window simply stays
+closed until it reads).  Every write goes through one lock, so frames from concurrent
+handlers are never interleaved mid-write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import anyio
+import anyio.abc
+
+from ..core.application import ClientDisconnected, RequestHead
+from ..core.errors import LocalProtocolError
+from ..core.events import (
+    BodyReceived,
+    CloseConnection,
+    Command,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    ProtocolError,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+)
+from ..core.http2 import HTTP2Connection
+from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
+from .logs import error_log
+
+
+class HTTP2Stream:
+    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream."""
+
+    def __init__(self, driver: HTTP2Driver, head: RequestHead, ended: bool) -> None:
+        self._driver = driver
+        self._head = head
+        self._chunks: deque[bytes] = deque()
+        self._ended = ended
+        self._error: Exception | None = None
+        self._changed = anyio.Event()
+        self.response_started = False
+        self.response_complete = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.started_at = time.monotonic()
+        self.cancel_scope = anyio.CancelScope()
+
+    @property
+    def head(self) -> RequestHead:
+        return self._head
+
+    @property
+    def disconnected(self) -> bool:
+        return self._error is not None
+
+    async def receive(self) -> bytes:
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                # Consumed: let the client send more on this stream.
+                await self._driver.acknowledge(self._head.stream_id, len(chunk))
+                return chunk
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            await self._wait()
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        await self._driver.command(SendInformational(self._head.stream_id, status, headers))
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        if self._error is not None:
+            raise self._error
+        headers = self._driver.add_server_headers(headers)
+        # Held back until the first body piece so small responses go out in one write.
+        self._driver.queue(SendResponse(self._head.stream_id, status, headers))
+        self.response_started = True
+        self.status = status
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_body")
+        self.bytes_sent += len(data)
+        if end:
+            self.response_complete = True
+        sid = self._head.stream_id
+        await self._driver.command(SendData(sid, data, end))
+        # Flow control: wait until the peer's window has taken what we queued.
+        while self._driver.pending_bytes(sid) > 0:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def push(self, path: str) -> bool:
+        """Push a GET of ``path`` to the client (HTTP/2 server push); False if not allowed."""
+        return await self._driver.push(self, path)
+
+    # -- driven by the reader ----------------------------------------------------------
+
+    async def _wait(self) -> None:
+        self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.wake()
+
+    def end(self) -> None:
+        self._ended = True
+        self.wake()
+
+    def fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self.wake()
+
+
+class HTTP2Driver:
+    """Runs one HTTP/2 connection to completion."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        context: ConnectionContext,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        *,
+        initial_data: bytes = b"",
+        upgrade: tuple[bytes, RequestReceived] | None = None,
+    ) -> None:
+        self._stream = stream
+        self._context = context
+        self.config = context.config
+        self._conn = HTTP2Connection(context.config, upgrade=upgrade)
+        self._client = client
+        self._server = server
+        self._initial = initial_data
+        self._streams: dict[int, HTTP2Stream] = {}
+        self._write_lock = anyio.Lock()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._closing = False
+
+    # -- public ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve streams until the connection ends; always closes the socket."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                self._dispatch(self._conn.initial_events())
+                await self.flush()
+                await self._read_loop()
+                # The connection is over (EOF, GOAWAY done, or a connection error):
+                # handlers still running have no one to answer.
+                tasks.cancel_scope.cancel()
+            await self.flush()
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
+            pass  # the peer vanished or stopped reading; nothing left to tell it
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown: GOAWAY, let open streams finish, then close."""
+        self._closing = True
+        self._conn.send(CloseConnection())
+        if self._read_scope is not None and self._conn.idle:
+            self._read_scope.cancel()
+
+    # -- used by HTTP2Stream -----------------------------------------------------------
+
+    def add_server_headers(self, headers: Headers) -> Headers:
+        extra: Headers = ((b"date", self._context.date.now()),)
+        if self.config.server_header:
+            extra += ((b"server", self.config.server_header.encode("latin-1")),)
+        return tuple(headers) + extra
+
+    def queue(self, command: Command) -> None:
+        self._conn.send(command)
+
+    async def command(self, command: Command) -> None:
+        self._conn.send(command)
+        await self.flush()
+        if self._conn.should_close and self._read_scope is not None:
+            self._read_scope.cancel()  # the last stream after GOAWAY is done
+
+    def pending_bytes(self, stream_id: int) -> int:
+        return self._conn.pending_bytes(stream_id)
+
+    async def acknowledge(self, stream_id: int, size: int) -> None:
+        self._conn.acknowledge(stream_id, size)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._write_lock:
+            data = self._conn.data_to_send()
+            if data:
+                with anyio.fail_after(self.config.send_timeout):
+                    await self._stream.send(data)
+
+    async def push(self, parent: HTTP2Stream, path: str) -> bool:
+        head = parent.head
+        authority = dict(head.headers).get(b"host", b"")
+        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
+        if promised is None or self._tasks is None:
+            return False
+        await self.flush()
+        pushed_path, _, query = path.partition("?")
+        forwarded = tuple(
+            (n, v) for n, v in head.headers if n in (b"host", b"user-agent", b"accept-encoding")
+        )
+        pushed_head = RequestHead(
+            method="GET",
+            path=pushed_path,
+            query_string=query.encode("latin-1"),
+            headers=forwarded,
+            http_version="2",
+            scheme=head.scheme,
+            client=self._client,
+            server=self._server,
+            body_expected=False,
+            stream_id=promised,
+        )
+        stream = HTTP2Stream(self, pushed_head, ended=True)
+        self._streams[promised] = stream
+        self._tasks.start_soon(self._run_handler, stream)
+        return True
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        if self._initial:
+            self._dispatch(self._conn.receive_data(self._initial))
+            await self.flush()
+        while not self._conn.should_close:
+            timeout = self.config.keepalive_timeout if self._conn.idle else float("inf")
+            if self._closing and self._conn.idle:
+                timeout = 0
+            data: bytes | None = None
+            with anyio.move_on_after(timeout) as scope:
+                self._read_scope = scope
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    data = b""
+            self._read_scope = None
+            if data is None:
+                events = self._conn.receive_timeout()
+            elif data:
+                events = self._conn.receive_data(data)
+            else:
+                events = self._conn.receive_eof()
+            self._dispatch(events)
+            await self.flush()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._open_stream(event)
+            elif isinstance(event, BodyReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.feed(event.data)
+                else:  # handler already gone: give the window back
+                    self._conn.acknowledge(event.stream_id, len(event.data))
+            elif isinstance(event, StreamEnded):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.end()
+            elif isinstance(event, StreamWritable):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.wake()
+            elif isinstance(event, StreamReset):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.fail(ClientDisconnected(f"stream reset ({event.error_code})"))
+                    stream.cancel_scope.cancel()
+            elif isinstance(event, ProtocolError):
+                self._context.bad_requests.warning(
+                    "bad HTTP/2 input from %s: %s", format_peer(self._client), event.reason
+                )
+            elif isinstance(event, ConnectionTerminated):
+                for stream in self._streams.values():
+                    stream.fail(ClientDisconnected(event.reason))
+                    stream.cancel_scope.cancel()
+
+    def _open_stream(self, event: RequestReceived) -> None:
+        path, _, query = event.target.partition(b"?")
+        head = RequestHead(
+            method=event.method,
+            path=path.decode("latin-1"),
+            query_string=query,
+            headers=event.headers,
+            http_version="2",
+            scheme=self._context.scheme,
+            client=self._client,
+            server=self._server,
+            body_expected=event.body_expected,
+            stream_id=event.stream_id,
+        )
+        stream = HTTP2Stream(self, head, ended=not event.body_expected)
+        self._streams[event.stream_id] = stream
+        assert self._tasks is not None
+        self._tasks.start_soon(self._run_handler, stream)
+
+    async def _run_handler(self, stream: HTTP2Stream) -> None:
+        try:
+            with stream.cancel_scope:
+                try:
+                    await self._context.app.handle_http(stream)
+                except ClientDisconnected:
+                    pass
+                except Exception:
+                    error_log.exception(
+                        "application error on %s %s", stream.head.method, stream.head.path
+                    )
+            if not stream.response_complete and not stream.disconnected:
+                await self._finish_incomplete(stream)
+        finally:
+            self._streams.pop(stream.head.stream_id, None)
+            log_access(
+                self.config,
+                self._client,
+                stream.head,
+                stream.status,
+                stream.bytes_sent,
+                stream.started_at,
+            )
+
+    async def _finish_incomplete(self, stream: HTTP2Stream) -> None:
+        sid = stream.head.stream_id
+        try:
+            if not stream.response_started:
+                body = b"Internal Server Error\n"
+                await stream.send_response(
+                    500,
+                    (
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", b"%d" % len(body)),
+                    ),
+                )
+                await stream.send_body(body, end=True)
+            else:
+                await self.command(ResetStream(sid))
+        except (ClientDisconnected, LocalProtocolError):
+            pass

@@ -1,0 +1,69 @@
+"""TLS for the TCP listeners: contexts with ALPN (h2, http/1.1), the handshake with a
+timeout, and a development certificate for local HTTPS and HTTP/3.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+#: Offered in this order: HTTP/2 when the client speaks it, else HTTP/1.1.
+ALPN_PROTOCOLS = ("h2", "http/1.1")
+
+
+def server_ssl_context(certfile: str | Path, keyfile: str | Path | None = None) -> ssl.SSLContext:
+    """A server context: TLS 1.2 minimum, the default secure ciphers, ALPN h2 + http/1.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    enable_alpn(context)
+    return context
+
+
+def enable_alpn(context: ssl.SSLContext) -> None:
+    """Offer h2 and http/1.1 on a context the application built itself (the seed's
+    ``ssl.create_default_context(...)`` + ``load_cert_chain``)."""
+    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
+
+
+async def tls_handshake(
+    stream: anyio.abc.ByteStream, context: ssl.SSLContext, handshake_timeout: float
+) -> tuple[TLSStream, str | None]:
+    """Server-side handshake within ``handshake_timeout``; returns the stream and ALPN choice.
+
+    Raises TimeoutError or an ssl/anyio error when the client fails the handshake.
+    """
+    with anyio.fail_after(handshake_timeout):
+        tls = await TLSStream.wrap(
+            stream, server_side=True, ssl_context=context, standard_compatible=False
+        )
+    return tls, tls.extra(TLSAttribute.alpn_protocol, None)
+
+
+def generate_dev_certificate(directory: str | Path) -> tuple[Path, Path, Path]:
+    """Create (or reuse) a local CA and a certificate for localhost / 127.0.0.1 / ::1.
+
+    Returns ``(cert, key, ca)`` paths: serve with cert + key, let clients trust ``ca``.
+    For development only; needs the ``trustme`` package (in the ``dev`` extra).
+    """
+    directory = Path(directory)
+    cert, key, ca = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    if cert.exists() and key.exists() and ca.exists():
+        return cert, key, ca
+    try:
+        import trustme
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "generating a development certificate needs trustme: pip install 'httpy[dev]'"
+        ) from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    authority = trustme.CA()
+    issued = authority.issue_cert("localhost", "127.0.0.1", "::1")
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    authority.cert_pem.write_to_path(str(ca))
+    return cert, key, ca
