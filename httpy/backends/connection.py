@@ -121,6 +121,9 @@ class HTTP1Stream:
             self._data_ready = anyio.Event()
             await self._data_ready.wait()
 
+    async def push(self, path: str) -> bool:
+        return False  # HTTP/1.1 has no server push; see 103 Early Hints
+
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         await self._driver.write_command(SendInformational(self._head.stream_id, status, headers))
 

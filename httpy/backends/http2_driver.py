@@ -98,11 +98,18 @@ class HTTP2Stream:
             self.response_complete = True
         sid = self._head.stream_id
         await self._driver.command(SendData(sid, data, end))
-        # Flow control: wait until the peer's window has taken what we queued.
-        while self._driver.pending_bytes(sid) > 0:
-            if self._error is not None:
-                raise self._error
-            await self._wait()
+        # Flow control: wait until the peer's window has taken what we queued.  A peer
+        # that keeps the window shut (a zero-window stall) gets send_timeout, then a reset.
+        if self._driver.pending_bytes(sid) > 0:
+            with anyio.move_on_after(self._driver.config.send_timeout) as waited:
+                while self._driver.pending_bytes(sid) > 0:
+                    if self._error is not None:
+                        raise self._error
+                    await self._wait()
+            if waited.cancelled_caught:
+                self.fail(ClientDisconnected("flow-control window stayed closed"))
+                await self._driver.command(ResetStream(sid, 0x8))  # CANCEL
+                raise ClientDisconnected("flow-control window stayed closed")
 
     async def push(self, path: str) -> bool:
         """Push a GET of ``path`` to the client (HTTP/2 server push); False if not allowed."""

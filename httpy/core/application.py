@@ -82,6 +82,14 @@ class HTTPStream(Protocol):
         """Send a 1xx response (103 Early Hints); ignored where the protocol can't."""
         ...
 
+    async def push(self, path: str) -> bool:
+        """Server push (HTTP/2): promise a GET of ``path`` and answer it through the app.
+
+        Returns False where the protocol or the client doesn't allow it (HTTP/1.1, push
+        disabled by the client); the caller then announces the resource otherwise.
+        """
+        ...
+
     async def send_response(self, status: int, headers: Headers) -> None:
         """Start the response.  Raises :class:`ClientDisconnected` if the client left."""
         ...

@@ -204,6 +204,8 @@ class App:
             await request.body()
         try:
             response = await self.dispatch(request)
+            if response.push_resources and response.status < 300:
+                await announce_resources(stream, response)
             await response.write(stream)
         finally:
             await request.close()  # uploaded files' temporary storage
@@ -287,6 +289,20 @@ class App:
         if self.debug:
             detail += "\n" + "".join(traceback.format_exception(exc))
         return error_response(500, detail, None, request.headers.get("accept", ""))
+
+
+async def announce_resources(stream: HTTPStream, response: Response) -> None:
+    """Push ``response.push_resources`` where the client allows it (HTTP/2); otherwise
+    send them as ``103 Early Hints`` so the client can preload them (the final response
+    carries the same ``Link`` headers either way)."""
+    pushed = [await stream.push(path) for path, _kind in response.push_resources]
+    if not all(pushed):
+        links = tuple(
+            (b"link", f"<{path}>; rel=preload; as={kind}".encode("latin-1"))
+            for (path, kind), done in zip(response.push_resources, pushed, strict=True)
+            if not done
+        )
+        await stream.send_informational(103, links)
 
 
 def _bind(middleware: Middleware, next_handler: Handler) -> Handler:

@@ -120,6 +120,10 @@ class ASGIHTTPStream:
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         """Ignored: ASGI has no 1xx responses."""
 
+    async def push(self, path: str) -> bool:
+        """ASGI's ``http.response.push`` extension is not used: never pushes."""
+        return False
+
     async def send_response(self, status: int, headers: Headers) -> None:
         if self._disconnected:
             raise ClientDisconnected("client disconnected")
