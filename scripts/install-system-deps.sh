@@ -5,6 +5,7 @@ set -euo pipefail
 
 needed=()
 command -v curl >/dev/null 2>&1 || needed+=(curl)
+command -v h2load >/dev/null 2>&1 || needed+=(nghttp2-client)
 
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0

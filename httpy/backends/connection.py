@@ -46,6 +46,7 @@ from ..core.events import (
     StreamReset,
 )
 from ..core.http1 import HTTP1Connection
+from ..core.http2 import valid_upgrade_settings
 from .logs import HTTPDate, RateLimitedLog, access_log, error_log
 
 READ_SIZE = 64 * 1024
@@ -495,11 +496,11 @@ class SwitchToHTTP2:
 def _wants_h2c(event: RequestReceived) -> bool:
     # Upgrade with a body would need the body read over HTTP/1.1 first; such requests
     # are simply answered over HTTP/1.1, which RFC 9113 3.2 allows.
-    return (
-        event.upgrade == b"h2c"
-        and not event.body_expected
-        and any(name == b"http2-settings" for name, _ in event.headers)
-    )
+    # Exactly one HTTP2-Settings, and valid (RFC 7540 3.2.1); otherwise no upgrade.
+    if event.upgrade != b"h2c" or event.body_expected:
+        return False
+    settings = [value for name, value in event.headers if name == b"http2-settings"]
+    return len(settings) == 1 and valid_upgrade_settings(settings[0])
 
 
 def log_access(

@@ -8,6 +8,7 @@ handlers are never interleaved mid-write.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 
@@ -98,6 +99,10 @@ class HTTP2Stream:
             self.response_complete = True
         sid = self._head.stream_id
         await self._driver.command(SendData(sid, data, end))
+        if end and not self._ended:
+            # The core asked the client to stop sending the body (RST_STREAM NO_ERROR):
+            # what is buffered can still be read, then receive() raises.
+            self.fail(ClientDisconnected("response complete; request body abandoned"))
         # Flow control: wait until the peer's window has taken what we queued.  A peer
         # that keeps the window shut (a zero-window stall) gets send_timeout, then a reset.
         if self._driver.pending_bytes(sid) > 0:
@@ -137,6 +142,12 @@ class HTTP2Stream:
             self._error = error
         self.wake()
 
+    def discard_unread(self) -> int:
+        """Drop body bytes the handler never read; returns how many (to acknowledge)."""
+        size = sum(len(chunk) for chunk in self._chunks)
+        self._chunks.clear()
+        return size
+
 
 class HTTP2Driver:
     """Runs one HTTP/2 connection to completion."""
@@ -162,6 +173,8 @@ class HTTP2Driver:
         self._write_lock = anyio.Lock()
         self._tasks: anyio.abc.TaskGroup | None = None
         self._read_scope: anyio.CancelScope | None = None
+        self._read_interrupted = False
+        self._broken = False
         self._closing = False
 
     # -- public ------------------------------------------------------------------------
@@ -178,7 +191,13 @@ class HTTP2Driver:
                 # handlers still running have no one to answer.
                 tasks.cancel_scope.cancel()
             await self.flush()
-        except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
+        except* (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            OSError,
+            TimeoutError,
+            ClientDisconnected,
+        ):
             pass  # the peer vanished or stopped reading; nothing left to tell it
         finally:
             with anyio.CancelScope(shield=True):
@@ -188,8 +207,7 @@ class HTTP2Driver:
         """Graceful shutdown: GOAWAY, let open streams finish, then close."""
         self._closing = True
         self._conn.send(CloseConnection())
-        if self._read_scope is not None and self._conn.idle:
-            self._read_scope.cancel()
+        self._interrupt_read()  # the reader flushes the GOAWAY (and closes if idle)
 
     # -- used by HTTP2Stream -----------------------------------------------------------
 
@@ -205,8 +223,8 @@ class HTTP2Driver:
     async def command(self, command: Command) -> None:
         self._conn.send(command)
         await self.flush()
-        if self._conn.should_close and self._read_scope is not None:
-            self._read_scope.cancel()  # the last stream after GOAWAY is done
+        if self._conn.should_close:
+            self._interrupt_read()  # the last stream after GOAWAY is done
 
     def pending_bytes(self, stream_id: int) -> int:
         return self._conn.pending_bytes(stream_id)
@@ -216,11 +234,24 @@ class HTTP2Driver:
         await self.flush()
 
     async def flush(self) -> None:
+        """Write what the core has queued.  Raises :class:`ClientDisconnected` when the
+        peer is gone or has not accepted bytes for ``send_timeout``; the reader then
+        ends the connection."""
         async with self._write_lock:
             data = self._conn.data_to_send()
             if data:
-                with anyio.fail_after(self.config.send_timeout):
-                    await self._stream.send(data)
+                try:
+                    with anyio.fail_after(self.config.send_timeout):
+                        await self._stream.send(data)
+                except (
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                    TimeoutError,
+                ) as exc:
+                    self._broken = True
+                    self._interrupt_read()
+                    raise ClientDisconnected(f"connection lost while sending: {exc!r}") from exc
 
     async def push(self, parent: HTTP2Stream, path: str) -> bool:
         head = parent.head
@@ -252,6 +283,12 @@ class HTTP2Driver:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _interrupt_read(self) -> None:
+        """Wake the reader without input: it flushes and re-checks the connection state."""
+        if self._read_scope is not None:
+            self._read_interrupted = True
+            self._read_scope.cancel()
+
     async def _read_loop(self) -> None:
         if self._initial:
             self._dispatch(self._conn.receive_data(self._initial))
@@ -261,6 +298,7 @@ class HTTP2Driver:
             if self._closing and self._conn.idle:
                 timeout = 0
             data: bytes | None = None
+            self._read_interrupted = False
             with anyio.move_on_after(timeout) as scope:
                 self._read_scope = scope
                 try:
@@ -268,8 +306,10 @@ class HTTP2Driver:
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     data = b""
             self._read_scope = None
+            if self._broken:
+                data = b""  # a write failed: the peer is gone
             if data is None:
-                events = self._conn.receive_timeout()
+                events = [] if self._read_interrupted else self._conn.receive_timeout()
             elif data:
                 events = self._conn.receive_data(data)
             else:
@@ -341,6 +381,13 @@ class HTTP2Driver:
                     )
             if not stream.response_complete and not stream.disconnected:
                 await self._finish_incomplete(stream)
+            self._streams.pop(stream.head.stream_id, None)
+            unread = stream.discard_unread()
+            if unread:
+                # Body bytes the handler never read still hold connection window.
+                self._conn.acknowledge(stream.head.stream_id, unread)
+                with contextlib.suppress(ClientDisconnected):
+                    await self.flush()
         finally:
             self._streams.pop(stream.head.stream_id, None)
             log_access(

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from collections.abc import Iterable
+from http import HTTPStatus
 
 import h2.config
 import h2.connection
@@ -40,6 +42,10 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.utilities
+import hpack.struct
+import hyperframe.exceptions
+import hyperframe.frame
 
 from .config import Config
 from .errors import LocalProtocolError, StreamClosedError
@@ -67,14 +73,24 @@ CONNECTION_SPECIFIC = frozenset(
 )
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
+_REQUEST_RULES = h2.utilities.HeaderValidationFlags(
+    is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
+)
+_TRAILER_RULES = _REQUEST_RULES._replace(is_trailer=True)
+
 
 class _Outbound:
-    """Response data waiting for flow-control window on one stream."""
+    """Response data waiting for flow-control window on one stream.
 
-    __slots__ = ("chunks", "end", "size")
+    ``offset`` is how much of ``chunks[0]`` was sent already: a large chunk goes out one
+    frame at a time without re-slicing the rest of it each time.
+    """
+
+    __slots__ = ("chunks", "end", "offset", "size")
 
     def __init__(self) -> None:
         self.chunks: deque[bytes] = deque()
+        self.offset = 0
         self.size = 0
         self.end = False
 
@@ -90,8 +106,13 @@ class HTTP2Connection:
     ) -> None:
         self._config = config if config is not None else Config()
         cfg = self._config
+        # Request headers are validated here, not by h2 (validate_inbound_headers=False):
+        # h2 makes every malformed request a connection error, while RFC 9113 8.1.1 makes
+        # it a stream error, so one bad request must not end its neighbours' streams.
         self._h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
+            h2.config.H2Configuration(
+                client_side=False, header_encoding=None, validate_inbound_headers=False
+            )
         )
         self._h2.local_settings = h2.settings.Settings(
             client=False,
@@ -101,19 +122,39 @@ class HTTP2Connection:
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_stream_window,
             },
         )
+        # Settings given as initial values never go through h2's "acknowledged" path,
+        # which is what applies MAX_HEADER_LIST_SIZE to the HPACK decoder: apply it here
+        # (otherwise the decoder keeps h2's 64 KiB default).
+        self._h2.decoder.max_header_list_size = cfg.max_header_bytes
         self._outbound: dict[int, _Outbound] = {}
         self._closed = False
         self._goaway_sent = False
+        #: Frames h2 cannot send itself (a graceful GOAWAY), in order with h2's output.
+        self._out = bytearray()
+        #: Frame-length pre-check (:meth:`_scan_frame_lengths`): bytes of the current frame
+        #: (at first, of the client preface) still to come, and a partial frame header.
+        self._scan_skip = len(PREFACE)
+        self._scan_header = b""
         self._streams_opened = 0
         self._resets_received = 0
         self._control_frames = 0
         self._open_streams: set[int] = set()
+        #: Open streams whose request body is still coming and wanted, with its size so far.
+        self._receiving: set[int] = set()
+        self._body_bytes: dict[int, int] = {}
+        #: Open streams whose final response head has been sent.
+        self._responded: set[int] = set()
+        #: Open streams whose response has no content (HEAD requests; 204 and 304
+        #: answers, RFC 9110 6.4.1): the body the application writes is dropped.
+        self._bodiless: set[int] = set()
         self._upgrade_events: list[Event] = []
         if upgrade is not None:
             settings, request = upgrade
             self._h2.initiate_upgrade_connection(settings)
             self._streams_opened = 1
             self._open_streams.add(1)
+            if request.method == "HEAD":
+                self._bodiless.add(1)
             self._upgrade_events.append(
                 RequestReceived(
                     stream_id=1,
@@ -172,18 +213,20 @@ class HTTP2Connection:
         if self._closed:
             return []
         events: list[Event] = []
+        oversized = self._scan_frame_lengths(data)
+        if oversized:
+            self._fail(events, h2.errors.ErrorCodes.FRAME_SIZE_ERROR, oversized)
+            return events
         try:
-            h2_events = self._h2.receive_data(data)
+            for event in self._h2.receive_data(data):
+                self._translate(event, events)
+                if not self._closed:
+                    self._check_floods(events)  # per frame: stop at the limit
+                if self._closed:
+                    break
         except h2.exceptions.ProtocolError as exc:
             code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._fail(events, int(code), str(exc) or type(exc).__name__)
-            return events
-        for event in h2_events:
-            self._translate(event, events)
-            if self._closed:
-                break
-        if not self._closed:
-            self._check_floods(events)
         return events
 
     def receive_eof(self) -> list[Event]:
@@ -271,6 +314,11 @@ class HTTP2Connection:
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer since the last call (may be empty)."""
+        if self._out:
+            self._out += self._h2.data_to_send()
+            data = bytes(self._out)
+            self._out.clear()
+            return data
         return self._h2.data_to_send()
 
     # ------------------------------------------------------------------ internals
@@ -279,24 +327,24 @@ class HTTP2Connection:
         if isinstance(event, h2.events.RequestReceived):
             self._on_request(event, events)
         elif isinstance(event, h2.events.DataReceived):
-            if event.stream_id in self._open_streams:
+            sid, unread = event.stream_id, event.flow_controlled_length
+            if not event.data and not event.stream_ended:
+                self._control_frames += 1  # empty DATA frames (flood defence)
+            if sid in self._receiving and self._accept_body(sid, len(event.data), events):
                 if event.data:
-                    events.append(BodyReceived(event.stream_id, bytes(event.data)))
-                elif not event.stream_ended:
-                    self._control_frames += 1  # empty DATA frames (flood defence)
-                # Padding is flow-controlled but never reaches the application.
-                padding = event.flow_controlled_length - len(event.data)
-                if padding > 0:
-                    self._h2.acknowledge_received_data(padding, event.stream_id)
-            elif event.flow_controlled_length:
-                self._h2.increment_flow_control_window(event.flow_controlled_length)
+                    events.append(BodyReceived(sid, bytes(event.data)))
+                unread -= len(event.data)  # acknowledged as the application reads it
+            if unread > 0:
+                # Padding, and body no one will read (the response is complete, or the
+                # body is over the limit): give the window back now.
+                self._h2.acknowledge_received_data(unread, sid)
         elif isinstance(event, h2.events.StreamEnded):
-            if event.stream_id in self._open_streams:
+            if event.stream_id in self._receiving:
+                self._receiving.discard(event.stream_id)
                 events.append(StreamEnded(event.stream_id))
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in self._open_streams:
-                self._open_streams.discard(event.stream_id)
-                self._outbound.pop(event.stream_id, None)
+                self._forget(event.stream_id)
                 if event.remote_reset:
                     self._resets_received += 1
                 events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
@@ -305,7 +353,13 @@ class HTTP2Connection:
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._control_frames += 1
             self._flush_outbound(events)
-        elif isinstance(event, h2.events.PingReceived | h2.events.PriorityUpdated):
+        elif isinstance(
+            event,
+            h2.events.PingReceived
+            | h2.events.PriorityUpdated
+            | h2.events.SettingsAcknowledged
+            | h2.events.UnknownFrameReceived,
+        ):
             self._control_frames += 1
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._closed = True
@@ -313,13 +367,27 @@ class HTTP2Connection:
                 events.append(StreamReset(sid, int(event.error_code or 0)))
             self._open_streams.clear()
             events.append(ConnectionTerminated(int(event.error_code or 0), "peer sent GOAWAY"))
-        elif isinstance(event, h2.events.TrailersReceived):
-            pass  # request trailers are not surfaced; StreamEnded follows if they end it
+        elif (
+            isinstance(event, h2.events.TrailersReceived)
+            and event.stream_id in self._open_streams
+            and _malformed(event.headers or (), _TRAILER_RULES)
+        ):
+            # Valid request trailers are not surfaced; the StreamEnded after them is.
+            self._h2.reset_stream(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._stream_done(event.stream_id)
+            events.append(StreamReset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
     def _on_request(self, event: h2.events.RequestReceived, events: list[Event]) -> None:
         stream_id = event.stream_id
         if self._goaway_sent:
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        if _malformed(event.headers or (), _REQUEST_RULES):
+            # A malformed request is a stream error (RFC 9113 8.1.1, 8.2.1, 8.2.2, 8.3);
+            # it counts with client resets against the rapid-reset limit.
+            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._streams_opened += 1
+            self._resets_received += 1
             return
         method = path = b""
         authority: bytes | None = None
@@ -342,6 +410,19 @@ class HTTP2Connection:
             regular.insert(0, (b"host", authority))
         self._streams_opened += 1
         self._open_streams.add(stream_id)
+        # The limits HTTP/1.1 enforces in its core, answered here before any handler runs.
+        cfg = self._config
+        if len(regular) > cfg.max_header_count:
+            self._answer(stream_id, 431, f"more than {cfg.max_header_count} header fields")
+            return
+        limit = cfg.max_body_bytes
+        declared = next((v for n, v in regular if n == b"content-length"), b"")
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            self._answer(stream_id, 413, f"Content-Length {int(declared)} over the {limit} limit")
+            return
+        self._receiving.add(stream_id)  # until StreamEnded, which may be in this batch
+        if method == b"HEAD":
+            self._bodiless.add(stream_id)
         events.append(
             RequestReceived(
                 stream_id=stream_id,
@@ -361,12 +442,46 @@ class HTTP2Connection:
             if name.lower() not in CONNECTION_SPECIFIC
         )
         self._h2.send_headers(stream_id, block, end_stream=end)
+        if status >= 200:
+            self._responded.add(stream_id)
+            if status in (204, 304):
+                self._bodiless.add(stream_id)
         if end:
             self._stream_done(stream_id)
+
+    def _accept_body(self, stream_id: int, size: int, events: list[Event]) -> bool:
+        """Count ``size`` body bytes; over ``max_body_bytes``, answer 413 and say False."""
+        received = self._body_bytes.get(stream_id, 0) + size
+        self._body_bytes[stream_id] = received
+        limit = self._config.max_body_bytes
+        if limit is None or received <= limit:
+            return True
+        # The handler is cancelled (its stream "reset"); the client gets a 413 if no
+        # response has started, else RST_STREAM CANCEL.
+        events.append(StreamReset(stream_id, h2.errors.ErrorCodes.CANCEL))
+        self._answer(stream_id, 413, f"request body larger than {limit} bytes")
+        return False
+
+    def _answer(self, stream_id: int, status: int, reason: str) -> None:
+        """Answer an open stream ourselves (a limit was broken), as HTTP/1.1's core does."""
+        self._receiving.discard(stream_id)
+        if stream_id in self._responded:
+            self._reset(stream_id, h2.errors.ErrorCodes.CANCEL)
+            return
+        self._outbound.pop(stream_id, None)
+        body = f"{status} {HTTPStatus(status).phrase}: {reason}\n".encode("ascii", "replace")
+        headers = (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        )
+        self._send_headers(stream_id, status, headers, False)
+        self._queue_data(stream_id, body, True)
 
     def _queue_data(self, stream_id: int, data: bytes, end: bool) -> None:
         if stream_id not in self._open_streams:
             raise StreamClosedError(f"stream {stream_id} is closed")
+        if stream_id in self._bodiless:
+            data = b""
         outbound = self._outbound.setdefault(stream_id, _Outbound())
         if data:
             outbound.chunks.append(data)
@@ -387,10 +502,14 @@ class HTTP2Connection:
             )
             if window <= 0:
                 return
-            chunk = outbound.chunks.popleft()
-            if len(chunk) > window:
-                outbound.chunks.appendleft(chunk[window:])
-                chunk = chunk[:window]
+            head, start = outbound.chunks[0], outbound.offset
+            stop = min(len(head), start + window)
+            chunk = head if start == 0 and stop == len(head) else head[start:stop]
+            if stop == len(head):
+                outbound.chunks.popleft()
+                outbound.offset = 0
+            else:
+                outbound.offset = stop
             outbound.size -= len(chunk)
             last = outbound.end and not outbound.chunks
             h2conn.send_data(stream_id, chunk, end_stream=last)
@@ -405,9 +524,24 @@ class HTTP2Connection:
         if events is not None:
             events.append(StreamWritable(stream_id))
 
+    def _forget(self, stream_id: int) -> None:
+        self._open_streams.discard(stream_id)
+        self._receiving.discard(stream_id)
+        self._responded.discard(stream_id)
+        self._bodiless.discard(stream_id)
+        self._outbound.pop(stream_id, None)
+        self._body_bytes.pop(stream_id, None)
+
     def _stream_done(self, stream_id: int) -> None:
         self._outbound.pop(stream_id, None)
-        self._open_streams.discard(stream_id)
+        if stream_id in self._open_streams:
+            self._forget(stream_id)
+            stream = self._h2.streams.get(stream_id)
+            if stream is not None and not stream.closed:
+                # The response is complete but the request body is still coming (an early
+                # 413, a handler that ignored the body): ask the client to stop sending,
+                # without error (RFC 9113 8.1), so its stream doesn't stall on our window.
+                self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
         if self._goaway_sent and not self._open_streams:
             self._closed = True
 
@@ -417,13 +551,48 @@ class HTTP2Connection:
             self._stream_done(stream_id)
 
     def _goaway(self, code: int) -> None:
-        """Graceful shutdown: refuse new streams, finish open ones, then close."""
+        """Graceful shutdown: refuse new streams, finish open ones, then close.
+
+        The GOAWAY frame is built here, not by ``H2Connection.close_connection``: h2 closes
+        its state machine on any GOAWAY and would refuse to send the responses still owed
+        (python-hyper/h2#1181).
+        """
         if self._closed or self._goaway_sent:
             return
         self._goaway_sent = True
-        self._h2.close_connection(code, last_stream_id=self._h2.highest_inbound_stream_id)
+        frame = hyperframe.frame.GoAwayFrame(
+            0, last_stream_id=self._h2.highest_inbound_stream_id, error_code=code
+        )
+        self._out += self._h2.data_to_send()
+        self._out += frame.serialize()
         if not self._open_streams:
             self._closed = True
+
+    def _scan_frame_lengths(self, data: bytes) -> str | None:
+        """Check each frame header's length as soon as it arrives.
+
+        h2 checks a frame's length against SETTINGS_MAX_FRAME_SIZE only once the whole
+        frame is buffered, so a header announcing 16 MiB would make it buffer 16 MiB.
+        Returns why the input is refused, or None.
+        """
+        view = memoryview(data)
+        pos, size = 0, len(view)
+        while pos < size:
+            if self._scan_skip:
+                step = min(self._scan_skip, size - pos)
+                self._scan_skip -= step
+                pos += step
+                continue
+            take = 9 - len(self._scan_header)
+            self._scan_header += bytes(view[pos : pos + take])
+            pos += take
+            if len(self._scan_header) == 9:
+                length = int.from_bytes(self._scan_header[:3], "big")
+                self._scan_header = b""
+                if length > self._h2.max_inbound_frame_size:
+                    return f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE"
+                self._scan_skip = length
+        return None
 
     def _check_floods(self, events: list[Event]) -> None:
         cfg = self._config
@@ -437,6 +606,9 @@ class HTTP2Connection:
                 f"{self._resets_received} streams reset by the client (rapid reset)",
             )
         elif self._control_frames > cfg.h2_max_control_frames + 10 * self._streams_opened:
+            # h2 answered every PING of this read already: drop those answers, so a flood
+            # gets one GOAWAY back, not its own volume.
+            self._h2.clear_outbound_data_buffer()
             self._fail(
                 events,
                 h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
@@ -445,10 +617,35 @@ class HTTP2Connection:
 
     def _fail(self, events: list[Event], code: int, reason: str) -> None:
         """A connection error: GOAWAY with ``code``, then close."""
-        with contextlib.suppress(h2.exceptions.ProtocolError):  # h2 may be closed already
-            self._h2.close_connection(code)
+        # When h2 itself raised, it has queued its GOAWAY already: don't send a second.
+        if self._h2.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._h2.close_connection(code)
         self._closed = True
         for sid in sorted(self._open_streams):
             events.append(StreamReset(sid, code))
         self._open_streams.clear()
         events.append(ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
+
+
+def valid_upgrade_settings(value: bytes) -> bool:
+    """True when ``value``, an ``HTTP2-Settings`` header, holds valid SETTINGS (RFC 7540
+    3.2.1): check it before answering 101, since h2 rejects it only after the switch."""
+    probe = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    try:
+        probe.initiate_upgrade_connection(value)
+    except (ValueError, h2.exceptions.H2Error, hyperframe.exceptions.HyperframeError):
+        return False  # binascii.Error is a ValueError
+    return True
+
+
+def _malformed(
+    headers: Iterable[hpack.struct.Header], rules: h2.utilities.HeaderValidationFlags
+) -> str | None:
+    """Why the header block breaks RFC 9113 section 8 (h2's own checks), or None."""
+    try:
+        for _ in h2.utilities.validate_headers(headers, rules):
+            pass
+    except h2.exceptions.ProtocolError as exc:
+        return str(exc) or "malformed header block"
+    return None

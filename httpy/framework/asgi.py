@@ -171,8 +171,8 @@ def head_from_scope(scope: Scope) -> RequestHead:
     if raw is not None:
         raw_text = bytes(raw).decode("latin-1")
         prefix = quote(root_path)
-        if not root_path or raw_text.startswith(prefix):
-            raw_path = raw_text[len(prefix) :] if root_path else raw_text
+        if raw_text.startswith(prefix):
+            raw_path = raw_text[len(prefix) :]
     return RequestHead(
         method=scope.get("method", "GET"),
         path=raw_path or "/",
@@ -193,16 +193,21 @@ def _address(value: Any) -> tuple[str, int] | None:
 
 async def _serve_http(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
     stream = ASGIHTTPStream(scope, receive, send)
+    error: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(stream.watch_disconnect, tasks.cancel_scope.cancel)
         try:
             await app.handle_http(stream)
         except ClientDisconnected:
             pass
+        except Exception as exc:
+            error = exc  # raised below, not wrapped in the task group's ExceptionGroup
         finally:
             tasks.cancel_scope.cancel()
     # An exception or an incomplete response is left to the ASGI server, which answers
     # 500 (nothing sent yet) or aborts the response, as HTTPy's own server does.
+    if error is not None:
+        raise error
 
 
 async def _serve_lifespan(app: LifespanApplication, receive: Receive, send: Send) -> None:
@@ -290,6 +295,8 @@ class ASGIAdapter:
                 with anyio.move_on_after(self.disconnect_grace, shield=True):
                     await finished.wait()
                 app_scope.cancel()
+                if errors:  # most likely caused by the disconnect itself
+                    logger.debug("ASGI application failed after a disconnect", exc_info=errors[0])
                 raise
         if errors:
             raise errors[0]  # the server logs it and answers 500, or aborts the response
@@ -401,15 +408,16 @@ class _HTTPExchange:
             if self.response_complete:
                 raise RuntimeError("ASGI: http.response.body after the response completed")
             more = bool(message.get("more_body", False))
+            if not self.disconnected:
+                try:
+                    await self._stream.send_body(bytes(message.get("body", b"")), end=not more)
+                except ClientDisconnected:
+                    self.disconnect()
             if not more:
+                # Only now: an app listening for http.disconnect (Starlette's streaming
+                # responses) would otherwise cancel this very send.
                 self.response_complete = True
                 self._over.set()
-            if self.disconnected:
-                return
-            try:
-                await self._stream.send_body(bytes(message.get("body", b"")), end=not more)
-            except ClientDisconnected:
-                self.disconnect()
         elif kind != "http.response.trailers":
             raise RuntimeError(f"ASGI: unexpected message {kind!r} on an http scope")
 
@@ -429,6 +437,7 @@ class _LifespanCycle:
         self._consumed = 0  # messages the application has received
         self._ended = False
         self._error: Exception | None = None
+        self._awaiting: str | None = None  # the message whose answer is awaited
         self.supported = True
 
     async def run(self) -> None:
@@ -438,6 +447,9 @@ class _LifespanCycle:
                 await self._app(scope, self._receive, self._send)
         except Exception as exc:
             self._error = exc
+            if self._awaiting is None and self._consumed:
+                # Between startup and shutdown nobody is waiting to raise it: log it now.
+                logger.error("ASGI lifespan call failed after startup", exc_info=exc)
         finally:
             self._ended = True
             self._answered.set()
@@ -486,7 +498,11 @@ class _LifespanCycle:
             self._answered = anyio.Event()
             self._inbox.append({"type": message_type})
             self._inbox_ready.set()
-            await self._answered.wait()
+            self._awaiting = message_type
+            try:
+                await self._answered.wait()
+            finally:
+                self._awaiting = None
         return None if self._answer is None else str(self._answer["type"])
 
     async def _receive(self) -> Message:

@@ -37,7 +37,6 @@ import os
 import secrets
 import stat
 import unicodedata
-from collections.abc import AsyncIterator
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from os import PathLike
@@ -117,16 +116,18 @@ class FileResponse(Response):
         """Headers for a ``200`` with the whole file."""
         return self._headers_with_length(self.size)
 
-    def _headers_with_length(self, length: int, **replace: str) -> RawHeaders:
-        headers = self.headers.items()
+    def _headers_with_length(
+        self, length: int, replace: dict[str, str] | None = None
+    ) -> RawHeaders:
+        """Our headers with ``Content-Length: length``; ``replace`` (lower-case names)
+        overrides or adds fields."""
+        replace = replace or {}
         pairs = [
             (n.encode("latin-1"), v.encode("latin-1"))
-            for n, v in headers
-            if n != "content-length" and n.replace("-", "_") not in replace
+            for n, v in self.headers.items()
+            if n != "content-length" and n not in replace
         ]
-        pairs += [
-            (n.replace("_", "-").encode("latin-1"), v.encode("latin-1")) for n, v in replace.items()
-        ]
+        pairs += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in replace.items()]
         pairs.append((b"content-length", b"%d" % length))
         return tuple(pairs) + self._link_headers()
 
@@ -161,7 +162,7 @@ class FileResponse(Response):
         """RFC 9110 13.2.2 steps 1-4 for GET/HEAD: 412, 304 or None (go on)."""
         etag = self.headers.get("etag")
         last_modified = int(self.stat_result.st_mtime)
-        if_match = headers.get("if-match")
+        if_match = _list_field(headers, "if-match")
         if if_match is not None:
             if not etag_matches(if_match, etag, weak=False):
                 return 412
@@ -169,7 +170,7 @@ class FileResponse(Response):
             since = _parse_http_date(headers.get("if-unmodified-since"))
             if since is not None and last_modified > since:
                 return 412
-        if_none_match = headers.get("if-none-match")
+        if_none_match = _list_field(headers, "if-none-match")
         if if_none_match is not None:
             if etag_matches(if_none_match, etag, weak=True):
                 return 304
@@ -219,7 +220,7 @@ class FileResponse(Response):
 
     async def _send_single_range(self, stream: HTTPStream, first: int, last: int) -> None:
         headers = self._headers_with_length(
-            last - first + 1, content_range=f"bytes {first}-{last}/{self.size}"
+            last - first + 1, {"content-range": f"bytes {first}-{last}/{self.size}"}
         )
         await self._send_ranges(stream, 206, headers, [(first, last)])
 
@@ -244,7 +245,7 @@ class FileResponse(Response):
             + len(tail)
         )
         headers = self._headers_with_length(
-            length, content_type=f"multipart/byteranges; boundary={boundary}"
+            length, {"content-type": f"multipart/byteranges; boundary={boundary}"}
         )
         prefixes = [s + h for s, h in zip(separators, heads, strict=True)]
         await self._send_ranges(stream, 206, headers, ranges, prefixes, tail)
@@ -276,28 +277,23 @@ class FileResponse(Response):
             return
         async with file:
             await stream.send_response(status, headers)
-            pending = b""
+            pending = b""  # a part's head, sent with the first bytes of its range
             for index, (first, last) in enumerate(ranges):
                 if prefixes is not None:
                     pending += prefixes[index]
-                async for chunk in self._read(file, first, last - first + 1):
+                await file.seek(first)
+                remaining = last - first + 1
+                while remaining > 0:
+                    chunk = await file.read(min(self.chunk_size, remaining))
+                    if not chunk:
+                        # The file shrank after its size was announced: the response
+                        # can't be completed; raising makes the server close the connection.
+                        raise OSError(f"{self.path} ended {remaining} bytes early")
+                    remaining -= len(chunk)
                     if pending:
                         chunk, pending = pending + chunk, b""
                     await stream.send_body(chunk)
             await stream.send_body(pending + tail, end=True)
-
-    async def _read(
-        self, file: anyio.AsyncFile[bytes], offset: int, length: int
-    ) -> AsyncIterator[bytes]:
-        await file.seek(offset)
-        while length > 0:
-            chunk = await file.read(min(self.chunk_size, length))
-            if not chunk:
-                # The file shrank after its size was announced: the response can't be
-                # completed, and raising makes the server close the connection.
-                raise OSError(f"{self.path} ended {length} bytes early")
-            length -= len(chunk)
-            yield chunk
 
     def __repr__(self) -> str:
         return f"<FileResponse {self.status} {str(self.path)!r}>"
@@ -355,6 +351,12 @@ def _split_etags(header: str) -> list[str]:
             end = header.find(",", index)
             index = size if end == -1 else end + 1
     return tags
+
+
+def _list_field(headers: Headers, name: str) -> str | None:
+    """A list-based field (RFC 9110 5.3): repeated fields joined with commas."""
+    values = headers.getlist(name)
+    return ", ".join(values) if values else None
 
 
 def _parse_http_date(value: str | None) -> int | None:

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import anyio.to_thread
 
 from .exceptions import HTTPException
-from .files import FileResponse
+from .files import FileResponse, guess_media_type
 from .request import Request
 from .response import RedirectResponse, Response
 
@@ -85,7 +85,9 @@ class StaticFiles:
         if isinstance(found, _Redirect):
             return RedirectResponse(with_trailing_slash(request), status=301)
         file_path, stat_result = found
-        return FileResponse(file_path, stat_result=stat_result)
+        # The type follows the name in the URL, not a symlink target's name.
+        name = path.rsplit("/", 1)[-1] or self.index or file_path.name
+        return FileResponse(file_path, media_type=guess_media_type(name), stat_result=stat_result)
 
     def lookup(self, path: str) -> tuple[Path, os.stat_result] | _Redirect | None:
         """The file serving the decoded URL path ``path`` (relative to the root), a

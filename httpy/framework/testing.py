@@ -27,11 +27,13 @@ import h11
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..backends.connection import ConnectionContext, HTTP1Driver
+from ..backends.http2_driver import HTTP2Driver
 from ..backends.memory import MemoryByteStream, memory_stream_pair
 from ..core.application import Application, LifespanApplication
 from ..core.config import Config
 from ..core.headers import Headers
 from .asgi import ASGIApp, as_application
+from .testing_h2 import RawResponse, exchange_h2
 
 _TEST_CLIENT = ("testclient", 50000)
 _TEST_SERVER = ("testserver", 80)
@@ -42,11 +44,24 @@ class TestResponse:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, status_code: int, headers: Headers, content: bytes, version: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        headers: Headers,
+        content: bytes,
+        version: str,
+        *,
+        path: str | None = None,
+        pushed: list[TestResponse] | None = None,
+    ) -> None:
         self.status_code = status_code
         self.headers = headers
         self.content = content
         self.http_version = version
+        #: The request path of a pushed response (None for the response to the request).
+        self.path = path
+        #: Responses the server pushed with this one (HTTP/2 test client only).
+        self.pushed: list[TestResponse] = pushed if pushed is not None else []
 
     @property
     def status(self) -> int:
@@ -68,14 +83,27 @@ class AsyncTestClient:
 
     ``app`` may be an ASGI 3 application too.  ``async with`` runs the app's startup
     hooks on entry and its shutdown hooks on exit (its lifespan), as a server would.
+
+    ``http_version="2"`` speaks HTTP/2 instead (h2c with prior knowledge, through the
+    real HTTP/2 core and driver); the client allows server push, and pushed responses
+    are in ``response.pushed`` (each with its ``path``).
     """
 
     __test__ = False
 
-    def __init__(self, app: Application | ASGIApp, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        app: Application | ASGIApp,
+        config: Config | None = None,
+        *,
+        http_version: str = "1.1",
+    ) -> None:
+        if http_version not in ("1.1", "2"):
+            raise ValueError(f"http_version must be '1.1' or '2', not {http_version!r}")
         self._context = ConnectionContext.create(
             as_application(app), config or Config(access_log=False)
         )
+        self._http_version = http_version
         self._lifespan: AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> AsyncTestClient:
@@ -107,11 +135,18 @@ class AsyncTestClient:
         if params:
             path += ("&" if "?" in path else "?") + urlencode(params)
         client_end, server_end = memory_stream_pair()
-        driver = HTTP1Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
+        driver: HTTP1Driver | HTTP2Driver
+        if self._http_version == "2":
+            driver = HTTP2Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
+        else:
+            driver = HTTP1Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(driver.run)
             try:
-                response = await _exchange(client_end, method, path, header_list, body)
+                if self._http_version == "2":
+                    response = await _exchange_h2(client_end, method, path, header_list, body)
+                else:
+                    response = await _exchange(client_end, method, path, header_list, body)
             finally:
                 await client_end.aclose()
         return response
@@ -149,8 +184,9 @@ class TestClient:
         config: Config | None = None,
         *,
         backend: str = "asyncio",
+        http_version: str = "1.1",
     ) -> None:
-        self._client = AsyncTestClient(app, config)
+        self._client = AsyncTestClient(app, config, http_version=http_version)
         self._backend = backend
         self._portal: BlockingPortal | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -279,3 +315,22 @@ async def _exchange(
         elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
             break
     return TestResponse(status, response_headers, b"".join(chunks), version)
+
+
+async def _exchange_h2(
+    stream: MemoryByteStream,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> TestResponse:
+    response, pushed = await exchange_h2(stream, method, path, headers, body)
+
+    def convert(raw: RawResponse) -> TestResponse:
+        return TestResponse(
+            raw.status, Headers(raw=tuple(raw.headers)), bytes(raw.body), "2", path=raw.path
+        )
+
+    result = convert(response)
+    result.pushed = [convert(p) for p in pushed]
+    return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import httpx
 import pytest
 
 from httpy import App, FormData, Request, Response, UploadFile
+from httpy.framework import forms
 from tests.support.servers import running_server, server_thread
 
 BOUNDARY = "httpy-test-boundary"
@@ -80,7 +82,9 @@ def make_app(uploads: list[UploadFile] | None = None) -> App:
         rest = await upload.read()
         await upload.seek(0)
         again = await upload.read()
-        return Response.json({"head": head.decode(), "rest": len(rest), "same": again == head + rest})
+        return Response.json(
+            {"head": head.decode(), "rest": len(rest), "same": again == head + rest}
+        )
 
     @app.post("/json")
     async def json_body(request: Request) -> Response:
@@ -228,7 +232,10 @@ async def test_upload_async_read_and_seek() -> None:
 
 @pytest.mark.anyio
 async def test_chunked_multipart_upload() -> None:
-    body = multipart_body(field("a", b"x" * 100_000), ('Content-Disposition: form-data; name="f"; filename="f.bin"', b"y" * 300_000))
+    body = multipart_body(
+        field("a", b"x" * 100_000),
+        ('Content-Disposition: form-data; name="f"; filename="f.bin"', b"y" * 300_000),
+    )
 
     async def pieces() -> Any:
         for i in range(0, len(body), 7_777):
@@ -298,8 +305,6 @@ def test_curl_dash_f(server_backend: str, tmp_path: Path) -> None:
             capture_output=True,
             check=True,
         )  # fmt: skip
-    import json
-
     got = json.loads(result.stdout)
     assert got == [
         ["caption", "sunset"],
@@ -335,7 +340,7 @@ def test_seed_upload_handler(server_backend: str, tmp_path: Path) -> None:
         with open(file_path, "wb") as f:  # noqa: ASYNC230 (the seed's own code)
             f.write(file.file.read())
         return Response.json(
-            {"success": True, "filename": filename, "size": os.path.getsize(file_path)}
+            {"success": True, "filename": filename, "size": os.path.getsize(file_path)}  # noqa: ASYNC240
         )
 
     with server_thread(app, server_backend) as (host, port):
@@ -501,7 +506,9 @@ async def test_json_on_multipart_and_form_on_json() -> None:
         async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
             # (bytes, not files=: httpx's multipart generator would outlive the early answer)
             as_json = await client.post(
-                "/json", content=multipart_body(field("f", b"{}")), headers={"content-type": MULTIPART}
+                "/json",
+                content=multipart_body(field("f", b"{}")),
+                headers={"content-type": MULTIPART},
             )
             as_form = await client.post("/form", json={"a": 1})
     assert as_json.status_code == 400
@@ -528,6 +535,53 @@ async def test_upload_files_closed_when_handler_fails() -> None:
     with anyio.fail_after(5):
         while not uploads[0].closed:
             await anyio.sleep(0.01)
+
+
+@pytest.mark.anyio
+async def test_upload_files_closed_when_client_disconnects_mid_upload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[UploadFile] = []
+    outcome: list[str] = []
+
+    class RecordingUploadFile(UploadFile):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(forms, "UploadFile", RecordingUploadFile)
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> Response:
+        try:
+            await request.form()
+        except BaseException as exc:
+            outcome.append(type(exc).__name__)
+            raise
+        return Response.text("complete?")
+
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"; filename="big"\r\n\r\n'
+    ).encode()
+    async with running_server(app) as (host, port):
+        async with await anyio.connect_tcp(host, port) as stream:
+            await stream.send(
+                b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n"
+                + f"Content-Type: {MULTIPART}\r\n\r\n".encode()
+                + head
+            )
+            for _ in range(48):  # 3 MiB: past the in-memory spool, onto disk
+                await stream.send(b"z" * 65536)
+            with anyio.fail_after(5):
+                while not created or created[0].size < 2 * 1024 * 1024:
+                    await anyio.sleep(0.01)
+        # the client is gone
+        with anyio.fail_after(5):
+            while not outcome or not all(upload.closed for upload in created):
+                await anyio.sleep(0.01)
+    assert len(created) == 1
+    assert outcome[0] in ("ClientDisconnected", "CancelledError", "Cancelled")
 
 
 # -------------------------------------------------------------------------- cookies

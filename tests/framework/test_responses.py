@@ -50,7 +50,9 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 def parse_byteranges(content_type: str, body: bytes) -> list[tuple[str, str, bytes]]:
     """Strictly parse a multipart/byteranges body: ``[(content_type, range, data)]``."""
-    match = re.fullmatch(r"multipart/byteranges; boundary=([0-9A-Za-z'()+_,\-./:=?]+)", content_type)
+    match = re.fullmatch(
+        r"multipart/byteranges; boundary=([0-9A-Za-z'()+_,\-./:=?]+)", content_type
+    )
     assert match, content_type
     delimiter = b"--" + match.group(1).encode()
     assert body.startswith(delimiter + b"\r\n")
@@ -338,6 +340,7 @@ def test_redirect_and_file_constructors(tmp_path: Path) -> None:
 
 # ------------------------------------------------------- text, redirects, cookies
 
+
 @pytest.mark.anyio
 async def test_text_and_redirects(tmp_path: Path) -> None:
     async with running_server(make_app(tmp_path)) as (host, port):
@@ -445,7 +448,9 @@ async def test_streaming_response_framing_on_the_wire(tmp_path: Path) -> None:
         assert b"chunked" not in head.lower()
         assert body == b"abc"
         # HEAD: headers only, and the generator never runs.
-        raw = await exchange((host, port), b"HEAD /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5)
+        raw = await exchange(
+            (host, port), b"HEAD /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5
+        )
         assert status_of(raw) == 200
         assert raw.endswith(b"\r\n\r\n")
         assert gate.log == []
@@ -509,7 +514,7 @@ async def test_file_response_headers_and_body(file_dir: Path) -> None:
 
             response = await client.get("/file/notes.txt", params={"download": "rapport été.txt"})
             assert response.headers["content-disposition"] == (
-                "attachment; filename=\"rapport ete.txt\"; "
+                'attachment; filename="rapport ete.txt"; '
                 "filename*=UTF-8''rapport%20%C3%A9t%C3%A9.txt"
             )
             response = await client.get("/file/notes.txt", params={"download": "plain.txt"})
@@ -545,6 +550,10 @@ async def test_file_conditional_requests(file_dir: Path) -> None:
                 assert "content-type" not in response.headers
             assert (await status({"if-none-match": etag}, "HEAD")).status_code == 304
             assert (await status({"if-none-match": '"other"'})).status_code == 200
+            # If-None-Match is a list field: repeated fields count as one list
+            repeated = [("if-none-match", '"a"'), ("if-none-match", etag)]
+            response = await client.get("/file/data.bin", headers=repeated)
+            assert response.status_code == 304
             assert (await status({"if-modified-since": last_modified})).status_code == 304
             assert (await status({"if-modified-since": later})).status_code == 304
             assert (await status({"if-modified-since": earlier})).status_code == 200
@@ -726,6 +735,44 @@ async def test_file_is_read_in_64k_chunks(file_dir: Path, monkeypatch: pytest.Mo
         async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
             assert (await client.get("/file/data.bin")).content == CONTENT
     assert reads == [65536, 65536, 65536, len(CONTENT) - 3 * 65536]
+
+
+@pytest.mark.anyio
+async def test_client_leaving_mid_file_is_not_an_error(
+    file_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (file_dir / "large.bin").write_bytes(b"x" * (8 << 20))
+    async with running_server(make_app(file_dir)) as (host, port):
+        async with await anyio.connect_tcp(host, port) as sock:
+            await sock.send(b"GET /file/large.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            with anyio.fail_after(5):
+                assert b"200 OK" in await sock.receive()
+        # The server notices, stops reading the file, and keeps serving.
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            assert (await client.get("/file/data.bin")).content == CONTENT
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.text
+
+
+@pytest.mark.anyio
+async def test_file_shrinking_while_sent_closes_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+
+    @app.get("/shrinking")
+    async def shrinking(request: Request) -> Response:
+        path = tmp_path / "shrinking.bin"
+        path.write_bytes(b"s" * 300_000)
+        response = FileResponse(path)  # announces 300,000 bytes
+        path.write_bytes(b"s" * 1000)
+        return response
+
+    async with running_server(app) as address:
+        raw = await exchange(address, b"GET /shrinking HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"content-length: 300000" in head
+        assert body == b"s" * 1000  # then the server closed the connection
+    assert "ended 299000 bytes early" in caplog.text
 
 
 # ------------------------------------------------- aiohttp and curl, server thread

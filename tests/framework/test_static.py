@@ -48,6 +48,7 @@ def site(tmp_path: Path) -> Path:
     (root / "evil.com" / "index.html").write_text("not a redirect target\n")
     (root / "space name.txt").write_text("spaced\n")
     (root / "inside_link").symlink_to("hello.txt")
+    (root / "alias.css").symlink_to("hello.txt")
     (root / "link_out").symlink_to(tmp_path / "secret.txt")
     (root / "relative_out").symlink_to("../secret.txt")
     (root / "dir_out").symlink_to(tmp_path)
@@ -204,7 +205,12 @@ async def test_files_indexes_and_redirects(site: Path) -> None:
             assert "last-modified" in response.headers
             assert (await client.get("/static/space%20name.txt")).text == "spaced\n"
             assert (await client.get("/static/data.bin")).content == DATA
-            assert (await client.get("/static/inside_link")).text == "hello static\n"
+            response = await client.get("/static/inside_link")
+            assert response.text == "hello static\n"
+            # The type comes from the requested name, not from the symlink's target.
+            assert response.headers["content-type"] == "application/octet-stream"
+            response = await client.get("/static/alias.css")
+            assert response.headers["content-type"] == "text/css; charset=utf-8"
 
             response = await client.get("/static/")
             assert response.text == "<h1>home</h1>\n"
@@ -302,9 +308,7 @@ def test_aiohttp_static(static_server: str) -> None:
                 assert response.status == 200
                 assert await response.read() == DATA
                 etag = response.headers["ETag"]
-            async with session.get(
-                "/static/data.bin", headers={"If-None-Match": etag}
-            ) as response:
+            async with session.get("/static/data.bin", headers={"If-None-Match": etag}) as response:
                 assert response.status == 304
             async with session.get(
                 "/static/data.bin", headers={"Range": "bytes=500-599"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,9 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h2.events
 import httpx
 import pytest
 
+from tests.support.h2peer import client_connection, request_headers
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,3 +254,81 @@ def test_load_testing_snippet() -> None:
     assert rps > 0
     assert "95th percentile response time" in result.stdout
     print(result.stdout)  # the figures, for the README (pytest -s shows them)
+
+
+def _h2_get_with_pushes(base: str, path: str, *, enable_push: bool) -> list[h2.events.Event]:
+    """GET ``path`` over h2c (prior knowledge); read until it and every push have ended."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = client_connection(enable_push=enable_push)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        headers = request_headers("GET", path, authority=f"{host}:{port}", scheme="http")
+        conn.send_headers(1, headers, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        events: list[h2.events.Event] = []
+        open_streams = {1}
+        while open_streams:
+            data = sock.recv(65536)
+            assert data, "server closed the connection early"
+            for event in conn.receive_data(data):
+                events.append(event)
+                if isinstance(event, h2.events.PushedStreamReceived):
+                    open_streams.add(event.pushed_stream_id)
+                elif isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                    open_streams.discard(event.stream_id)
+            sock.sendall(conn.data_to_send())
+    return events
+
+
+def test_server_push_snippet(tmp_path: Path, backend: str) -> None:
+    links = [
+        (b"link", b"</static/style.css>; rel=preload; as=style"),
+        (b"link", b"</static/app.js>; rel=preload; as=script"),
+    ]
+    with snippet_server("seed_push", tmp_path, backend) as (base, _process):
+        # HTTP/2 with push enabled: PUSH_PROMISEs for both resources, then their responses.
+        events = _h2_get_with_pushes(base, "/", enable_push=True)
+        promises = {
+            dict(e.headers)[b":path"]: e.pushed_stream_id
+            for e in events
+            if isinstance(e, h2.events.PushedStreamReceived)
+        }
+        assert set(promises) == {b"/static/style.css", b"/static/app.js"}
+        bodies: dict[int, bytes] = {}
+        for e in events:
+            if isinstance(e, h2.events.DataReceived):
+                bodies[e.stream_id] = bodies.get(e.stream_id, b"") + e.data
+        assert b"color: green" in bodies[promises[b"/static/style.css"]]
+        assert b"Loaded" in bodies[promises[b"/static/app.js"]]
+        assert b"HTTP/2 Server Push Example" in bodies[1]
+        assert not [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
+        (page,) = [
+            e for e in events if isinstance(e, h2.events.ResponseReceived) and e.stream_id == 1
+        ]
+        assert [h for h in page.headers if h[0] == b"link"] == links
+
+        # HTTP/2 with push disabled: 103 Early Hints with the Link headers instead.
+        events = _h2_get_with_pushes(base, "/", enable_push=False)
+        assert not [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        (hints,) = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
+        assert (b":status", b"103") in hints.headers
+        assert [h for h in hints.headers if h[0] == b"link"] == links
+        (page,) = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert (b":status", b"200") in page.headers
+        assert [h for h in page.headers if h[0] == b"link"] == links
+
+        # HTTP/1.1: 103 Early Hints, then the page, both with the Link headers.
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        hints_head, _, rest = raw.partition(b"\r\n\r\n")
+        assert hints_head.startswith(b"HTTP/1.1 103 Early Hints\r\n")
+        assert hints_head.lower().count(b"\r\nlink: </static/") == 2
+        assert rest.startswith(b"HTTP/1.1 200 ")
+        page_head = rest.partition(b"\r\n\r\n")[0].lower()
+        assert b"link: </static/style.css>; rel=preload; as=style" in page_head
+        assert b"link: </static/app.js>; rel=preload; as=script" in page_head
+        with httpx.Client() as client:  # and a plain HTTP/1.1 client just sees the page
+            assert "Server Push Example" in client.get(base + "/").text
