@@ -44,7 +44,7 @@ pytest: $(STAMP)
 
 ## Long fuzzing campaign (HYPOTHESIS_PROFILE=long: 50,000 examples per target).
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:cacheprovider fuzz -q
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:cacheprovider --timeout=0 fuzz -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
