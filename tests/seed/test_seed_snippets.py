@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,10 +65,10 @@ def _wait_until_up(process: subprocess.Popen[str], url: str) -> None:
 
 @contextmanager
 def snippet_server(
-    module: str, cwd: Path, backend: str, **env: str
+    module: str, cwd: Path, backend: str, directory: Path = SNIPPETS, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
-    code = SERVE.format(snippets=str(SNIPPETS), module=module, port=port, backend=backend)
+    code = SERVE.format(snippets=str(directory), module=module, port=port, backend=backend)
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=cwd,
@@ -332,3 +333,29 @@ def test_server_push_snippet(tmp_path: Path, backend: str) -> None:
         assert b"link: </static/app.js>; rel=preload; as=script" in page_head
         with httpx.Client() as client:  # and a plain HTTP/1.1 client just sees the page
             assert "Server Push Example" in client.get(base + "/").text
+
+
+def test_upload_download_snippet(tmp_path: Path, backend: str) -> None:
+    # The snippet stores uploads next to its own file: run a copy from tmp_path.
+    shutil.copy(SNIPPETS / "seed_upload.py", tmp_path / "seed_upload.py")
+    payload = os.urandom(300_000)
+    with snippet_server("seed_upload", tmp_path, backend, directory=tmp_path) as (base, _p):
+        with httpx.Client(base_url=base) as client:
+            response = client.post("/upload", files={"file": ("report.txt", payload, "text/plain")})
+            assert response.status_code == 200, response.text
+            assert response.json() == {
+                "success": True,
+                "filename": "report.txt",
+                "size": len(payload),
+                "download_url": "/download/report.txt",
+            }
+            assert (tmp_path / "uploads" / "report.txt").read_bytes() == payload
+            download = client.get("/download/report.txt")
+            assert download.content == payload
+            assert download.headers["content-type"] == "text/plain"
+            assert download.headers["content-disposition"] == 'attachment; filename="report.txt"'
+            assert client.get("/download/missing.txt").status_code == 404
+            not_multipart = client.post("/upload", content=b"x")
+            assert not_multipart.status_code == 400
+            no_file = client.post("/upload", files={"other": ("a.txt", b"a")})
+            assert no_file.json() == {"error": "No file uploaded"}
