@@ -46,7 +46,7 @@ from ..core.events import (
     StreamReset,
 )
 from ..core.http1 import HTTP1Connection
-from ..core.http2 import valid_upgrade_settings
+from ..core.http2_checks import valid_upgrade_settings
 from .logs import HTTPDate, RateLimitedLog, access_log, error_log
 
 READ_SIZE = 64 * 1024
@@ -421,7 +421,8 @@ class HTTP1Driver:
         for event in events:
             if isinstance(event, RequestReceived):
                 self._head_deadline = None
-                if _wants_h2c(event) and not self._closing:
+                # h2c is cleartext HTTP/2: over TLS, HTTP/2 is chosen by ALPN only.
+                if _wants_h2c(event) and not self._closing and self._context.scheme == "http":
                     self._h2c = event
                     self._wake.set()
                     continue

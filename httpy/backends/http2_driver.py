@@ -15,7 +15,7 @@ from collections import deque
 import anyio
 import anyio.abc
 
-from ..core.application import ClientDisconnected, RequestHead
+from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
 from ..core.errors import LocalProtocolError
 from ..core.events import (
     BodyReceived,
@@ -75,7 +75,12 @@ class HTTP2Stream:
                 raise self._error
             if self._ended:
                 return b""
-            await self._wait()
+            # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
+            # gets 408 (or a reset, once the response has started).
+            with anyio.move_on_after(self._driver.config.body_timeout) as waited:
+                await self._wait()
+            if waited.cancelled_caught and not self._chunks and not self._ended:
+                await self._driver.body_timed_out(self)
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         await self._driver.command(SendInformational(self._head.stream_id, status, headers))
@@ -253,6 +258,32 @@ class HTTP2Driver:
                     self._interrupt_read()
                     raise ClientDisconnected(f"connection lost while sending: {exc!r}") from exc
 
+    async def body_timed_out(self, stream: HTTP2Stream) -> None:
+        """The request body stalled for ``body_timeout``: answer 408 (or reset the stream
+        if the response has started); the handler's ``receive`` raises RequestBodyError."""
+        sid = stream.head.stream_id
+        reason = "request body not received in time"
+        stream.fail(RequestBodyError(408, reason))
+        try:
+            if not stream.response_started:
+                body = b"408 Request Timeout: %s\n" % reason.encode()
+                headers = (
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(body)),
+                )
+                self.queue(SendResponse(sid, 408, self.add_server_headers(headers)))
+                stream.response_started, stream.status = True, 408
+                await self.command(SendData(sid, body, True))
+                stream.response_complete = True
+                stream.bytes_sent = len(body)
+            else:
+                await self.command(ResetStream(sid, 0x8))  # CANCEL
+        except (ClientDisconnected, LocalProtocolError):
+            pass
+        self._context.bad_requests.warning(
+            "HTTP/2 request body from %s timed out (stream %d)", format_peer(self._client), sid
+        )
+
     async def push(self, parent: HTTP2Stream, path: str) -> bool:
         head = parent.head
         authority = dict(head.headers).get(b"host", b"")
@@ -292,8 +323,12 @@ class HTTP2Driver:
     async def _read_loop(self) -> None:
         if self._initial:
             self._dispatch(self._conn.receive_data(self._initial))
-            await self.flush()
         while not self._conn.should_close:
+            # Flush right before reading: whatever was queued while this task waited
+            # (a GOAWAY from begin_shutdown) goes out now, not with the next input.
+            await self.flush()
+            if self._conn.should_close:
+                break
             timeout = self.config.keepalive_timeout if self._conn.idle else float("inf")
             if self._closing and self._conn.idle:
                 timeout = 0
@@ -315,7 +350,6 @@ class HTTP2Driver:
             else:
                 events = self._conn.receive_eof()
             self._dispatch(events)
-            await self.flush()
 
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
@@ -373,8 +407,8 @@ class HTTP2Driver:
             with stream.cancel_scope:
                 try:
                     await self._context.app.handle_http(stream)
-                except ClientDisconnected:
-                    pass
+                except (ClientDisconnected, RequestBodyError):
+                    pass  # RequestBodyError: the driver has answered (408)
                 except Exception:
                     error_log.exception(
                         "application error on %s %s", stream.head.method, stream.head.path

@@ -8,19 +8,25 @@ Same contract as :class:`~httpy.core.http1.HTTP1Connection`::
     out = conn.data_to_send()
     conn.should_close
 
-h2 does framing, HPACK, stream states and header validation (RFC 9113 section 8).  This
-class adds what h2 leaves to its caller:
+h2 does framing, HPACK and stream states.  This class adds what h2 leaves to its caller
+(and works around what it does not do right):
 
 * **Flow control policy.**  Request body bytes are acknowledged (WINDOW_UPDATE) only when
   the application has consumed them (:meth:`acknowledge`), so a slow handler throttles
   its own stream, not the connection.  Response data the peer's window cannot take yet
   is held per stream and sent as WINDOW_UPDATEs arrive; :class:`StreamWritable` tells the
   backend when a stream's queue is empty, so it never queues without bound.
+* **Malformed requests are stream errors** (RST_STREAM PROTOCOL_ERROR, RFC 9113 8.1.1),
+  checked with h2's own rules (:mod:`.http2_checks`); h2 would end the connection.
+* **Limits** as HTTP/1.1 has them: ``max_body_bytes`` (413), ``max_header_count`` (431),
+  answered on the stream; ``max_header_bytes`` is SETTINGS_MAX_HEADER_LIST_SIZE.
 * **Connection-specific headers** (``connection``, ``transfer-encoding``, ...) from the
-  application are dropped from responses, as RFC 9113 8.2.2 requires.
+  application are dropped from responses, as RFC 9113 8.2.2 requires; so is content in
+  answers to HEAD and in 204/304 responses.
 * **Flood defences**: rapid reset (CVE-2023-44487), PING/SETTINGS/empty-DATA floods end
-  the connection with GOAWAY ENHANCE_YOUR_CALM; h2 itself bounds CONTINUATION sequences
-  and the decoded header list (SETTINGS_MAX_HEADER_LIST_SIZE).
+  the connection with GOAWAY ENHANCE_YOUR_CALM; oversized frames are refused from their
+  header; h2 itself bounds CONTINUATION sequences and the decoded header list.
+* **Graceful GOAWAY**: built here, since h2 stops sending on any GOAWAY.
 * **h2c upgrade** (RFC 7540 3.2): ``HTTP2Connection(config, upgrade=(settings, request))``
   answers the upgraded request as stream 1.
 * **Server push** via :meth:`push`, when the client allows it.
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterable
 from http import HTTPStatus
 
 import h2.config
@@ -43,8 +48,6 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.utilities
-import hpack.struct
-import hyperframe.exceptions
 import hyperframe.frame
 
 from .config import Config
@@ -66,17 +69,12 @@ from .events import (
     StreamReset,
     StreamWritable,
 )
+from .http2_checks import REQUEST_RULES, TRAILER_RULES, FrameLengthGuard, malformed
 
 #: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9113 8.2.2).
 CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-_REQUEST_RULES = h2.utilities.HeaderValidationFlags(
-    is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
-)
-_TRAILER_RULES = _REQUEST_RULES._replace(is_trailer=True)
 
 
 class _Outbound:
@@ -131,10 +129,7 @@ class HTTP2Connection:
         self._goaway_sent = False
         #: Frames h2 cannot send itself (a graceful GOAWAY), in order with h2's output.
         self._out = bytearray()
-        #: Frame-length pre-check (:meth:`_scan_frame_lengths`): bytes of the current frame
-        #: (at first, of the client preface) still to come, and a partial frame header.
-        self._scan_skip = len(PREFACE)
-        self._scan_header = b""
+        self._frame_lengths = FrameLengthGuard()
         self._streams_opened = 0
         self._resets_received = 0
         self._control_frames = 0
@@ -213,7 +208,7 @@ class HTTP2Connection:
         if self._closed:
             return []
         events: list[Event] = []
-        oversized = self._scan_frame_lengths(data)
+        oversized = self._frame_lengths.check(data, self._h2.max_inbound_frame_size)
         if oversized:
             self._fail(events, h2.errors.ErrorCodes.FRAME_SIZE_ERROR, oversized)
             return events
@@ -251,11 +246,10 @@ class HTTP2Connection:
         """The application consumed ``size`` body bytes of ``stream_id``: open the window."""
         if self._closed or size <= 0:
             return
-        try:
+        # h2 credits the connection window even when the stream is gone, so that other
+        # streams don't starve; it only refuses a stream it never knew.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self._h2.acknowledge_received_data(size, stream_id)
-        except (h2.exceptions.StreamClosedError, KeyError):
-            # The stream is gone; credit the connection window so others don't starve.
-            self._h2.increment_flow_control_window(size)
 
     # ------------------------------------------------------------------ output
 
@@ -352,6 +346,7 @@ class HTTP2Connection:
             self._flush_outbound(events)
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._control_frames += 1
+            self._fix_table_size_updates()
             self._flush_outbound(events)
         elif isinstance(
             event,
@@ -370,19 +365,34 @@ class HTTP2Connection:
         elif (
             isinstance(event, h2.events.TrailersReceived)
             and event.stream_id in self._open_streams
-            and _malformed(event.headers or (), _TRAILER_RULES)
+            and malformed(event.headers or (), TRAILER_RULES)
         ):
             # Valid request trailers are not surfaced; the StreamEnded after them is.
             self._h2.reset_stream(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._stream_done(event.stream_id)
             events.append(StreamReset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
+    def _fix_table_size_updates(self) -> None:
+        """Make the next header block signal SETTINGS_HEADER_TABLE_SIZE changes right.
+
+        hpack queues every change and signals them all; RFC 7541 4.2 wants the smallest,
+        then the final one (a client whose limit went 1 then 0 rejects "1, 0").  And the
+        same value set twice clears hpack's "resized" flag, so a pending change would not
+        be signalled at all.
+        """
+        encoder = self._h2.encoder
+        changes = encoder.table_size_changes
+        if changes:
+            smallest, final = min(changes), changes[-1]
+            changes[:] = [final] if smallest == final else [smallest, final]
+            encoder.header_table.resized = True
+
     def _on_request(self, event: h2.events.RequestReceived, events: list[Event]) -> None:
         stream_id = event.stream_id
         if self._goaway_sent:
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        if _malformed(event.headers or (), _REQUEST_RULES):
+        if malformed(event.headers or (), REQUEST_RULES):
             # A malformed request is a stream error (RFC 9113 8.1.1, 8.2.1, 8.2.2, 8.3);
             # it counts with client resets against the rapid-reset limit.
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
@@ -568,32 +578,6 @@ class HTTP2Connection:
         if not self._open_streams:
             self._closed = True
 
-    def _scan_frame_lengths(self, data: bytes) -> str | None:
-        """Check each frame header's length as soon as it arrives.
-
-        h2 checks a frame's length against SETTINGS_MAX_FRAME_SIZE only once the whole
-        frame is buffered, so a header announcing 16 MiB would make it buffer 16 MiB.
-        Returns why the input is refused, or None.
-        """
-        view = memoryview(data)
-        pos, size = 0, len(view)
-        while pos < size:
-            if self._scan_skip:
-                step = min(self._scan_skip, size - pos)
-                self._scan_skip -= step
-                pos += step
-                continue
-            take = 9 - len(self._scan_header)
-            self._scan_header += bytes(view[pos : pos + take])
-            pos += take
-            if len(self._scan_header) == 9:
-                length = int.from_bytes(self._scan_header[:3], "big")
-                self._scan_header = b""
-                if length > self._h2.max_inbound_frame_size:
-                    return f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE"
-                self._scan_skip = length
-        return None
-
     def _check_floods(self, events: list[Event]) -> None:
         cfg = self._config
         if (
@@ -626,26 +610,3 @@ class HTTP2Connection:
             events.append(StreamReset(sid, code))
         self._open_streams.clear()
         events.append(ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
-
-
-def valid_upgrade_settings(value: bytes) -> bool:
-    """True when ``value``, an ``HTTP2-Settings`` header, holds valid SETTINGS (RFC 7540
-    3.2.1): check it before answering 101, since h2 rejects it only after the switch."""
-    probe = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    try:
-        probe.initiate_upgrade_connection(value)
-    except (ValueError, h2.exceptions.H2Error, hyperframe.exceptions.HyperframeError):
-        return False  # binascii.Error is a ValueError
-    return True
-
-
-def _malformed(
-    headers: Iterable[hpack.struct.Header], rules: h2.utilities.HeaderValidationFlags
-) -> str | None:
-    """Why the header block breaks RFC 9113 section 8 (h2's own checks), or None."""
-    try:
-        for _ in h2.utilities.validate_headers(headers, rules):
-            pass
-    except h2.exceptions.ProtocolError as exc:
-        return str(exc) or "malformed header block"
-    return None

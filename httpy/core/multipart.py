@@ -129,6 +129,7 @@ class MultipartReader:
         self._data: list[bytes] = []  # PartData pieces of the current feed, not yet joined
         self._error: MultipartError | None = None
         self._ended = False
+        self._started = False  # a byte other than CR/LF has been seen
         self._parts = 0
         self._in_part = False
         self._is_file = False
@@ -171,6 +172,12 @@ class MultipartReader:
         """Parse ``data``; return the events it completes."""
         if self._error is not None:
             raise self._error
+        if not self._started:
+            # Line breaks before the first boundary are skipped here, whatever the
+            # chunking: python-multipart skips them (and, after one, anything up to the
+            # next "-") only within one chunk, which would make the verdict depend on it.
+            data = data.lstrip(b"\r\n")
+            self._started = bool(data)
         if data and not self._ended:
             try:
                 self._parser.write(data)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, TypeVar
 
-from ..core.application import HTTPStream
+from ..core.application import HTTPStream, StreamError
 from ..core.headers import Headers
 from ..core.routing import AutoOptions, Match, MethodNotAllowed, NotFound, Router
 from .asgi import Receive, Scope, Send, serve_asgi
@@ -249,6 +249,10 @@ class App:
     async def _handle_exception(
         self, request: Request, exc: Exception, route_path: str | None = None
     ) -> Response:
+        if isinstance(exc, StreamError):
+            # The body could not be read (the server has answered 413/408/400) or the
+            # client is gone: there is no one to answer, so no 500 either.
+            raise exc
         handler = self._find_handler(exc, route_path)
         if handler is not None:
             try:

@@ -80,6 +80,7 @@ class UploadFile:
 
     async def write(self, data: bytes) -> None:
         await self._flush()
+        self.size += len(data)
         if self._in_memory(len(data)):
             self.file.write(data)
         else:

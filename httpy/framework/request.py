@@ -12,7 +12,8 @@ parses as they arrive (see :mod:`httpy.framework.forms`).  Tests build requests 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -142,7 +143,8 @@ class Request:
         media_type, params = parse_content_type(self.headers.get("content-type", ""))
         if media_type == "multipart/form-data":
             boundary = params.get("boundary", "").encode("latin-1", errors="replace")
-            self._form = await parse_multipart(self.stream(), boundary, limits)
+            async with aclosing(self.stream()) as chunks:  # closed even if parsing fails
+                self._form = await parse_multipart(chunks, boundary, limits)
         elif media_type == "application/x-www-form-urlencoded":
             body = await self.body()
             self._form = parse_urlencoded(body, limits, params.get("charset", "utf-8"))
@@ -190,7 +192,7 @@ class Request:
                 raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
         return self._json
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, piece by piece (or the buffered body, once)."""
         if self._body is not None:
             if self._body:

@@ -185,6 +185,31 @@ async def test_alpn_falls_back_to_http1(certs: tuple[Path, Path, Path]) -> None:
         assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello over 1.1")
 
 
+async def test_h2c_upgrade_is_ignored_over_tls(certs: tuple[Path, Path, Path]) -> None:
+    # h2c is cleartext only: over TLS, HTTP/2 is chosen by ALPN, never by Upgrade.
+    async with running_server(make_app(), **tls_options(certs)) as (_, port):
+        async with await anyio.connect_tcp(
+            "127.0.0.1",
+            port,
+            tls=True,
+            ssl_context=client_context(certs, alpn=["http/1.1"]),
+            tls_hostname="localhost",
+            tls_standard_compatible=False,
+        ) as stream:
+            await stream.send(
+                b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings, "
+                b"close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+            )
+            data = b""
+            with anyio.fail_after(10):
+                while True:
+                    try:
+                        data += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello over 1.1")
+
+
 async def test_httpx_h2c_prior_knowledge() -> None:
     async with running_server(make_app()) as (host, port):
         async with httpx.AsyncClient(http1=False, http2=True) as client:
@@ -571,3 +596,53 @@ async def test_zero_window_stall_is_reset_after_send_timeout() -> None:
             assert [(r.stream_id, r.error_code) for r in resets] == [(sid, CANCEL)]
             assert not [e for e in peer.events if isinstance(e, h2.events.DataReceived)]
         await assert_still_serving(address)
+
+
+async def test_stalled_request_body_gets_408_after_body_timeout() -> None:
+    async with running_server(make_app(), body_timeout=0.3) as address:
+        async with SocketPeer.connect(address) as peer:
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("POST", "/echo", scheme="http"))
+            peer.conn.send_data(sid, b"partial")
+            await peer.flush()
+            await peer.until(lambda _: peer.stream_ended(sid), timeout=5)
+            response = peer.response(sid)
+            assert response.status == 408 and response.body.startswith(b"408 Request Timeout")
+            # Only that stream: the connection still serves.
+            response = await peer.request("GET", "/")
+            assert response.body == b"hello over 2"
+
+
+@pytest.mark.parametrize(
+    ("settings", "switches"),
+    [(b"AAMAAABkAAQAAP__", True), (b"AAM", False), (None, False)],
+    ids=["valid", "not-base64", "missing"],
+)
+async def test_h2c_upgrade_needs_valid_http2_settings(
+    settings: bytes | None, switches: bool
+) -> None:
+    request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    request += b"Upgrade: h2c\r\n"
+    if settings is not None:
+        request += b"HTTP2-Settings: " + settings + b"\r\n"
+    async with running_server(make_app()) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            await stream.send(request + b"\r\n")
+            data = b""
+            with anyio.fail_after(10):
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive()
+            if switches:
+                assert data.startswith(b"HTTP/1.1 101 ")
+                await stream.send(client_preface())
+                with anyio.fail_after(10):
+                    while not any(
+                        isinstance(f, hf.DataFrame) and f.stream_id == 1 and "END_STREAM" in f.flags
+                        for f in parse_frames(data.partition(b"\r\n\r\n")[2])
+                    ):
+                        data += await stream.receive()
+                frames = parse_frames(data.partition(b"\r\n\r\n")[2])
+                body = b"".join(f.data for f in frames if isinstance(f, hf.DataFrame))
+                assert body == b"hello over 2"
+            else:
+                assert data.startswith(b"HTTP/1.1 200 ")

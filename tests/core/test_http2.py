@@ -37,7 +37,8 @@ from httpy.core.events import (
     StreamReset,
     StreamWritable,
 )
-from httpy.core.http2 import HTTP2Connection, valid_upgrade_settings
+from httpy.core.http2 import HTTP2Connection
+from httpy.core.http2_checks import valid_upgrade_settings
 from tests.support.h2peer import (
     CANCEL,
     ENHANCE_YOUR_CALM,

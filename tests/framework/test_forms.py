@@ -28,6 +28,7 @@ import pytest
 
 from httpy import App, FormData, Request, Response, UploadFile
 from httpy.framework import forms
+from tests.support.raw import exchange, status_of
 from tests.support.servers import running_server, server_thread
 
 BOUNDARY = "httpy-test-boundary"
@@ -432,6 +433,29 @@ async def test_urlencoded_limits() -> None:
     assert big.status_code == 413
     assert "form field over 10 bytes" in big.text
     assert fine.json() == [["k", "v" * 10], ["j", "1"]]
+
+
+@pytest.mark.anyio
+async def test_body_over_server_limit_while_streaming_the_form(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """form() streams the body, so the server's max_body_bytes strikes inside the handler:
+    the client gets the server's 413, and no 500 is logged."""
+    content = multipart_body(field("a", b"x" * 150_000))
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(piece), piece)
+        for piece in (content[i : i + 10_000] for i in range(0, len(content), 10_000))
+    )
+    request = (
+        b"POST /form HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+        + f"Content-Type: {MULTIPART}\r\n\r\n".encode()
+        + chunked
+        + b"0\r\n\r\n"
+    )
+    async with running_server(make_app(), max_body_bytes=100_000) as address:
+        response = await exchange(address, request)
+    assert status_of(response) == 413
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 @pytest.mark.anyio
