@@ -12,7 +12,7 @@ import os
 from middleware import auth, logging  # noqa: F401
 
 # Import all routes
-from routes import api, pages  # noqa: F401  (importing registers the routes)
+from routes import api, files, pages  # noqa: F401  (importing registers the routes)
 
 from httpy import run
 
