@@ -150,16 +150,16 @@ class MultipartReader:
             "on_part_end": self._on_part_end,
             "on_end": self._on_end,
         }
-        header_line = self.limits.max_header_bytes
         try:
-            # Newer python-multipart bounds part headers itself; ours are the same or wider.
+            # Recent python-multipart bounds part headers itself (per line); the same
+            # numbers as ours, so whichever check fires first, the answer is 413.
             self._parser = MultipartParser(
                 boundary,
                 callbacks,
                 max_header_count=MAX_PART_HEADERS,
-                max_header_size=header_line,
+                max_header_size=self.limits.max_header_bytes,
             )
-        except TypeError:  # python-multipart < 0.0.22: our own counting is the limit
+        except TypeError:  # older versions lack those keywords: our own counting suffices
             self._parser = MultipartParser(boundary, callbacks)
         self._parser.logger = _quiet_logger
 
