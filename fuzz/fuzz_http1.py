@@ -340,7 +340,10 @@ def h11_reference(data: bytes) -> tuple[list[Parsed], list[Parsed], bool]:
     heads: list[Parsed] = []
     done: list[Parsed] = []
     conn = h11.Connection(h11.SERVER)
-    conn.receive_data(data.lstrip(b"\r\n") if data.startswith(b"\r\n") else data)
+    data = _skip_empty_lines(data)
+    if not data:  # h11 reads b"" as EOF
+        return heads, done, False
+    conn.receive_data(data)
     current: Parsed | None = None
     body = b""
     while True:
@@ -350,6 +353,7 @@ def h11_reference(data: bytes) -> tuple[list[Parsed], list[Parsed], bool]:
             return heads, done, True
         if event is h11.NEED_DATA or event is h11.PAUSED:
             return heads, done, False
+        assert not isinstance(event, h11.ConnectionClosed)  # we never send EOF
         if isinstance(event, h11.Request):
             current = (
                 bytes(event.method),
@@ -372,8 +376,11 @@ def h11_reference(data: bytes) -> tuple[list[Parsed], list[Parsed], bool]:
                 return heads, done, False  # h11 closes here (HTTP/1.0, Connection: close)
             rest, _closed = conn.trailing_data
             if rest.startswith(b"\r\n"):
+                rest = _skip_empty_lines(rest)
+                if not rest:
+                    return heads, done, False
                 conn = h11.Connection(h11.SERVER)
-                conn.receive_data(_skip_empty_lines(rest))
+                conn.receive_data(rest)
             else:
                 conn.start_next_cycle()
 
