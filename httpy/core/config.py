@@ -18,7 +18,8 @@ class Config:
     """Server configuration.  Build one with keyword arguments; all have defaults."""
 
     # -- where to listen ---------------------------------------------------------------
-    #: ``host:port`` pairs; IPv6 hosts in brackets (``[::1]:8000``).
+    #: ``host:port`` pairs; IPv6 hosts in brackets (``[::1]:8000``); also ``unix:PATH``
+    #: (a unix domain socket) and ``fd:N`` (an inherited, bound socket: systemd).
     binds: tuple[str, ...] = ("127.0.0.1:8000",)
     #: ``host:port`` pairs served over TLS (HTTP/2 or HTTP/1.1 by ALPN).  Needs a TLS
     #: context: ``certfile``/``keyfile`` here, or ``ssl_context`` given to ``serve``.
@@ -30,6 +31,9 @@ class Config:
     tls_handshake_timeout: float = 10.0
     #: ``listen()`` backlog: matches common kernel defaults (somaxconn 4096).
     backlog: int = 1024
+    #: ``SO_REUSEPORT`` on TCP listeners: several processes bind the same port and the
+    #: kernel spreads connections (``--workers`` with ``--reuse-port``).
+    reuse_port: bool = False
 
     # -- HTTP/1.1 limits ---------------------------------------------------------------
     #: Longest request line (method, target, version).  nginx's large buffer is 8 KiB;
@@ -63,6 +67,30 @@ class Config:
     #: PING, SETTINGS, empty DATA and other control frames tolerated beyond 10 per
     #: stream opened, before GOAWAY ENHANCE_YOUR_CALM (flood defences).
     h2_max_control_frames: int = 1000
+
+    # -- HTTP/3 (QUIC) ----------------------------------------------------------------
+    #: UDP ``host:port`` pairs served over HTTP/3; they use the TLS certificate.
+    http3_binds: tuple[str, ...] = ()
+    #: Largest UDP payload we send.  1350 fits common paths (1500 MTU minus IPv6, UDP
+    #: and tunnel overheads) without fragmentation; QUIC's floor is 1200.
+    max_datagram_size: int = 1350
+    #: Bytes a client may send ahead on one stream, and on the whole connection.
+    quic_max_stream_data: int = 1 * MiB
+    quic_max_data: int = 5 * MiB
+    #: Concurrent request streams, and unidirectional (control, QPACK) streams, per client.
+    quic_max_streams_bidi: int = 100
+    quic_max_streams_uni: int = 100
+    #: A QUIC connection silent this long is dropped (the peer's shorter value wins).
+    quic_idle_timeout: float = 30.0
+    #: Validate client addresses with a Retry before creating connection state (one more
+    #: round trip; a defence against spoofed-source floods).
+    quic_retry: bool = False
+
+    # -- drivers ----------------------------------------------------------------------
+    #: On asyncio, serve plaintext HTTP/1.1 with the protocol-callback driver (about
+    #: twice the requests/s of the portable anyio driver, which TLS, trio and upgraded
+    #: connections use).  False: the portable driver everywhere (for comparison).
+    http1_fast_path: bool = True
 
     # -- timeouts (seconds) -----------------------------------------------------------
     #: From the first byte of a request until its head is complete (slow-header attacks).
@@ -104,6 +132,11 @@ class Config:
             "h2_max_concurrent_streams",
             "h2_stream_window",
             "h2_connection_window",
+            "quic_max_stream_data",
+            "quic_max_data",
+            "quic_max_streams_bidi",
+            "quic_max_streams_uni",
+            "quic_idle_timeout",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -120,6 +153,8 @@ class Config:
                 raise ValueError(f"Config.{name} must not be negative")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:
             raise ValueError("Config.max_body_bytes must be None or >= 0")
+        if not 1200 <= self.max_datagram_size <= 65527:
+            raise ValueError("Config.max_datagram_size must be between 1200 and 65527")
         if not self.binds and not self.tls_binds:
             raise ValueError("Config needs at least one address in binds or tls_binds")
 
@@ -130,6 +165,17 @@ class Config:
         if unknown:
             raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
         return replace(self, **options)
+
+
+#: The keys of ``run(http3_config={...})``: the Config fields a user tunes for HTTP/3.
+HTTP3_CONFIG_KEYS = (
+    "max_datagram_size",
+    "quic_max_stream_data",
+    "quic_max_data",
+    "quic_max_streams_bidi",
+    "quic_max_streams_uni",
+    "quic_idle_timeout",
+)
 
 
 def parse_bind(bind: str) -> tuple[str, int]:

@@ -1,0 +1,547 @@
+"""Server side of one HTTP/3 connection: a sans-IO state machine over aioquic.
+
+The same contract as :class:`~httpy.core.http2.HTTP2Connection`, with datagrams for
+bytes and an explicit clock::
+
+    conn = HTTP3Connection(config, quic_configuration, original_destination_connection_id=dcid)
+    events = conn.receive_datagram(data, addr, now)
+    conn.send(SendResponse(...)); conn.send(SendData(...))
+    for datagram, addr in conn.datagrams_to_send(now): ...
+    at = conn.get_timer(); events = conn.handle_timer(now)
+
+aioquic's ``QuicConnection`` does QUIC (TLS 1.3, loss recovery, flow control, connection
+IDs) and ``H3Connection`` does HTTP/3 framing and QPACK.  This class adds what they leave
+to their caller:
+
+* **Protocol-neutral events** (:mod:`.events`) for requests, bodies, resets and the end
+  of the connection, plus :class:`ConnectionIdIssued` / :class:`ConnectionIdRetired` so
+  the backend can route datagrams by connection ID.
+* **Malformed requests are stream errors** (RFC 9114 4.1.2: H3_MESSAGE_ERROR on that
+  stream); aioquic would close the whole connection.  Requests also go through the
+  HTTP/2 header rules of :mod:`.http2_checks` (RFC 9114 4.2 forbids the same fields).
+* **Limits** as HTTP/1.1 and HTTP/2 have them: ``max_body_bytes`` (413),
+  ``max_header_count`` (431), answered on the stream.
+* **Graceful shutdown**: a GOAWAY frame (aioquic has none), new requests refused with
+  H3_REQUEST_REJECTED, and CONNECTION_CLOSE once the open streams are done.
+* **Stateless reset tokens** derived from the connection ID (``reset_token``), so a
+  server that lost the connection's state can still reset it (RFC 9000 10.3).
+* **Server push** via :meth:`push` when the client sent MAX_PUSH_ID.
+
+Nothing raises out of ``receive_datagram``: a broken peer ends in
+:class:`ConnectionTerminated` (with CONNECTION_CLOSE sent) or a :class:`StreamReset`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import aioquic.h3.connection as h3c
+import aioquic.h3.events as h3e
+import aioquic.quic.events as qe
+from aioquic.buffer import encode_uint_var
+from aioquic.h3.exceptions import NoAvailablePushIDError
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+
+from .config import Config
+from .errors import LocalProtocolError, StreamClosedError
+from .events import (
+    BodyReceived,
+    CloseConnection,
+    Command,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    StreamEnded,
+    StreamReset,
+)
+from .http2_checks import REQUEST_RULES, malformed
+
+H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
+H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
+H3_REQUEST_REJECTED = h3c.ErrorCode.H3_REQUEST_REJECTED
+H3_REQUEST_CANCELLED = h3c.ErrorCode.H3_REQUEST_CANCELLED
+H3_MESSAGE_ERROR = h3c.ErrorCode.H3_MESSAGE_ERROR
+
+#: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9114 4.2).
+CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdIssued(Event):
+    """The connection now also answers to ``connection_id``: route it here."""
+
+    connection_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdRetired(Event):
+    """The peer stopped using ``connection_id``: stop routing it here."""
+
+    connection_id: bytes
+
+
+class _Rejected(Exception):
+    """A request stream's header block broke RFC 9114 4.1.2 (a stream error)."""
+
+    def __init__(self, stream_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.stream_id = stream_id
+
+
+class _H3(h3c.H3Connection):
+    """``H3Connection`` whose malformed requests are stream errors, not connection ones.
+
+    aioquic raises ``MessageError`` out of its frame handler and closes the connection;
+    we turn it into :class:`_Rejected` for request streams, which escapes aioquic's
+    error handling and is answered by :class:`HTTP3Connection` on that stream only.
+    """
+
+    def _handle_request_or_push_frame(
+        self,
+        frame_type: int,
+        frame_data: bytes | None,
+        stream: h3c.H3Stream,
+        stream_ended: bool,
+    ) -> list[h3e.H3Event]:
+        try:
+            return super()._handle_request_or_push_frame(
+                frame_type, frame_data, stream, stream_ended
+            )
+        except h3c.MessageError as exc:
+            if stream.stream_type is not None:  # a push stream; we never receive those
+                raise
+            raise _Rejected(stream.stream_id, exc.reason_phrase or "malformed") from exc
+
+
+class HTTP3Connection:
+    """One server-side HTTP/3 connection.  Not thread-safe; one task drives it.
+
+    ``reset_token(cid)`` gives the 16-byte stateless reset token of a connection ID; the
+    backend uses the same function to answer packets for connections it no longer has.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        quic_configuration: QuicConfiguration,
+        *,
+        original_destination_connection_id: bytes,
+        retry_source_connection_id: bytes | None = None,
+        reset_token: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        if quic_configuration.is_client:
+            raise ValueError("HTTP3Connection is the server side: is_client must be False")
+        self._config = config
+        self._quic = QuicConnection(
+            configuration=quic_configuration,
+            original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
+        )
+        # Stream limits are not part of QuicConfiguration; they become transport
+        # parameters at the handshake, so set them before the first datagram.
+        for limit, value in (
+            (self._quic._local_max_streams_bidi, config.quic_max_streams_bidi),
+            (self._quic._local_max_streams_uni, config.quic_max_streams_uni),
+        ):
+            limit.value = limit.sent = value
+        self._reset_token = reset_token
+        self._tokens_fixed: set[int] = set()
+        self._fix_reset_tokens()
+        self._h3 = _H3(self._quic)
+        self._open_streams: set[int] = set()
+        self._receiving: set[int] = set()
+        self._responded: set[int] = set()
+        self._bodiless: set[int] = set()
+        self._body_bytes: dict[int, int] = {}
+        self._rejected: set[int] = set()
+        #: Finished responses whose bytes may still be in flight (graceful close waits).
+        self._unacked: set[int] = set()
+        self._goaway_sent = False
+        self._closing = False
+        self._terminated = False
+        self._highest_request = -1
+        self._pending: list[Event] = [ConnectionIdIssued(c.cid) for c in self._quic._host_cids]
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def terminated(self) -> bool:
+        """True once the connection is gone: send what is left, then forget it."""
+        return self._terminated
+
+    @property
+    def idle(self) -> bool:
+        """True when no request stream is open."""
+        return not self._open_streams
+
+    @property
+    def open_stream_count(self) -> int:
+        return len(self._open_streams)
+
+    @property
+    def host_cids(self) -> list[bytes]:
+        """Every connection ID the peer may currently use to reach this connection."""
+        return [c.cid for c in self._quic._host_cids]
+
+    @property
+    def peer_address(self) -> NetworkAddress | None:
+        return self._quic.get_peer_address()
+
+    @property
+    def push_enabled(self) -> bool:
+        h3 = self._h3
+        return (
+            not self._goaway_sent
+            and h3._max_push_id is not None
+            and h3._next_push_id <= h3._max_push_id
+        )
+
+    def pending_bytes(self, stream_id: int) -> int:
+        """Response bytes written on ``stream_id`` that QUIC has not sent yet (flow
+        control or congestion control is holding them)."""
+        stream = self._quic._streams.get(stream_id)
+        if stream is None:
+            return 0
+        sender = stream.sender
+        return max(0, sender._buffer_stop - sender.next_offset)
+
+    # ------------------------------------------------------------------ input
+
+    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> list[Event]:
+        """Feed one UDP datagram from ``addr``; return the events it completes."""
+        events, self._pending = self._pending, []
+        if self._terminated:
+            return events
+        self._quic.receive_datagram(data, addr, now)
+        self._drain_quic(events)
+        return events
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must run next (the clock of ``now``), or None."""
+        return None if self._terminated else self._quic.get_timer()
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Loss detection, idle timeout, end of the closing period."""
+        events, self._pending = self._pending, []
+        if not self._terminated:
+            self._quic.handle_timer(now)
+            self._drain_quic(events)
+        return events
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """The application consumed ``size`` body bytes.
+
+        aioquic raises stream and connection credit itself as data arrives (up to
+        ``quic_max_stream_data`` ahead), so there is nothing to do; kept so that every
+        connection class offers the same back-pressure call.
+        """
+
+    # ------------------------------------------------------------------ output
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
+        """Datagrams to send now, each with its destination."""
+        datagrams = self._quic.datagrams_to_send(now)
+        self._collect_quic_events()
+        return datagrams
+
+    def next_events(self) -> list[Event]:
+        """Events produced outside ``receive_datagram`` (by sending: new connection IDs)."""
+        events, self._pending = self._pending, []
+        return events
+
+    def send(self, command: Command) -> None:
+        """Apply a command from the application; its bytes go to ``datagrams_to_send``."""
+        if isinstance(command, CloseConnection):
+            self._goaway()
+            return
+        if self._terminated:
+            raise StreamClosedError("connection is closed")
+        try:
+            if isinstance(command, SendResponse):
+                self._send_headers(command.stream_id, command.status, command.headers)
+            elif isinstance(command, SendInformational):
+                if 100 < command.status < 200 and command.status != 101:
+                    self._send_headers(command.stream_id, command.status, command.headers)
+            elif isinstance(command, SendData):
+                self._send_data(command.stream_id, command.data, command.end_stream)
+            elif isinstance(command, ResetStream):
+                self._reset(command.stream_id, command.error_code or H3_INTERNAL_ERROR)
+            else:
+                raise LocalProtocolError(f"unknown command {command!r}")
+        except h3c.FrameUnexpected as exc:
+            raise LocalProtocolError(str(exc)) from exc
+
+    def push(
+        self, stream_id: int, method: str, path: str, authority: bytes, scheme: str
+    ) -> int | None:
+        """Promise a pushed response for ``path`` on request ``stream_id``.
+
+        Returns the push stream's id (its response is then sent like any other), or
+        None when the client allows no (more) pushes or the stream is gone.
+        """
+        if not self.push_enabled or stream_id not in self._open_streams:
+            return None
+        headers = [
+            (b":method", method.encode("ascii")),
+            (b":scheme", scheme.encode("ascii")),
+            (b":authority", authority),
+            (b":path", path.encode("latin-1")),
+        ]
+        try:
+            promised = self._h3.send_push_promise(stream_id, headers)
+        except (NoAvailablePushIDError, h3c.FrameUnexpected, ValueError):
+            return None
+        self._open_streams.add(promised)
+        return promised
+
+    # ------------------------------------------------------------------ internals
+
+    def _fix_reset_tokens(self) -> None:
+        """Replace aioquic's random reset tokens with derived ones, for each new CID
+        before it is announced (transport parameters, NEW_CONNECTION_ID frames)."""
+        if self._reset_token is None:
+            return
+        for cid in self._quic._host_cids:
+            if cid.sequence_number not in self._tokens_fixed:
+                cid.stateless_reset_token = self._reset_token(cid.cid)
+                self._tokens_fixed.add(cid.sequence_number)
+
+    def _collect_quic_events(self) -> None:
+        """Connection-ID events can come from sending too (replenishing CIDs)."""
+        self._drain_quic(self._pending)
+
+    def _drain_quic(self, events: list[Event]) -> None:
+        while (quic_event := self._quic.next_event()) is not None:
+            if isinstance(quic_event, qe.ConnectionIdIssued):
+                self._fix_reset_tokens()
+                events.append(ConnectionIdIssued(quic_event.connection_id))
+                continue
+            if isinstance(quic_event, qe.ConnectionIdRetired):
+                events.append(ConnectionIdRetired(quic_event.connection_id))
+                continue
+            if isinstance(quic_event, qe.ConnectionTerminated):
+                self._terminate(events, quic_event.error_code, quic_event.reason_phrase)
+                continue
+            if isinstance(quic_event, qe.StreamDataReceived):
+                if quic_event.stream_id in self._rejected:
+                    continue  # the rest of a request we refused
+            elif isinstance(quic_event, qe.StreamReset | qe.StopSendingReceived):
+                sid = quic_event.stream_id
+                if sid in self._open_streams:
+                    self._forget(sid)
+                    events.append(StreamReset(sid, quic_event.error_code))
+            try:
+                h3_events = self._h3.handle_event(quic_event)
+            except _Rejected as exc:
+                self._reject(exc.stream_id, H3_MESSAGE_ERROR)
+                continue
+            for h3_event in h3_events:
+                self._translate(h3_event, events)
+        self._check_done()
+
+    def _translate(self, event: h3e.H3Event, events: list[Event]) -> None:
+        if isinstance(event, h3e.HeadersReceived):
+            sid = event.stream_id
+            if sid in self._open_streams:
+                # Trailers (aioquic validated them); not surfaced, but they may end it.
+                if event.stream_ended:
+                    self._end_of_request(sid, events)
+                return
+            self._on_request(event, events)
+        elif isinstance(event, h3e.DataReceived):
+            sid = event.stream_id
+            if sid in self._receiving and event.data and self._accept_body(sid, event, events):
+                events.append(BodyReceived(sid, bytes(event.data)))
+            if event.stream_ended:
+                self._end_of_request(sid, events)
+
+    def _on_request(self, event: h3e.HeadersReceived, events: list[Event]) -> None:
+        sid = event.stream_id
+        if self._goaway_sent:
+            self._reject(sid, H3_REQUEST_REJECTED)
+            return
+        reason = malformed(event.headers, REQUEST_RULES)
+        if reason is not None:
+            self._reject(sid, H3_MESSAGE_ERROR)
+            return
+        self._highest_request = max(self._highest_request, sid)
+        method = path = b""
+        authority: bytes | None = None
+        regular: list[tuple[bytes, bytes]] = []
+        has_host = False
+        for name, value in event.headers:
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            elif name.startswith(b":"):
+                continue  # :scheme (and :protocol, for extended CONNECT)
+            else:
+                has_host = has_host or name == b"host"
+                regular.append((name, value))
+        if authority is not None and not has_host:
+            regular.insert(0, (b"host", authority))
+        self._open_streams.add(sid)
+        cfg = self._config
+        if len(regular) > cfg.max_header_count:
+            self._answer(sid, 431, f"more than {cfg.max_header_count} header fields")
+            return
+        limit = cfg.max_body_bytes
+        declared = next((v for n, v in regular if n == b"content-length"), b"")
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            self._answer(sid, 413, f"Content-Length {int(declared)} over the {limit} limit")
+            return
+        if not event.stream_ended:
+            self._receiving.add(sid)
+        if method == b"HEAD":
+            self._bodiless.add(sid)
+        events.append(
+            RequestReceived(
+                stream_id=sid,
+                method=method.decode("ascii", "replace"),
+                target=path,
+                headers=tuple(regular),
+                http_version="3",
+                body_expected=not event.stream_ended,
+            )
+        )
+
+    def _end_of_request(self, sid: int, events: list[Event]) -> None:
+        if sid in self._receiving:
+            self._receiving.discard(sid)
+            events.append(StreamEnded(sid))
+
+    def _accept_body(self, sid: int, event: h3e.DataReceived, events: list[Event]) -> bool:
+        received = self._body_bytes.get(sid, 0) + len(event.data)
+        self._body_bytes[sid] = received
+        limit = self._config.max_body_bytes
+        if limit is None or received <= limit:
+            return True
+        events.append(StreamReset(sid, H3_REQUEST_CANCELLED))
+        self._answer(sid, 413, f"request body larger than {limit} bytes")
+        return False
+
+    def _answer(self, sid: int, status: int, reason: str) -> None:
+        """Answer an open stream ourselves (a limit was broken)."""
+        self._receiving.discard(sid)
+        if sid in self._responded:
+            self._reset(sid, H3_REQUEST_CANCELLED)
+            return
+        body = f"{status} {HTTPStatus(status).phrase}: {reason}\n".encode("ascii", "replace")
+        headers = (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        )
+        self._send_headers(sid, status, headers)
+        self._send_data(sid, body, True)
+
+    def _send_headers(self, sid: int, status: int, headers: Headers) -> None:
+        if sid not in self._open_streams:
+            raise StreamClosedError(f"stream {sid} is closed")
+        block = [(b":status", b"%d" % status)]
+        block.extend(
+            (name.lower(), value)
+            for name, value in headers
+            if name.lower() not in CONNECTION_SPECIFIC
+        )
+        self._h3.send_headers(sid, block, end_stream=False)
+        if status >= 200:
+            self._responded.add(sid)
+            if status in (204, 304):
+                self._bodiless.add(sid)
+
+    def _send_data(self, sid: int, data: bytes, end: bool) -> None:
+        if sid not in self._open_streams:
+            raise StreamClosedError(f"stream {sid} is closed")
+        if sid in self._bodiless:
+            data = b""
+        if data or end:
+            self._h3.send_data(sid, data, end)
+        if end:
+            self._stream_done(sid)
+
+    def _stream_done(self, sid: int) -> None:
+        if sid in self._receiving:
+            # The response is complete but the request body is still coming: ask the
+            # client to stop sending it, without error (RFC 9114 4.1).
+            with contextlib.suppress(ValueError):
+                self._quic.stop_stream(sid, H3_NO_ERROR)
+        self._forget(sid)
+        self._unacked.add(sid)
+        self._check_done()
+
+    def _forget(self, sid: int) -> None:
+        self._open_streams.discard(sid)
+        self._receiving.discard(sid)
+        self._responded.discard(sid)
+        self._bodiless.discard(sid)
+        self._body_bytes.pop(sid, None)
+
+    def _reset(self, sid: int, code: int) -> None:
+        if sid in self._open_streams:
+            with contextlib.suppress(ValueError):
+                self._quic.reset_stream(sid, code)
+            self._stream_done(sid)
+
+    def _reject(self, sid: int, code: int) -> None:
+        """Refuse a request stream before any handler saw it (both directions)."""
+        self._rejected.add(sid)
+        self._h3._stream.pop(sid, None)
+        with contextlib.suppress(ValueError):
+            self._quic.reset_stream(sid, code)
+        with contextlib.suppress(ValueError):
+            self._quic.stop_stream(sid, code)
+
+    def _goaway(self) -> None:
+        """Graceful shutdown: GOAWAY, refuse new requests, finish open ones, then close."""
+        if self._terminated or self._goaway_sent:
+            return
+        self._goaway_sent = True
+        self._closing = True
+        control = self._h3._local_control_stream_id
+        if control is not None:
+            # The first request stream id we will not process (RFC 9114 5.2).
+            self._quic.send_stream_data(
+                control,
+                h3c.encode_frame(
+                    h3c.FrameType.GOAWAY,
+                    encode_uint_var(self._highest_request + 4 if self._highest_request >= 0 else 0),
+                ),
+            )
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if not self._closing or self._open_streams or self._terminated:
+            return
+        # CONNECTION_CLOSE discards whatever is unsent or unacknowledged: wait until
+        # every finished response has been delivered (an idle peer hits the timeout).
+        streams = self._quic._streams
+        self._unacked = {
+            sid for sid in self._unacked if sid in streams and not streams[sid].sender.is_finished
+        }
+        if not self._unacked:
+            self._closing = False
+            self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server shutting down")
+
+    def _terminate(self, events: list[Event], code: int, reason: str) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        for sid in sorted(self._open_streams):
+            events.append(StreamReset(sid, code))
+        self._open_streams.clear()
+        self._receiving.clear()
+        events.append(ConnectionTerminated(code, reason or "connection closed"))
