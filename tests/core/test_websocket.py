@@ -1,0 +1,315 @@
+"""The sans-IO WebSocket core, driven by a wsproto client in memory."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import pytest
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+
+from httpy.core.application import RequestHead
+from httpy.core.websocket import (
+    HandshakeRefused,
+    WebSocketClose,
+    WebSocketData,
+    WebSocketDisconnect,
+    WebSocketOffer,
+    WebSocketOptions,
+    WebSocketPong,
+    WebSocketProtocol,
+    accept_response,
+    parse_offer,
+)
+from httpy.core.websocket_deflate import negotiate_deflate
+
+KEY = base64.b64encode(b"0123456789abcdef")
+
+
+def head(
+    headers: list[tuple[bytes, bytes]], method: str = "GET", version: str = "1.1"
+) -> RequestHead:
+    return RequestHead(method, "/ws", b"", tuple(headers), version)
+
+
+def upgrade_headers(**extra: bytes) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"host", b"example"),
+        (b"upgrade", b"websocket"),
+        (b"connection", b"keep-alive, Upgrade"),
+        (b"sec-websocket-key", KEY),
+        (b"sec-websocket-version", b"13"),
+    ]
+    headers += [(name.replace("_", "-").encode(), value) for name, value in extra.items()]
+    return headers
+
+
+def pair(
+    max_message_bytes: int = 1 << 20, deflate: bool = False
+) -> tuple[WebSocketProtocol, Connection]:
+    extensions = []
+    client_ext = []
+    if deflate:
+        offer = parse_offer(head(upgrade_headers(sec_websocket_extensions=b"permessage-deflate")))
+        assert isinstance(offer, WebSocketOffer)
+        _headers, extensions = accept_response(
+            offer, None, (), WebSocketOptions(max_message_bytes=max_message_bytes)
+        )
+        ext = PerMessageDeflate()
+        ext.finalize("permessage-deflate; server_max_window_bits=12")
+        client_ext = [ext]
+    server = WebSocketProtocol(extensions, max_message_bytes=max_message_bytes)
+    client = Connection(ConnectionType.CLIENT, client_ext)
+    return server, client
+
+
+def client_events(client: Connection, server: WebSocketProtocol) -> list[Event]:
+    client.receive_data(server.data_to_send())
+    return list(client.events())
+
+
+# ------------------------------------------------------------------ handshake
+
+
+def test_valid_offer_and_accept_token() -> None:
+    offer = parse_offer(head(upgrade_headers(sec_websocket_protocol=b"chat, superchat")))
+    assert isinstance(offer, WebSocketOffer)
+    assert offer.subprotocols == ("chat", "superchat")
+    headers, extensions = accept_response(offer, "chat", ((b"X-Extra", b"1"),), WebSocketOptions())
+    fields = dict(headers)
+    # RFC 6455 1.3's example key/accept pair, recomputed for our key.
+    import hashlib
+
+    expected = base64.b64encode(
+        hashlib.sha1(KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    )
+    assert fields[b"sec-websocket-accept"] == expected
+    assert fields[b"sec-websocket-protocol"] == b"chat"
+    assert fields[b"x-extra"] == b"1"
+    assert extensions == []
+    with pytest.raises(ValueError):
+        accept_response(offer, "other", (), WebSocketOptions())
+
+
+@pytest.mark.parametrize(
+    ("headers", "method", "version", "status"),
+    [
+        ([h for h in upgrade_headers() if h[0] != b"sec-websocket-key"], "GET", "1.1", 400),
+        (
+            upgrade_headers()[:3]
+            + [(b"sec-websocket-key", b"short"), (b"sec-websocket-version", b"13")],
+            "GET",
+            "1.1",
+            400,
+        ),
+        (upgrade_headers()[:4] + [(b"sec-websocket-version", b"8")], "GET", "1.1", 426),
+        (upgrade_headers(), "POST", "1.1", 400),
+        (upgrade_headers(), "GET", "1.0", 400),
+        ([h for h in upgrade_headers() if h[0] != b"connection"], "GET", "1.1", 400),
+    ],
+)
+def test_invalid_offers_are_refused(
+    headers: list[tuple[bytes, bytes]], method: str, version: str, status: int
+) -> None:
+    refused = parse_offer(head(headers, method, version))
+    assert isinstance(refused, HandshakeRefused)
+    assert refused.status == status
+    if status == 426:
+        assert (b"sec-websocket-version", b"13") in refused.headers
+
+
+def test_http2_extended_connect_offer() -> None:
+    request = head(
+        [(b"sec-websocket-version", b"13"), (b"sec-websocket-protocol", b"a")], "CONNECT", "2"
+    )
+    offer = parse_offer(request, connect_protocol=b"websocket")
+    assert isinstance(offer, WebSocketOffer)
+    assert offer.key is None
+    headers, _ = accept_response(offer, "a", (), WebSocketOptions())
+    assert b"sec-websocket-accept" not in dict(headers)
+    assert isinstance(parse_offer(request, connect_protocol=b"other"), HandshakeRefused)
+
+
+@pytest.mark.parametrize(
+    ("offers", "response"),
+    [
+        (["permessage-deflate"], "permessage-deflate; server_max_window_bits=12"),
+        (
+            ["permessage-deflate; client_max_window_bits"],
+            "permessage-deflate; server_max_window_bits=12",
+        ),
+        (
+            ["permessage-deflate; server_max_window_bits=10; server_no_context_takeover"],
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+        ),
+        # invalid first offer declined, second accepted
+        (
+            ["permessage-deflate; server_max_window_bits=99", "permessage-deflate"],
+            "permessage-deflate; server_max_window_bits=12",
+        ),
+        (["permessage-deflate; server_max_window_bits=8"], None),
+        (["permessage-deflate; unknown"], None),
+        (["permessage-deflate; client_no_context_takeover; client_no_context_takeover"], None),
+        (["x-webkit-deflate-frame"], None),
+    ],
+)
+def test_deflate_negotiation(offers: list[str], response: str | None) -> None:
+    agreed = negotiate_deflate(offers, 12)
+    assert (agreed.response() if agreed else None) == response
+
+
+# ------------------------------------------------------------------ messages
+
+
+def test_text_binary_and_fragmented_messages() -> None:
+    server, client = pair()
+    data = client.send(TextMessage("hé"))
+    data += client.send(BytesMessage(b"\x00\x01"))
+    data += client.send(TextMessage("frag", message_finished=False))
+    data += client.send(Ping(b"p"))  # a control frame between fragments
+    data += client.send(TextMessage("ment"))
+    # fed one byte at a time: the same events
+    events = [e for i in range(len(data)) for e in server.receive_data(data[i : i + 1])]
+    assert events == [WebSocketData("hé"), WebSocketData(b"\x00\x01"), WebSocketData("fragment")]
+    assert client_events(client, server) == [Pong(b"p")]
+
+
+def test_server_messages_reach_the_client() -> None:
+    server, client = pair()
+    server.send_message("hello")
+    server.send_message(b"bin")
+    server.send_ping(b"x")
+    received = client_events(client, server)
+    assert [type(e) for e in received] == [TextMessage, BytesMessage, Ping]
+    client.receive_data(b"")
+    server.receive_data(client.send(Pong(b"x")))
+
+
+def test_pong_is_reported() -> None:
+    server, client = pair()
+    assert server.receive_data(client.send(Pong(b"k"))) == [WebSocketPong(b"k")]
+
+
+def test_oversized_message_closes_1009() -> None:
+    server, client = pair(max_message_bytes=10)
+    assert server.receive_data(client.send(BytesMessage(b"x" * 10))) == [WebSocketData(b"x" * 10)]
+    events = server.receive_data(client.send(BytesMessage(b"x" * 11)))
+    assert events == [WebSocketClose(1009, "error in extension")]
+    assert server.finished and server.close_code == 1009
+    assert [e.code for e in client_events(client, server)] == [1009]  # type: ignore[attr-defined]
+
+
+def test_oversized_fragmented_message_closes_1009() -> None:
+    server, client = pair(max_message_bytes=10)
+    data = b"".join(client.send(TextMessage("abcd", message_finished=False)) for _ in range(3))
+    events = server.receive_data(data)
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1009]
+
+
+def test_invalid_utf8_closes_1007() -> None:
+    server, _client = pair()
+    # hand-made masked text frame with an invalid UTF-8 byte
+    payload = b"\xff\xfe"
+    mask = b"\x00\x00\x00\x00"
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + payload
+    events = server.receive_data(frame)
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1007]
+    assert server.finished
+    out = server.data_to_send()
+    assert out[0] == 0x88 and struct.unpack("!H", out[2:4])[0] == 1007
+
+
+def test_protocol_error_closes_1002() -> None:
+    server, _client = pair()
+    # unmasked frame from a client: protocol error
+    events = server.receive_data(b"\x81\x02hi")
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1002]
+    assert struct.unpack("!H", server.data_to_send()[2:4])[0] == 1002
+
+
+def test_peer_close_is_answered_with_its_code() -> None:
+    server, client = pair()
+    events = server.receive_data(client.send(CloseConnection(4001, "bye")))
+    assert events == [WebSocketClose(4001, "bye")]
+    assert server.finished and server.close_code == 4001
+    assert client_events(client, server) == [CloseConnection(4001, "bye")]
+    with pytest.raises(WebSocketDisconnect) as info:
+        server.send_message("late")
+    assert info.value.code == 4001
+
+
+def test_close_without_code_is_1005() -> None:
+    server, _client = pair()
+    frame = bytes([0x88, 0x80]) + b"\x00\x00\x00\x00"
+    assert server.receive_data(frame) == [WebSocketClose(1005, "")]
+    assert server.data_to_send() == b"\x88\x00"  # answered without a code
+
+
+def test_eof_without_close_is_1006() -> None:
+    server, _client = pair()
+    assert server.receive_eof() == [WebSocketClose(1006, "connection lost")]
+    assert server.close_code == 1006
+
+
+def test_server_initiated_close_handshake() -> None:
+    server, client = pair()
+    server.close(1012, "restart")
+    assert server.closing and not server.finished
+    with pytest.raises(WebSocketDisconnect):
+        server.send_message("no")
+    [event] = client_events(client, server)
+    assert isinstance(event, CloseConnection)
+    assert server.receive_data(client.send(event.response())) == [WebSocketClose(1012, "restart")]
+    assert server.finished
+
+
+# ------------------------------------------------------------------ compression
+
+
+def test_compressed_round_trip() -> None:
+    server, client = pair(deflate=True)
+    text = "compress me " * 100
+    data = client.send(TextMessage(text))
+    assert len(data) < len(text) // 4
+    assert server.receive_data(data) == [WebSocketData(text)]
+    server.send_message(text)
+    out = server.data_to_send()
+    assert out[0] & 0x40  # RSV1: compressed
+    client.receive_data(out)
+    assert [e.data for e in client.events()] == [text]  # type: ignore[attr-defined]
+
+
+def test_decompression_bomb_is_capped() -> None:
+    limit = 64 * 1024
+    server, client = pair(max_message_bytes=limit, deflate=True)
+    bomb = b"\x00" * (64 * 1024 * 1024)  # 64 MiB of zeros: ~64 KiB compressed
+    data = client.send(BytesMessage(bomb))
+    assert len(data) < 200 * 1024
+    events = server.receive_data(data)
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1009]
+
+
+def test_corrupt_deflate_stream_closes_1007() -> None:
+    server, _client = pair(deflate=True)
+    payload = b"\xff\xff\xff\xff"  # not a deflate stream
+    frame = bytes([0xC2, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+    events = server.receive_data(frame)
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1007]
+
+
+def test_rsv1_without_deflate_is_a_protocol_error() -> None:
+    server, _client = pair()
+    payload = zlib.compress(b"x")
+    frame = bytes([0xC2, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+    events = server.receive_data(frame)
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1002]
