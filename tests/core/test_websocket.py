@@ -106,13 +106,16 @@ def test_valid_offer_and_accept_token() -> None:
     [
         ([h for h in upgrade_headers() if h[0] != b"sec-websocket-key"], "GET", "1.1", 400),
         (
-            upgrade_headers()[:3]
-            + [(b"sec-websocket-key", b"short"), (b"sec-websocket-version", b"13")],
+            [
+                *upgrade_headers()[:3],
+                (b"sec-websocket-key", b"short"),
+                (b"sec-websocket-version", b"13"),
+            ],
             "GET",
             "1.1",
             400,
         ),
-        (upgrade_headers()[:4] + [(b"sec-websocket-version", b"8")], "GET", "1.1", 426),
+        ([*upgrade_headers()[:4], (b"sec-websocket-version", b"8")], "GET", "1.1", 426),
         (upgrade_headers(), "POST", "1.1", 400),
         (upgrade_headers(), "GET", "1.0", 400),
         ([h for h in upgrade_headers() if h[0] != b"connection"], "GET", "1.1", 400),
