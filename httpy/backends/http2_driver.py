@@ -9,7 +9,6 @@ handlers are never interleaved mid-write.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import deque
 
 import anyio
@@ -37,28 +36,18 @@ from ..core.events import (
 from ..core.http2 import HTTP2Connection
 from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
 from .logs import error_log
+from .stream_base import StreamBase
 
 
-class HTTP2Stream:
+class HTTP2Stream(StreamBase):
     """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream."""
 
     def __init__(self, driver: HTTP2Driver, head: RequestHead, ended: bool) -> None:
+        super().__init__(head)
         self._driver = driver
-        self._head = head
         self._chunks: deque[bytes] = deque()
         self._ended = ended
-        self._error: Exception | None = None
         self._changed = anyio.Event()
-        self.response_started = False
-        self.response_complete = False
-        self.status = 0
-        self.bytes_sent = 0
-        self.started_at = time.monotonic()
-        self.cancel_scope = anyio.CancelScope()
-
-    @property
-    def head(self) -> RequestHead:
-        return self._head
 
     @property
     def disconnected(self) -> bool:
@@ -124,6 +113,9 @@ class HTTP2Stream:
     async def push(self, path: str) -> bool:
         """Push a GET of ``path`` to the client (HTTP/2 server push); False if not allowed."""
         return await self._driver.push(self, path)
+
+    async def abort(self) -> None:
+        await self._driver.command(ResetStream(self._head.stream_id))
 
     # -- driven by the reader ----------------------------------------------------------
 
@@ -414,7 +406,7 @@ class HTTP2Driver:
                         "application error on %s %s", stream.head.method, stream.head.path
                     )
             if not stream.response_complete and not stream.disconnected:
-                await self._finish_incomplete(stream)
+                await stream.finish_incomplete()
             self._streams.pop(stream.head.stream_id, None)
             unread = stream.discard_unread()
             if unread:
@@ -432,21 +424,3 @@ class HTTP2Driver:
                 stream.bytes_sent,
                 stream.started_at,
             )
-
-    async def _finish_incomplete(self, stream: HTTP2Stream) -> None:
-        sid = stream.head.stream_id
-        try:
-            if not stream.response_started:
-                body = b"Internal Server Error\n"
-                await stream.send_response(
-                    500,
-                    (
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", b"%d" % len(body)),
-                    ),
-                )
-                await stream.send_body(body, end=True)
-            else:
-                await self.command(ResetStream(sid))
-        except (ClientDisconnected, LocalProtocolError):
-            pass
