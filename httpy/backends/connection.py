@@ -42,8 +42,10 @@ from ..core.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
 from ..core.http1 import HTTP1Connection
 from ..core.http2_checks import valid_upgrade_settings
@@ -83,6 +85,7 @@ class HTTP1Stream:
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._ended = not head.body_expected
+        self._trailers: Headers = ()
         self._error: Exception | None = None
         self._data_ready = anyio.Event()
         self._drained = anyio.Event()
@@ -103,6 +106,10 @@ class HTTP1Stream:
     @property
     def disconnected(self) -> bool:
         return isinstance(self._error, ClientDisconnected)
+
+    @property
+    def trailers(self) -> Headers:
+        return self._trailers
 
     async def receive(self) -> bytes:
         while True:
@@ -147,6 +154,14 @@ class HTTP1Stream:
             self.response_complete = True
         await self._driver.write_command(SendData(self._head.stream_id, data, end))
 
+    async def send_trailers(self, headers: Headers) -> None:
+        if self.disconnected and self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_trailers")
+        self.response_complete = True
+        await self._driver.write_command(SendTrailers(self._head.stream_id, headers))
+
     # -- driven by the reader ------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
@@ -157,6 +172,9 @@ class HTTP1Stream:
     def end(self) -> None:
         self._ended = True
         self._data_ready.set()
+
+    def set_trailers(self, headers: Headers) -> None:
+        self._trailers = headers
 
     def fail(self, error: Exception) -> None:
         if self._error is None:
@@ -263,7 +281,7 @@ class HTTP1Driver:
         """Apply a command without writing: the head waits for the first body bytes."""
         self._conn.send(command)
 
-    async def write_command(self, command: SendData | SendInformational) -> None:
+    async def write_command(self, command: SendData | SendTrailers | SendInformational) -> None:
         self._conn.send(command)
         await self._flush()
 
@@ -436,6 +454,10 @@ class HTTP1Driver:
                 stream = self._stream_for(event.stream_id)
                 if stream is not None:
                     stream.end()
+            elif isinstance(event, TrailersReceived):
+                stream = self._stream_for(event.stream_id)
+                if stream is not None:
+                    stream.set_trailers(event.headers)
             elif isinstance(event, StreamReset | ConnectionTerminated):
                 self._disconnect()
             elif isinstance(event, ProtocolError):

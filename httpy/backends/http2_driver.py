@@ -29,9 +29,11 @@ from ..core.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
     StreamWritable,
+    TrailersReceived,
 )
 from ..core.http2 import HTTP2Connection
 from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
@@ -47,11 +49,16 @@ class HTTP2Stream(StreamBase):
         self._driver = driver
         self._chunks: deque[bytes] = deque()
         self._ended = ended
+        self._trailers: Headers = ()
         self._changed = anyio.Event()
 
     @property
     def disconnected(self) -> bool:
         return self._error is not None
+
+    @property
+    def trailers(self) -> Headers:
+        return self._trailers
 
     async def receive(self) -> bytes:
         while True:
@@ -89,10 +96,20 @@ class HTTP2Stream(StreamBase):
         if not self.response_started:
             raise LocalProtocolError("send_response must come before send_body")
         self.bytes_sent += len(data)
+        await self._send(SendData(self._head.stream_id, data, end), end)
+
+    async def send_trailers(self, headers: Headers) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_trailers")
+        await self._send(SendTrailers(self._head.stream_id, headers), True)
+
+    async def _send(self, command: SendData | SendTrailers, end: bool) -> None:
         if end:
             self.response_complete = True
         sid = self._head.stream_id
-        await self._driver.command(SendData(sid, data, end))
+        await self._driver.command(command)
         if end and not self._ended:
             # The core asked the client to stop sending the body (RST_STREAM NO_ERROR):
             # what is buffered can still be read, then receive() raises.
@@ -133,6 +150,9 @@ class HTTP2Stream(StreamBase):
     def end(self) -> None:
         self._ended = True
         self.wake()
+
+    def set_trailers(self, headers: Headers) -> None:
+        self._trailers = headers
 
     def fail(self, error: Exception) -> None:
         if self._error is None:
@@ -357,6 +377,10 @@ class HTTP2Driver:
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
                     stream.end()
+            elif isinstance(event, TrailersReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.set_trailers(event.headers)
             elif isinstance(event, StreamWritable):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:

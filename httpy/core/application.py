@@ -59,8 +59,9 @@ class HTTPStream(Protocol):
     """One request/response exchange, whatever the HTTP version.
 
     Order of calls: any number of ``receive``; optionally ``send_informational``;
-    ``send_response`` once; ``send_body`` until one call passes ``end=True``.  The head is
-    written with the first ``send_body`` call, so a small response is one write.
+    ``send_response`` once; ``send_body`` until one call passes ``end=True``, or
+    ``send_body`` calls then ``send_trailers`` (which completes the response).  The head
+    is written with the first ``send_body`` call, so a small response is one write.
     """
 
     @property
@@ -96,6 +97,20 @@ class HTTPStream(Protocol):
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send response body bytes; ``end=True`` completes the response."""
+        ...
+
+    async def send_trailers(self, headers: Headers) -> None:
+        """Complete the response with trailer fields (after the last ``send_body``).
+
+        Where the protocol or the client can't take them (HTTP/1.1 without ``TE:
+        trailers`` or with a ``Content-Length`` body) the response just ends.
+        """
+        ...
+
+    @property
+    def trailers(self) -> Headers:
+        """The request's trailer fields: filled in when ``receive`` has returned ``b""``
+        (empty before that, and when the request had none)."""
         ...
 
 

@@ -68,6 +68,15 @@ class StreamEnded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TrailersReceived(Event):
+    """Trailer fields that ended the request body on ``stream_id`` (HTTP/1.1 chunked
+    trailers, an HTTP/2 trailing HEADERS frame).  A ``StreamEnded`` follows."""
+
+    stream_id: int
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
 class StreamReset(Event):
     """The peer abandoned ``stream_id``; its handler should be cancelled."""
 
@@ -126,6 +135,16 @@ class SendData(Command):
     stream_id: int
     data: bytes
     end_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendTrailers(Command):
+    """Trailer fields after the response body; completes the response (like a final
+    ``SendData(end_stream=True)``).  HTTP/2 sends them as a HEADERS frame; HTTP/1.1 only
+    in a chunked body to a client that sent ``TE: trailers``, else they are dropped."""
+
+    stream_id: int
+    headers: Headers
 
 
 @dataclass(frozen=True, slots=True)

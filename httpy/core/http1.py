@@ -28,6 +28,9 @@ h11 leaves to its caller:
 * **HEAD** responses keep the application's headers and drop its body bytes.
 * **Expect: 100-continue** is reported on the request event; the backend sends
   ``SendInformational(100)`` when the application first reads the body.
+* **Trailers**: request trailers (chunked bodies) become :class:`TrailersReceived`;
+  :class:`SendTrailers` writes response trailers only in a chunked body to a client that
+  sent ``TE: trailers`` (RFC 9110 6.5, 10.1.4), and otherwise just ends the body.
 
 Bad input never raises out of ``receive_data``: it becomes a
 :class:`~httpy.core.events.ProtocolError` event with the status that was sent.
@@ -55,8 +58,10 @@ from .events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
 from .http1_writer import ResponseWriter, informational_head, start_response
 
@@ -79,6 +84,8 @@ class HTTP1Connection:
         self._request_complete = False
         self._is_head = False
         self._client_keep_alive = True
+        #: The client sent ``TE: trailers``: it accepts trailer fields in a chunked body.
+        self._accepts_trailers = False
         self._waiting_continue = False
         self._writer: ResponseWriter | None = None
         self._http_version = b"1.1"
@@ -184,9 +191,9 @@ class HTTP1Connection:
             return
         if self._closed:
             raise StreamClosedError("connection is closed")
-        if isinstance(command, SendInformational | SendResponse | SendData | ResetStream) and (
-            self._cycle is None or command.stream_id != self._stream_id
-        ):
+        if isinstance(
+            command, SendInformational | SendResponse | SendData | SendTrailers | ResetStream
+        ) and (self._cycle is None or command.stream_id != self._stream_id):
             raise StreamClosedError(f"stream {command.stream_id} is not in flight")
         if isinstance(command, SendInformational):
             self._send_informational(command)
@@ -194,6 +201,8 @@ class HTTP1Connection:
             self._send_response(command)
         elif isinstance(command, SendData):
             self._send_data(command)
+        elif isinstance(command, SendTrailers):
+            self._send_end(command.headers if self._accepts_trailers else ())
         elif isinstance(command, ResetStream):
             # HTTP/1.1 has no stream reset: abandoning a response means closing.
             self._closed = True
@@ -289,6 +298,12 @@ class HTTP1Connection:
                     events.append(BodyReceived(self._stream_id, bytes(event.data)))
             elif isinstance(event, h11.EndOfMessage):
                 self._request_complete = True
+                if event.headers:
+                    trailers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
+                    if len(trailers) > self._config.max_header_count:
+                        self._fail(events, 431, "too many trailer fields")
+                        return
+                    events.append(TrailersReceived(self._stream_id, trailers))
                 events.append(StreamEnded(self._stream_id))
                 # Reclaim what follows this request: it stays unparsed until the
                 # response is complete, so pipelined requests are answered in order.
@@ -314,6 +329,7 @@ class HTTP1Connection:
         chunked = False
         upgrade: bytes | None = None
         connection_tokens: bytes = b""
+        te_tokens: bytes = b""
         for name, value in headers:
             if name == b"content-length":
                 content_length = int(value)  # h11 has validated it
@@ -323,6 +339,8 @@ class HTTP1Connection:
                 upgrade = value.strip().lower()
             elif name == b"connection":
                 connection_tokens += b"," + value.lower()
+            elif name == b"te":
+                te_tokens += b"," + value.lower()
         if content_length is not None and chunked:
             # RFC 9112 6.1: a request with both is a smuggling attempt; never keep the
             # connection open for a next request after it.
@@ -341,6 +359,9 @@ class HTTP1Connection:
             b"close" not in tokens if version == b"1.1" else b"keep-alive" in tokens
         )
         self._waiting_continue = cycle.they_are_waiting_for_100_continue
+        self._accepts_trailers = b"trailers" in (
+            t.split(b";", 1)[0].strip() for t in te_tokens.split(b",")
+        )
         events.append(
             RequestReceived(
                 stream_id=self._stream_id,
@@ -389,16 +410,26 @@ class HTTP1Connection:
         try:
             if command.data:
                 self._out.append(writer.body(command.data))
-            if command.end_stream:
-                self._out.append(writer.end())
         except LocalProtocolError:
             self._closed = True  # the response on the wire is broken: end the connection
             raise
         if command.end_stream:
-            if not writer.keep_alive or not self._request_complete or self._eof:
-                self._closed = True
-            self._cycle = None
-            self._writer = None
+            self._send_end(())
+
+    def _send_end(self, trailers: Headers) -> None:
+        """End the response body (with ``trailers`` where the framing carries them)."""
+        writer = self._writer
+        if writer is None:
+            raise LocalProtocolError("body sent before the response head")
+        try:
+            self._out.append(writer.end(trailers))
+        except LocalProtocolError:
+            self._closed = True
+            raise
+        if not writer.keep_alive or not self._request_complete or self._eof:
+            self._closed = True
+        self._cycle = None
+        self._writer = None
 
     def _fail(self, events: list[Event], status: int, reason: str) -> None:
         """Answer ``status`` if no response has started, then close."""

@@ -36,14 +36,19 @@ def informational_head(status: int, headers: Headers) -> bytes:
 
 
 def _head(status: int, headers: Headers) -> bytes:
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    status_line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+    return status_line + _fields(headers) + b"\r\n"
+
+
+def _fields(headers: Headers) -> bytes:
+    """Validated ``name: value`` lines (a head's or a trailer section's)."""
+    lines = []
     for name, value in headers:
         if _NAME.fullmatch(name) is None:
             raise LocalProtocolError(f"invalid header name {name!r}")
         if _BAD_VALUE.search(value) is not None:
             raise LocalProtocolError(f"invalid value for header {name!r}")
         lines.append(b"%s: %s\r\n" % (name, value))
-    lines.append(b"\r\n")
     return b"".join(lines)
 
 
@@ -71,14 +76,17 @@ class ResponseWriter:
             return b"%x\r\n%s\r\n" % (len(data), data)
         return data
 
-    def end(self) -> bytes:
-        """The bytes that end the body."""
+    def end(self, trailers: Headers = ()) -> bytes:
+        """The bytes that end the body.  ``trailers`` go in the last chunk of a chunked
+        body (RFC 9112 7.1.2); other framings have no place for them: they are dropped."""
         if self.framing == LENGTH and self.remaining:
             self.keep_alive = False
             raise LocalProtocolError(
                 f"response ended {self.remaining} bytes short of its Content-Length"
             )
         if self.framing == CHUNKED:
+            if trailers:
+                return b"0\r\n" + _fields(trailers) + b"\r\n"
             return b"0\r\n\r\n"
         return b""
 

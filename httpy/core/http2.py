@@ -65,9 +65,11 @@ from .events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
     StreamWritable,
+    TrailersReceived,
 )
 from .http2_checks import REQUEST_RULES, TRAILER_RULES, FrameLengthGuard, malformed
 
@@ -84,13 +86,15 @@ class _Outbound:
     frame at a time without re-slicing the rest of it each time.
     """
 
-    __slots__ = ("chunks", "end", "offset", "size")
+    __slots__ = ("chunks", "end", "offset", "size", "trailers")
 
     def __init__(self) -> None:
         self.chunks: deque[bytes] = deque()
         self.offset = 0
         self.size = 0
         self.end = False
+        #: Trailer fields to send (a HEADERS frame with END_STREAM) once the data is out.
+        self.trailers: list[tuple[bytes, bytes]] | None = None
 
 
 class HTTP2Connection:
@@ -268,6 +272,8 @@ class HTTP2Connection:
                     self._send_headers(command.stream_id, command.status, command.headers, False)
             elif isinstance(command, SendData):
                 self._queue_data(command.stream_id, command.data, command.end_stream)
+            elif isinstance(command, SendTrailers):
+                self._queue_data(command.stream_id, b"", True, command.headers)
             elif isinstance(command, ResetStream):
                 self._reset(
                     command.stream_id, command.error_code or h2.errors.ErrorCodes.INTERNAL_ERROR
@@ -362,15 +368,21 @@ class HTTP2Connection:
                 events.append(StreamReset(sid, int(event.error_code or 0)))
             self._open_streams.clear()
             events.append(ConnectionTerminated(int(event.error_code or 0), "peer sent GOAWAY"))
-        elif (
-            isinstance(event, h2.events.TrailersReceived)
-            and event.stream_id in self._open_streams
-            and malformed(event.headers or (), TRAILER_RULES)
-        ):
-            # Valid request trailers are not surfaced; the StreamEnded after them is.
-            self._h2.reset_stream(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            self._stream_done(event.stream_id)
-            events.append(StreamReset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+        elif isinstance(event, h2.events.TrailersReceived):
+            self._on_trailers(event, events)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived, events: list[Event]) -> None:
+        sid = event.stream_id
+        if sid not in self._open_streams:
+            return
+        fields = event.headers or ()
+        if malformed(fields, TRAILER_RULES):
+            self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._stream_done(sid)
+            events.append(StreamReset(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+        elif sid in self._receiving:
+            # The StreamEnded h2 reports with them follows.
+            events.append(TrailersReceived(sid, tuple((bytes(n), bytes(v)) for n, v in fields)))
 
     def _fix_table_size_updates(self) -> None:
         """Make the next header block signal SETTINGS_HEADER_TABLE_SIZE changes right.
@@ -487,16 +499,28 @@ class HTTP2Connection:
         self._send_headers(stream_id, status, headers, False)
         self._queue_data(stream_id, body, True)
 
-    def _queue_data(self, stream_id: int, data: bytes, end: bool) -> None:
+    def _queue_data(
+        self, stream_id: int, data: bytes, end: bool, trailers: Headers | None = None
+    ) -> None:
         if stream_id not in self._open_streams:
             raise StreamClosedError(f"stream {stream_id} is closed")
         if stream_id in self._bodiless:
-            data = b""
+            data, trailers = b"", None
         outbound = self._outbound.setdefault(stream_id, _Outbound())
+        if outbound.end:
+            raise LocalProtocolError(f"the response on stream {stream_id} is complete")
         if data:
             outbound.chunks.append(data)
             outbound.size += len(data)
-        outbound.end = outbound.end or end
+        if trailers:
+            # RFC 9113 8.1: no pseudo-header fields in trailers; 8.2.2: nor
+            # connection-specific ones.  Names are lower-case on the wire (8.2).
+            outbound.trailers = [
+                (name.lower(), value)
+                for name, value in trailers
+                if not name.startswith(b":") and name.lower() not in CONNECTION_SPECIFIC
+            ]
+        outbound.end = end
         self._send_window(stream_id, outbound, None)
 
     def _flush_outbound(self, events: list[Event]) -> None:
@@ -521,7 +545,7 @@ class HTTP2Connection:
             else:
                 outbound.offset = stop
             outbound.size -= len(chunk)
-            last = outbound.end and not outbound.chunks
+            last = outbound.end and not outbound.chunks and not outbound.trailers
             h2conn.send_data(stream_id, chunk, end_stream=last)
             if last:
                 self._stream_done(stream_id)
@@ -529,7 +553,10 @@ class HTTP2Connection:
                     events.append(StreamWritable(stream_id))
                 return
         if outbound.end:
-            h2conn.end_stream(stream_id)
+            if outbound.trailers:
+                h2conn.send_headers(stream_id, outbound.trailers, end_stream=True)
+            else:
+                h2conn.end_stream(stream_id)
             self._stream_done(stream_id)
         if events is not None:
             events.append(StreamWritable(stream_id))

@@ -14,6 +14,12 @@ into an HTTPy application (``handle_http`` plus the lifespan protocol).
 (``httpy.serve``, ``run(app=...)``, ``python -m httpy module:asgi_app``): an object with
 ``handle_http`` is served natively, an ``async`` callable taking ``(scope, receive, send)``
 through the adapter.
+
+**Trailers** use the ``http.response.trailers`` extension both ways.  HTTPy's server
+offers it in every scope.  Under another server, an HTTPy response's trailers are sent
+only when the server offers it and the response announced them in its head (a
+``Trailer`` header, which ``Response`` adds for the trailers known at that point);
+otherwise they are dropped.  ASGI has no request trailers.
 """
 
 from __future__ import annotations
@@ -88,6 +94,8 @@ class ASGIHTTPStream:
         self._send = send
         self._body_done = anyio.Event()
         self._disconnected = False
+        self._can_trail = "http.response.trailers" in (scope.get("extensions") or {})
+        self._trailing = False  # trailers announced in http.response.start
         self.response_started = False
         self.response_complete = False
 
@@ -98,6 +106,10 @@ class ASGIHTTPStream:
     @property
     def disconnected(self) -> bool:
         return self._disconnected
+
+    @property
+    def trailers(self) -> Headers:
+        return ()  # ASGI does not carry request trailers
 
     async def receive(self) -> bytes:
         while True:
@@ -128,6 +140,8 @@ class ASGIHTTPStream:
         if self._disconnected:
             raise ClientDisconnected("client disconnected")
         message = {"type": "http.response.start", "status": status, "headers": list(headers)}
+        if self._can_trail and any(name.lower() == b"trailer" for name, _ in headers):
+            message["trailers"] = self._trailing = True
         await self._send_message(message)
         self.response_started = True
 
@@ -137,7 +151,17 @@ class ASGIHTTPStream:
         message = {"type": "http.response.body", "body": data, "more_body": not end}
         await self._send_message(message)
         if end:
+            if self._trailing:  # announced: the server waits for them
+                await self._send_message({"type": "http.response.trailers", "headers": []})
             self.response_complete = True
+
+    async def send_trailers(self, headers: Headers) -> None:
+        if not self._trailing:
+            await self.send_body(b"", end=True)  # not announced: dropped
+            return
+        self._trailing = False
+        await self.send_body(b"", end=True)
+        await self._send_message({"type": "http.response.trailers", "headers": list(headers)})
 
     async def _send_message(self, message: Message) -> None:
         try:
@@ -325,6 +349,7 @@ class ASGIAdapter:
             "client": head.client,
             "server": head.server,
             "state": dict(self.state),
+            "extensions": {"http.response.trailers": {}},
         }
 
     @asynccontextmanager
@@ -368,6 +393,10 @@ class _HTTPExchange:
         self._stream = stream
         self._body_done = False
         self._over = anyio.Event()  # the client left or the response is complete
+        #: ``http.response.start`` said ``trailers``: the body's end waits for them.
+        self._trailing = False
+        self._body_sent = False
+        self._trailers: list[tuple[bytes, bytes]] = []
         self.disconnected = False
         self.response_started = False
         self.response_complete = False
@@ -397,6 +426,7 @@ class _HTTPExchange:
             if self.disconnected:
                 return  # spec 2.3: sending to a client that left is a no-op
             headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers", ()))
+            self._trailing = bool(message.get("trailers", False))
             try:
                 await self._stream.send_response(int(message["status"]), headers)
             except ClientDisconnected:
@@ -408,18 +438,38 @@ class _HTTPExchange:
             if self.response_complete:
                 raise RuntimeError("ASGI: http.response.body after the response completed")
             more = bool(message.get("more_body", False))
+            end = not more and not self._trailing
             if not self.disconnected:
                 try:
-                    await self._stream.send_body(bytes(message.get("body", b"")), end=not more)
+                    await self._stream.send_body(bytes(message.get("body", b"")), end=end)
                 except ClientDisconnected:
                     self.disconnect()
-            if not more:
-                # Only now: an app listening for http.disconnect (Starlette's streaming
-                # responses) would otherwise cancel this very send.
-                self.response_complete = True
-                self._over.set()
-        elif kind != "http.response.trailers":
+            if end:
+                self._complete()
+            elif not more:
+                self._body_sent = True  # the trailers complete the response
+        elif kind == "http.response.trailers":
+            if not self._trailing or not self._body_sent or self.response_complete:
+                raise RuntimeError(
+                    "ASGI: http.response.trailers must follow the last body message "
+                    "of a response started with trailers=True"
+                )
+            self._trailers.extend((bytes(n), bytes(v)) for n, v in message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                if not self.disconnected:
+                    try:
+                        await self._stream.send_trailers(tuple(self._trailers))
+                    except ClientDisconnected:
+                        self.disconnect()
+                self._complete()
+        else:
             raise RuntimeError(f"ASGI: unexpected message {kind!r} on an http scope")
+
+    def _complete(self) -> None:
+        # Only now: an app listening for http.disconnect (Starlette's streaming
+        # responses) would otherwise cancel this very send.
+        self.response_complete = True
+        self._over.set()
 
 
 class _LifespanCycle:

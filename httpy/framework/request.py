@@ -7,6 +7,9 @@ request.stream()``; so do ``multipart/form-data`` requests, which ``await reques
 parses as they arrive (see :mod:`httpy.framework.forms`).  Tests build requests directly::
 
     Request(method="GET", path="/api/users/1", headers={}, body=b"", path_params={"id": "1"})
+
+Request trailers (HTTP/2, HTTP/1.1 chunked bodies) are ``await request.trailers()``: they
+arrive after the body, so it reads (and keeps) whatever of the body is still unread.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Request:
         scheme: str = "http",
         client: tuple[str, int] | None = None,
         stream: HTTPStream | None = None,
+        trailers: HeaderInput | Headers = None,
     ) -> None:
         self.method = method.upper()
         raw_path, _, inline_query = path.partition("?")
@@ -91,6 +95,12 @@ class Request:
         self.scheme = scheme
         self.client = client
         self._stream = stream
+        #: Where the trailers come from once the body has been read (kept after
+        #: ``stream()`` hands the stream out).
+        self._source = stream
+        self._trailers = (
+            trailers if isinstance(trailers, Headers) or trailers is None else Headers(trailers)
+        )
         self._body: bytes | None = body if stream is None else None
         self._json: Any = _UNSET
         self._form: FormData | None = None
@@ -169,6 +179,27 @@ class Request:
         if self._body is None:
             self._body = b"".join([chunk async for chunk in self.stream()])
         return self._body
+
+    async def trailers(self) -> Headers:
+        """The request's trailer fields (empty when it had none).
+
+        They follow the body, so the unread rest of it is read first and kept for
+        :meth:`body`; after ``async for chunk in request.stream()`` has finished, nothing
+        is left to read.  Reading trailers while ``stream()`` is still being iterated
+        gives the fields that have arrived so far: none.
+        """
+        if self._trailers is None:
+            if self._stream is not None:
+                await self.body()
+            source = self._source
+            if source is None:
+                self._trailers = Headers()
+            else:
+                trailers = source.trailers
+                if not trailers:
+                    return Headers()  # maybe not yet: ask again later
+                self._trailers = Headers(raw=trailers)
+        return self._trailers
 
     async def text(self) -> str:
         return (await self.body()).decode(self._charset(), errors="replace")

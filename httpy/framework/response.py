@@ -10,6 +10,15 @@ redirects (:class:`RedirectResponse`, ``Response.redirect``), and responses whos
 is produced while it is sent: :class:`StreamingResponse` (an async iterable of bytes or
 str, sent chunked on HTTP/1.1) and :class:`EventSourceResponse` (server-sent events).
 Files are in :mod:`httpy.framework.files` (``Response.file``).
+
+Trailers: ``Response(..., trailers={...})`` or ``response.trailers[name] = value`` (a
+:class:`MutableHeaders` read when the body is complete, so a streaming body can fill it
+in as its last act).  They go out after the body: as a trailing HEADERS frame on HTTP/2,
+and on HTTP/1.1 in the last chunk of a chunked body when the client sent ``TE:
+trailers``; otherwise they are dropped (a ``Content-Length`` body or an HTTP/1.0 client
+has no place for them; a ``Response`` with trailers is sent without ``Content-Length``,
+so chunked on HTTP/1.1).  The names known when the head is sent are announced in a
+``Trailer`` header (RFC 9110 6.6.2).
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ class Response:
         status: int = 200,
         headers: HeaderInput = None,
         media_type: str | None = None,
+        trailers: HeaderInput = None,
     ) -> None:
         if not 100 <= status <= 999:
             raise ValueError(f"status {status} is not a valid HTTP status code")
@@ -59,6 +69,18 @@ class Response:
             self.headers["content-type"] = media_type
         #: ``[(path, as), ...]``: resources to push (HTTP/2) or announce with ``Link``.
         self.push_resources: list[tuple[str, str]] = []
+        self._trailers = MutableHeaders(trailers) if trailers is not None else None
+
+    @property
+    def trailers(self) -> MutableHeaders:
+        """Trailer fields sent after the body (see the module docstring)."""
+        if self._trailers is None:
+            self._trailers = MutableHeaders()
+        return self._trailers
+
+    @trailers.setter
+    def trailers(self, value: HeaderInput) -> None:
+        self._trailers = value if isinstance(value, MutableHeaders) else MutableHeaders(value)
 
     @property
     def status_code(self) -> int:
@@ -174,26 +196,58 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
     def raw_headers(self) -> RawHeaders:
-        """Headers for the wire, with ``Content-Length`` computed from the body and a
-        ``Link: <path>; rel=preload`` for each of :attr:`push_resources`."""
+        """Headers for the wire, with ``Content-Length`` computed from the body (none when
+        there are trailers) and a ``Link: <path>; rel=preload`` for each of
+        :attr:`push_resources`."""
         pairs = [(n, v) for n, v in self.headers.raw() if n != b"content-length"]
-        if self.status >= 200 and self.status not in (204, 304):
+        # With trailers, no Content-Length: HTTP/1.1 then sends the body chunked, the
+        # framing that can carry them.
+        if self.status >= 200 and self.status not in (204, 304) and not self._trailers:
             pairs.append((b"content-length", b"%d" % len(self.body)))
         return tuple(pairs) + self._link_headers()
 
     def _link_headers(self) -> RawHeaders:
-        return tuple(
+        links = tuple(
             (b"link", f"<{path}>; rel=preload; as={kind}".encode("latin-1"))
             for path, kind in self.push_resources
         )
+        if self._trailers and "trailer" not in self.headers:
+            links += ((b"trailer", ", ".join(self._trailers).encode("latin-1")),)
+        return links
+
+    def raw_trailers(self) -> RawHeaders:
+        """The trailer fields for the wire; raises :class:`ValueError` for a field that
+        may not be a trailer (framing, routing, content metadata: RFC 9110 6.5.1)."""
+        if not self._trailers:
+            return ()
+        raw = self._trailers.raw()
+        for name, _ in raw:
+            if name in FORBIDDEN_TRAILERS or name.startswith(b":"):
+                raise ValueError(f"{name.decode('latin-1')!r} is not allowed as a trailer field")
+        return raw
+
+    async def end_body(self, stream: HTTPStream, data: bytes = b"") -> None:
+        """Send the last body piece ``data``, then the trailers if there are any."""
+        trailers = self.raw_trailers()
+        if trailers:
+            if data:
+                await stream.send_body(data)
+            await stream.send_trailers(trailers)
+        else:
+            await stream.send_body(data, end=True)
 
     async def write(self, stream: HTTPStream) -> None:
         """Send this response on ``stream``: head and whole body in one write.
 
         Subclasses that stream their body (files, iterators) override this.
         """
+        trailers = self.raw_trailers()  # refused (ValueError) before the head goes out
         await stream.send_response(self.status, self.raw_headers())
-        await stream.send_body(self.body, end=True)
+        if trailers:
+            await stream.send_body(self.body)
+            await stream.send_trailers(trailers)
+        else:
+            await stream.send_body(self.body, end=True)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -218,6 +272,29 @@ class RedirectResponse(Response):
 
 Content = AsyncIterable[bytes | str] | Iterable[bytes | str]
 
+#: Fields a trailer may not carry (RFC 9110 6.5.1: framing, routing, request modifiers,
+#: content metadata the recipient needs before the body), refused by ``raw_trailers``.
+FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"te",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"authorization",
+        b"set-cookie",
+        b"cache-control",
+        b"expect",
+        b"range",
+    }
+)
+
 
 class StreamingResponse(Response):
     """A response whose body comes from an iterable of ``bytes``/``str`` chunks.
@@ -237,8 +314,11 @@ class StreamingResponse(Response):
         status: int = 200,
         headers: HeaderInput = None,
         media_type: str | None = None,
+        trailers: HeaderInput = None,
     ) -> None:
-        super().__init__(b"", status=status, headers=headers, media_type=media_type)
+        super().__init__(
+            b"", status=status, headers=headers, media_type=media_type, trailers=trailers
+        )
         self.content = content
 
     def raw_headers(self) -> RawHeaders:
@@ -270,7 +350,7 @@ class StreamingResponse(Response):
         finally:
             await _close(chunks)
             await _close(self.content)
-        await stream.send_body(b"", end=True)
+        await self.end_body(stream)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"

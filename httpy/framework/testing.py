@@ -53,6 +53,7 @@ class TestResponse:
         *,
         path: str | None = None,
         pushed: list[TestResponse] | None = None,
+        trailers: Headers | None = None,
     ) -> None:
         self.status_code = status_code
         self.headers = headers
@@ -62,6 +63,9 @@ class TestResponse:
         self.path = path
         #: Responses the server pushed with this one (HTTP/2 test client only).
         self.pushed: list[TestResponse] = pushed if pushed is not None else []
+        #: Trailer fields after the body (HTTP/2; HTTP/1.1 when the request had
+        #: ``TE: trailers``).
+        self.trailers = trailers if trailers is not None else Headers()
 
     @property
     def status(self) -> int:
@@ -128,8 +132,15 @@ class AsyncTestClient:
         content: bytes | str | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        trailers: Mapping[str, str] | None = None,
     ) -> TestResponse:
+        """Send one request.  ``trailers`` follow the body (on HTTP/1.1 the body is then
+        sent chunked)."""
         body, header_list = _encode_request(path, headers, content, json)
+        trailer_list = [(k.lower(), v) for k, v in (trailers or {}).items()]
+        if trailer_list and self._http_version == "1.1":
+            header_list = [(k, v) for k, v in header_list if k != "content-length"]
+            header_list.append(("transfer-encoding", "chunked"))
         # Like httpx: characters that may not appear in a request target are encoded.
         path = quote(path, safe="/?&=%:@!$'()*+,;~-._")
         if params:
@@ -144,9 +155,13 @@ class AsyncTestClient:
             tasks.start_soon(driver.run)
             try:
                 if self._http_version == "2":
-                    response = await _exchange_h2(client_end, method, path, header_list, body)
+                    response = await _exchange_h2(
+                        client_end, method, path, header_list, body, trailer_list
+                    )
                 else:
-                    response = await _exchange(client_end, method, path, header_list, body)
+                    response = await _exchange(
+                        client_end, method, path, header_list, body, trailer_list
+                    )
             finally:
                 await client_end.aclose()
         return response
@@ -289,15 +304,17 @@ async def _exchange(
     path: str,
     headers: list[tuple[str, str]],
     body: bytes,
+    trailers: list[tuple[str, str]],
 ) -> TestResponse:
     conn = h11.Connection(h11.CLIENT)
     data = conn.send(h11.Request(method=method, target=path, headers=headers)) or b""
     if body:
         data += conn.send(h11.Data(data=body)) or b""
-    data += conn.send(h11.EndOfMessage()) or b""
+    data += conn.send(h11.EndOfMessage(headers=trailers)) or b""
     await stream.send(data)
     status, response_headers, version = 0, Headers(), "1.1"
     chunks: list[bytes] = []
+    response_trailers = Headers()
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
@@ -312,9 +329,14 @@ async def _exchange(
             version = bytes(event.http_version).decode()
         elif isinstance(event, h11.Data):
             chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+        elif isinstance(event, h11.EndOfMessage):
+            response_trailers = Headers(raw=tuple((bytes(n), bytes(v)) for n, v in event.headers))
             break
-    return TestResponse(status, response_headers, b"".join(chunks), version)
+        elif isinstance(event, h11.ConnectionClosed):
+            break
+    return TestResponse(
+        status, response_headers, b"".join(chunks), version, trailers=response_trailers
+    )
 
 
 async def _exchange_h2(
@@ -323,12 +345,18 @@ async def _exchange_h2(
     path: str,
     headers: list[tuple[str, str]],
     body: bytes,
+    trailers: list[tuple[str, str]],
 ) -> TestResponse:
-    response, pushed = await exchange_h2(stream, method, path, headers, body)
+    response, pushed = await exchange_h2(stream, method, path, headers, body, trailers)
 
     def convert(raw: RawResponse) -> TestResponse:
         return TestResponse(
-            raw.status, Headers(raw=tuple(raw.headers)), bytes(raw.body), "2", path=raw.path
+            raw.status,
+            Headers(raw=tuple(raw.headers)),
+            bytes(raw.body),
+            "2",
+            path=raw.path,
+            trailers=Headers(raw=tuple(raw.trailers)),
         )
 
     result = convert(response)

@@ -27,6 +27,7 @@ class RawResponse:
     status: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     ended: bool = False
 
 
@@ -36,11 +37,13 @@ async def exchange_h2(
     path: str,
     headers: list[tuple[str, str]],
     body: bytes,
+    trailers: list[tuple[str, str]] | None = None,
 ) -> tuple[RawResponse, list[RawResponse]]:
     """Send one request on a new HTTP/2 connection; return its response and the pushed ones.
 
     ``headers`` are HTTP/1.1-style (``host`` becomes ``:authority``; connection-specific
-    fields, which HTTP/2 forbids, are dropped).
+    fields, which HTTP/2 forbids, are dropped, and ``te`` is kept only as ``trailers``).
+    ``trailers`` end the request (a HEADERS frame after the body).
     """
     conn = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -51,7 +54,7 @@ async def exchange_h2(
     for name, value in headers:
         if name == "host":
             authority = value
-        elif name.encode() not in CONNECTION_SPECIFIC and name != "te":
+        elif name.encode() not in CONNECTION_SPECIFIC and (name != "te" or value == "trailers"):
             block.append((name.encode("latin-1"), value.encode("latin-1")))
     pseudo = [
         (b":method", method.encode("ascii")),
@@ -59,7 +62,10 @@ async def exchange_h2(
         (b":scheme", b"http"),
         (b":authority", authority.encode("latin-1")),
     ]
-    conn.send_headers(1, pseudo + block, end_stream=not body)
+    request_trailers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in trailers or ()]
+    conn.send_headers(1, pseudo + block, end_stream=not body and not request_trailers)
+    if not body and request_trailers:
+        conn.send_headers(1, request_trailers, end_stream=True)
     responses = {1: RawResponse(1)}
     pushed: list[RawResponse] = []
     sent = 0
@@ -72,7 +78,10 @@ async def exchange_h2(
                 break
             piece = body[sent : sent + window]
             sent += len(piece)
-            conn.send_data(1, piece, end_stream=sent == len(body))
+            last = sent == len(body)
+            conn.send_data(1, piece, end_stream=last and not request_trailers)
+            if last and request_trailers:
+                conn.send_headers(1, request_trailers, end_stream=True)
         data = conn.data_to_send()
         if data:
             await stream.send(data)
@@ -110,6 +119,8 @@ def _apply(
                 response.status = int(value)
             else:
                 response.headers.append((bytes(name), bytes(value)))
+    elif isinstance(event, h2.events.TrailersReceived):
+        response.trailers.extend((bytes(n), bytes(v)) for n, v in event.headers or ())
     elif isinstance(event, h2.events.DataReceived):
         response.body += event.data
         if event.flow_controlled_length:

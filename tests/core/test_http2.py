@@ -33,9 +33,11 @@ from httpy.core.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
     StreamWritable,
+    TrailersReceived,
 )
 from httpy.core.http2 import HTTP2Connection
 from httpy.core.http2_checks import valid_upgrade_settings
@@ -194,7 +196,69 @@ def test_request_trailers_end_the_stream() -> None:
     pair.client.send_data(sid, b"x")
     pair.client.send_headers(sid, [(b"x-checksum", b"1")], end_stream=True)
     events = pair.to_server()
-    assert events[1:] == [BodyReceived(sid, b"x"), StreamEnded(sid)]
+    assert events[1:] == [
+        BodyReceived(sid, b"x"),
+        TrailersReceived(sid, ((b"x-checksum", b"1"),)),
+        StreamEnded(sid),
+    ]
+
+
+def test_request_trailers_without_body() -> None:
+    pair = Pair()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(sid, request_headers("POST", "/"))
+    pair.client.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+    events = pair.to_server()
+    assert isinstance(events[0], RequestReceived) and events[0].body_expected
+    assert events[1:] == [TrailersReceived(sid, ((b"grpc-status", b"0"),)), StreamEnded(sid)]
+
+
+def test_response_trailers_are_a_final_headers_frame() -> None:
+    pair = Pair()
+    sid, _ = pair.request()
+    pair.server.send(SendResponse(sid, 200, ((b"trailer", b"x-checksum"),)))
+    pair.server.send(SendData(sid, b"body"))
+    pair.server.send(
+        SendTrailers(
+            sid, ((b"X-Checksum", b"abc"), (b":status", b"200"), (b"connection", b"close"))
+        )
+    )
+    events = pair.to_client()
+    trailers = [e for e in events if isinstance(e, h2.events.TrailersReceived)]
+    assert [list(t.headers) for t in trailers] == [[(b"x-checksum", b"abc")]]
+    assert pair.client_body(sid) == b"body" and pair.client_ended(sid)
+    assert pair.server.open_stream_count == 0
+
+
+def test_response_trailers_wait_for_the_flow_control_window() -> None:
+    pair = Pair(initial_window=10)
+    sid, _ = pair.request()
+    pair.server.send(SendResponse(sid, 200))
+    pair.server.send(SendData(sid, b"x" * 25))
+    pair.server.send(SendTrailers(sid, ((b"x-done", b"1"),)))
+    events = pair.to_client()
+    assert not [e for e in events if isinstance(e, h2.events.TrailersReceived)]
+    assert pair.server.pending_bytes(sid) == 15
+    for _ in range(2):
+        pair.client.increment_flow_control_window(10, sid)
+        pair.to_server()
+        pair.to_client()
+    assert pair.client_body(sid) == b"x" * 25
+    trailers = [e for e in pair.client_events if isinstance(e, h2.events.TrailersReceived)]
+    assert len(trailers) == 1 and pair.client_ended(sid)
+    # Trailers after the end of the response are refused.
+    with pytest.raises(StreamClosedError):
+        pair.server.send(SendTrailers(sid, ((b"x-late", b"1"),)))
+
+
+def test_trailers_of_a_head_response_are_dropped() -> None:
+    pair = Pair()
+    sid, _ = pair.request("HEAD")
+    pair.server.send(SendResponse(sid, 200, ((b"content-length", b"4"),)))
+    pair.server.send(SendTrailers(sid, ((b"x-done", b"1"),)))
+    pair.to_client()
+    assert pair.client_ended(sid)
+    assert not [e for e in pair.client_events if isinstance(e, h2.events.TrailersReceived)]
 
 
 # ----------------------------------------------------------------------------- responses
