@@ -21,6 +21,7 @@ from .framework.app import (
     post,
     put,
     route,
+    websocket,
 )
 from .framework.asgi import ASGIAdapter
 from .framework.exceptions import HTTPException
@@ -36,6 +37,7 @@ from .framework.response import (
 from .framework.runner import AIOQUIC_AVAILABLE, run, serve
 from .framework.static import StaticFiles
 from .framework.status import *  # noqa: F403  (the HTTP_xxx_NAME constants)
+from .framework.websocket import WebSocketConnection, WebSocketDisconnect, WebSocketMessage
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,9 @@ __all__ = [
     "StaticFiles",
     "StreamingResponse",
     "UploadFile",
+    "WebSocketConnection",
+    "WebSocketDisconnect",
+    "WebSocketMessage",
     "add_exception_handler",
     "add_exception_handler_for_route",
     "add_middleware",
@@ -72,5 +77,6 @@ __all__ = [
     "route",
     "run",
     "serve",
+    "websocket",
     *(name for name in dir(_status) if name.startswith("HTTP_")),
 ]

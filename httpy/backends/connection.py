@@ -95,7 +95,15 @@ class HTTP1Stream:
         self.status = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
-        self.cancel_scope = anyio.CancelScope()
+        self._cancel_scope: anyio.CancelScope | None = None
+
+    @property
+    def cancel_scope(self) -> anyio.CancelScope:
+        """The scope the portable driver runs the handler in (made on first use: the
+        asyncio fast path creates streams in protocol callbacks, outside any task)."""
+        if self._cancel_scope is None:
+            self._cancel_scope = anyio.CancelScope()
+        return self._cancel_scope
 
     # -- HTTPStream ----------------------------------------------------------------
 
@@ -204,6 +212,8 @@ class HTTP1Driver:
         self._conn = HTTP1Connection(context.config)
         #: An ``Upgrade: h2c`` request to switch on, once seen (RFC 7540 3.2).
         self._h2c: RequestReceived | None = None
+        #: An ``Upgrade: websocket`` request, handed to the WebSocket driver (RFC 6455).
+        self._websocket: RequestReceived | None = None
         #: The first bytes, when they are the HTTP/2 preface (RFC 9113 3.3).
         self._prior_knowledge: bytes | None = None
         self._first_bytes: bytes | None = b""
@@ -220,13 +230,13 @@ class HTTP1Driver:
 
     # -- public --------------------------------------------------------------------
 
-    async def run(self) -> SwitchToHTTP2 | None:
+    async def run(self) -> SwitchToHTTP2 | SwitchToWebSocket | None:
         """Serve requests until the connection ends, then close the socket.
 
         Returns an :class:`SwitchToHTTP2` instead (leaving the socket open) when the client
         upgraded the connection to HTTP/2 with ``Upgrade: h2c``.
         """
-        upgrade: SwitchToHTTP2 | None = None
+        upgrade: SwitchToHTTP2 | SwitchToWebSocket | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
@@ -236,6 +246,8 @@ class HTTP1Driver:
                         upgrade = await self._switch_to_h2c(self._h2c)
                     elif self._prior_knowledge is not None:
                         upgrade = SwitchToHTTP2(None, self._prior_knowledge)
+                    elif self._websocket is not None:
+                        upgrade = SwitchToWebSocket(self._websocket, self._conn)
                 finally:
                     tasks.cancel_scope.cancel()
         except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
@@ -249,7 +261,11 @@ class HTTP1Driver:
 
     @property
     def _switching(self) -> bool:
-        return self._h2c is not None or self._prior_knowledge is not None
+        return (
+            self._h2c is not None
+            or self._prior_knowledge is not None
+            or self._websocket is not None
+        )
 
     async def _switch_to_h2c(self, request: RequestReceived) -> SwitchToHTTP2:
         settings = dict(request.headers).get(b"http2-settings", b"")
@@ -369,7 +385,7 @@ class HTTP1Driver:
 
     async def _reader(self) -> None:
         try:
-            while not self._conn.should_close and self._h2c is None:
+            while not self._conn.should_close and self._h2c is None and self._websocket is None:
                 await self._wait_for_room()
                 if self._conn.should_close:
                     break
@@ -403,7 +419,7 @@ class HTTP1Driver:
                     self._dispatch(self._conn.receive_eof())
                     break  # nothing more will come; the responder finishes up
                 self._dispatch(events)
-                if self._h2c is not None:
+                if self._h2c is not None or self._websocket is not None:
                     break  # what follows is HTTP/2: the connection changes hands
                 current = self._current or self._pending
                 if current is not None:
@@ -442,6 +458,10 @@ class HTTP1Driver:
                 # h2c is cleartext HTTP/2: over TLS, HTTP/2 is chosen by ALPN only.
                 if _wants_h2c(event) and not self._closing and self._context.scheme == "http":
                     self._h2c = event
+                    self._wake.set()
+                    continue
+                if _wants_websocket(event) and not self._closing:
+                    self._websocket = event  # the WebSocket driver runs the app on it
                     self._wake.set()
                     continue
                 self._pending = self._open_stream(event)
@@ -514,6 +534,26 @@ class SwitchToHTTP2:
 
     upgrade: tuple[bytes, RequestReceived] | None
     unparsed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchToWebSocket:
+    """An ``Upgrade: websocket`` request arrived: the WebSocket driver takes the
+    connection.  ``connection`` is mid-exchange with ``request`` (so a refusal is still
+    an HTTP/1.1 response) and holds the bytes received behind it."""
+
+    request: RequestReceived
+    connection: HTTP1Connection
+
+
+def _wants_websocket(event: RequestReceived) -> bool:
+    # A body would have to be read over HTTP/1.1 first: such requests stay HTTP.
+    return (
+        event.upgrade is not None
+        and b"websocket" in (t.strip() for t in event.upgrade.split(b","))
+        and event.method == "GET"
+        and not event.body_expected
+    )
 
 
 def _wants_h2c(event: RequestReceived) -> bool:

@@ -35,10 +35,17 @@ from anyio.abc import SocketAttribute
 from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config, parse_bind
 from .asyncio_stream import AsyncioSocketStream
-from .connection import ConnectionContext, HTTP1Driver, SwitchToHTTP2, format_peer
+from .connection import (
+    ConnectionContext,
+    HTTP1Driver,
+    SwitchToHTTP2,
+    SwitchToWebSocket,
+    format_peer,
+)
 from .http2_driver import HTTP2Driver
 from .logs import error_log
 from .tls import server_ssl_context, tls_handshake
+from .websocket_driver import WebSocketDriver
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -246,6 +253,9 @@ class Server:
                     initial_data=switch.unparsed,
                     upgrade=switch.upgrade,
                 )
+                await self._run_driver(driver)
+            elif isinstance(switch, SwitchToWebSocket):
+                driver = WebSocketDriver(stream, context, client, server, switch)
                 await self._run_driver(driver)
         except Exception:
             error_log.exception("connection task failed")

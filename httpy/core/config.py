@@ -92,6 +92,22 @@ class Config:
     #: connections use).  False: the portable driver everywhere (for comparison).
     http1_fast_path: bool = True
 
+    # -- WebSockets -------------------------------------------------------------------
+    #: Largest WebSocket message (after decompression); beyond it: close 1009.  16 MiB
+    #: like ``max_body_bytes`` (the Autobahn suite sends 16 MiB messages; websockets'
+    #: default is 1 MiB, uvicorn's 16 MiB).
+    ws_max_message_bytes: int = 16 * MiB
+    #: Negotiate permessage-deflate (RFC 7692) when the client offers it.
+    ws_compression: bool = True
+    #: Seconds between keep-alive pings (None: no pings); uvicorn and websockets use 20.
+    ws_ping_interval: float | None = 20.0
+    #: A pong must come this soon after a ping, or the connection is dropped (1006).
+    ws_ping_timeout: float | None = 20.0
+    #: How long a close frame we sent waits for the peer's answer before we hang up.
+    ws_close_timeout: float = 10.0
+    #: Received messages queued unread before we stop reading (back-pressure).
+    ws_max_queue: int = 16
+
     # -- timeouts (seconds) -----------------------------------------------------------
     #: From the first byte of a request until its head is complete (slow-header attacks).
     header_timeout: float = 10.0
@@ -151,6 +167,10 @@ class Config:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
+        if self.ws_max_message_bytes <= 0 or self.ws_max_queue <= 0:
+            raise ValueError("Config.ws_max_message_bytes and Config.ws_max_queue must be positive")
+        if self.ws_close_timeout < 0:
+            raise ValueError("Config.ws_close_timeout must not be negative")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:
             raise ValueError("Config.max_body_bytes must be None or >= 0")
         if not 1200 <= self.max_datagram_size <= 65527:

@@ -34,6 +34,7 @@ from .lifespan import LifespanHooks, State
 from .request import Request
 from .response import RedirectResponse, Response, error_response
 from .static import StaticFiles, with_trailing_slash
+from .websocket import refuse_plain_request, route_websocket, websocket_endpoint
 
 Handler = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Request, Handler], Awaitable[Response]]
@@ -58,6 +59,9 @@ class App:
     def __init__(self, *, debug: bool = False) -> None:
         self.debug = debug
         self.router: Router[Endpoint] = Router()
+        #: WebSocket routes (``@app.websocket``), matched for upgrade requests.
+        self.websocket_router: Router[Endpoint] = Router()
+        self._has_websockets = False
         self._middleware: list[Middleware] = []
         self._exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self._route_exception_handlers: dict[str, dict[type[BaseException], ExceptionHandler]] = {}
@@ -99,6 +103,18 @@ class App:
 
     def delete(self, path: str, *, stream: bool = False) -> Callable[[H], H]:
         return self.route(path, ("DELETE",), stream=stream)
+
+    def websocket(self, path: str) -> Callable[[H], H]:
+        """Register the decorated ``async def handler(ws: WebSocketConnection)`` for
+        WebSocket handshakes on ``path`` (``{param}`` templates as for HTTP routes);
+        see :mod:`httpy.framework.websocket`."""
+
+        def register(handler: H) -> H:
+            self.websocket_router.add(path, ["GET"], Endpoint(websocket_endpoint(handler)))
+            self._has_websockets = True
+            return handler
+
+        return register
 
     def mount_static(
         self, prefix: str, directory: str | PathLike[str], **options: Any
@@ -192,6 +208,11 @@ class App:
             stream=stream,
         )
         match = self.router.match(request.method, request.raw_path)
+        if self._has_websockets:
+            websocket = route_websocket(
+                self.websocket_router, _REFUSE_WEBSOCKET, stream, request.raw_path, match
+            )
+            match = websocket if websocket is not None else match
         request.route_match = match
         if (
             isinstance(match, Match)
@@ -316,6 +337,8 @@ def _bind(middleware: Middleware, next_handler: Handler) -> Handler:
     return call
 
 
+_REFUSE_WEBSOCKET = Endpoint(refuse_plain_request)
+
 #: The application behind the module-level decorators.
 default_app = App()
 get = default_app.get
@@ -329,3 +352,4 @@ add_exception_handler = default_app.add_exception_handler
 add_exception_handler_for_route = default_app.add_exception_handler_for_route
 on_startup = default_app.on_startup
 on_shutdown = default_app.on_shutdown
+websocket = default_app.websocket

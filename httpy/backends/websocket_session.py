@@ -1,0 +1,285 @@
+"""One accepted WebSocket over a byte transport: the reader, keep-alive pings, sends.
+
+:class:`WebSocketSession` implements :class:`~httpy.core.websocket.WebSocketChannel`
+over anything with ``receive`` / ``send`` / ``aclose`` — the TCP (or TLS) stream after
+an HTTP/1.1 upgrade, or the DATA of an HTTP/2 stream (RFC 8441).
+
+* The **reader** task feeds :class:`~httpy.core.websocket.WebSocketProtocol` and queues
+  complete messages for ``receive``.  It stops reading once ``max_queue`` messages wait
+  unread, so a handler that does not read pushes back on the peer (TCP window, or the
+  HTTP/2 stream window) instead of growing memory.
+* **Sends** take one FIFO lock around "encode, write": messages from concurrent tasks go
+  out whole and in call order.  A write waits while the peer is not reading
+  (back-pressure), for at most ``send_timeout``; then, or when the transport is gone, the
+  connection is failed (1006) and the send raises
+  :class:`~httpy.core.websocket.WebSocketDisconnect`.
+* **Keep-alive** (optional): a ping every ``ws_ping_interval``; no pong within
+  ``ws_ping_timeout`` fails the connection (reported as 1006: no close frame came).
+* **Closing**: the peer's close is answered by the core; ours waits up to
+  ``ws_close_timeout`` for the answer.  Either way the transport is then closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import deque
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from ..core.config import Config
+from ..core.websocket import (
+    ABNORMAL_CLOSURE,
+    INVALID_DATA,
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
+    PROTOCOL_ERROR,
+    WebSocketClose,
+    WebSocketData,
+    WebSocketDisconnect,
+    WebSocketEvent,
+    WebSocketPong,
+    WebSocketProtocol,
+)
+from .logs import error_log
+
+READ_SIZE = 64 * 1024
+# Close codes that mean the peer broke the rules: worth a log line.
+_FAILURES = (PROTOCOL_ERROR, INVALID_DATA, MESSAGE_TOO_BIG)
+_TRANSPORT_ERRORS = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+
+
+class Transport(Protocol):
+    """The bytes under a WebSocket."""
+
+    async def receive(self) -> bytes:
+        """Next bytes from the peer; ``b""`` once it sent everything (EOF)."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; waits while the peer is not reading.  Raises on a lost peer."""
+        ...
+
+    async def aclose(self) -> None:
+        """End the transport (close the socket, or end the HTTP/2 stream)."""
+        ...
+
+
+class StreamTransport:
+    """A :class:`Transport` over an anyio byte stream (HTTP/1.1 after the upgrade)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+
+    async def receive(self) -> bytes:
+        try:
+            return await self._stream.receive(READ_SIZE)
+        except _TRANSPORT_ERRORS:
+            return b""
+
+    async def send(self, data: bytes) -> None:
+        await self._stream.send(data)
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stream.aclose()
+
+
+class WebSocketSession:
+    """An open WebSocket; see the module docstring.  Start it with :meth:`start`, end it
+    with :meth:`finish` (the backend does both around the application's call)."""
+
+    def __init__(
+        self, transport: Transport, protocol: WebSocketProtocol, config: Config, peer: str
+    ) -> None:
+        self._transport = transport
+        self._proto = protocol
+        self._config = config
+        self._peer = peer
+        self._lock = anyio.Lock()
+        self._queue: deque[WebSocketData] = deque()
+        self._readable = anyio.Event()
+        self._room = anyio.Event()
+        self._pong = anyio.Event()
+        self._done = anyio.Event()
+        self._discard = False
+        self._scope = anyio.CancelScope()
+        self._transport_closed = False
+
+    # -- WebSocketChannel --------------------------------------------------------------
+
+    @property
+    def close_code(self) -> int | None:
+        return self._proto.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._proto.close_reason
+
+    @property
+    def closing(self) -> bool:
+        return self._proto.closing
+
+    async def receive(self) -> WebSocketData | WebSocketClose:
+        while True:
+            if self._queue:
+                message = self._queue.popleft()
+                self._room.set()
+                return message
+            code = self._proto.close_code
+            if code is not None and (self._done.is_set() or self._proto.finished):
+                return WebSocketClose(code, self._proto.close_reason)
+            if self._done.is_set():
+                return WebSocketClose(ABNORMAL_CLOSURE, "connection lost")
+            self._readable = anyio.Event()
+            await self._readable.wait()
+
+    async def send(self, data: str | bytes) -> None:
+        async with self._lock:
+            self._proto.send_message(data)  # raises WebSocketDisconnect once closing
+            await self._write()
+
+    async def ping(self, payload: bytes = b"") -> None:
+        async with self._lock:
+            self._proto.send_ping(payload)
+            await self._write()
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        # Messages that arrive after our close frame are not for anyone: drop them, so a
+        # full queue cannot keep the reader from seeing the peer's close frame.
+        self._discard = True
+        self._queue.clear()
+        self._room.set()
+        if not self._proto.closing:
+            async with self._lock:
+                self._proto.close(code, reason)
+                try:
+                    await self._write()
+                except WebSocketDisconnect:
+                    return
+        with anyio.move_on_after(self._config.ws_close_timeout):
+            await self._done.wait()
+        if not self._done.is_set():
+            self._proto.abort(code, "no close frame from the peer")
+            self._scope.cancel()
+
+    # -- driven by the backend ---------------------------------------------------------
+
+    def start(self, tasks: anyio.abc.TaskGroup, leftover: bytes = b"") -> None:
+        """Run the reader (and the keep-alive pinger, if configured) in ``tasks``;
+        ``leftover`` is what the peer sent right behind its handshake."""
+        tasks.start_soon(self._run, leftover)
+
+    async def finish(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """The application is done: close with ``code`` if still open, wait for the
+        closing handshake (bounded), stop the tasks, close the transport."""
+        try:
+            if not self._done.is_set():
+                await self.close(code, reason)
+        finally:
+            self._scope.cancel()
+            await self._close_transport()
+
+    def begin_shutdown(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Server shutdown: close with 1012 (Service Restart) without waiting here."""
+        tasks.start_soon(self.close, 1012, "server shutting down")
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _run(self, leftover: bytes) -> None:
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as tasks:
+                    if self._config.ws_ping_interval is not None:
+                        tasks.start_soon(self._keepalive, self._config.ws_ping_interval)
+                    await self._read_loop(leftover)
+                    tasks.cancel_scope.cancel()
+        finally:
+            if not self._proto.finished:
+                self._proto.receive_eof()
+            self._done.set()
+            self._readable.set()
+            await self._close_transport()
+
+    async def _read_loop(self, leftover: bytes) -> None:
+        if leftover:
+            await self._handle(self._proto.receive_data(leftover))
+        while not self._proto.finished:
+            data = await self._transport.receive()
+            await self._handle(
+                self._proto.receive_data(data) if data else self._proto.receive_eof()
+            )
+
+    async def _handle(self, events: list[WebSocketEvent]) -> None:
+        await self._flush_quietly()  # pongs, close answers
+        for event in events:
+            if isinstance(event, WebSocketData):
+                if self._discard:
+                    continue
+                self._queue.append(event)
+                self._readable.set()
+                while len(self._queue) >= self._config.ws_max_queue and not self._discard:
+                    self._room = anyio.Event()
+                    await self._room.wait()
+            elif isinstance(event, WebSocketPong):
+                self._pong.set()
+            elif isinstance(event, WebSocketClose) and event.code in _FAILURES:
+                error_log.info(
+                    "WebSocket from %s failed with %d: %s", self._peer, event.code, event.reason
+                )
+
+    async def _keepalive(self, interval: float) -> None:
+        timeout = self._config.ws_ping_timeout
+        while not self._proto.closing:
+            await anyio.sleep(interval)
+            self._pong = anyio.Event()
+            try:
+                await self.ping()
+            except WebSocketDisconnect:
+                return
+            with anyio.move_on_after(timeout if timeout is not None else math.inf):
+                await self._pong.wait()
+            if not self._pong.is_set():
+                error_log.info("WebSocket from %s: no pong within %.1fs", self._peer, timeout)
+                async with self._lock:
+                    self._proto.abort(1011, "keepalive ping timeout")
+                await self._flush_quietly()
+                self._scope.cancel()
+                return
+
+    async def _write(self) -> None:
+        """Write what the core queued (caller holds the lock).  A lost or stalled peer
+        fails the connection and raises WebSocketDisconnect."""
+        data = self._proto.data_to_send()
+        if not data:
+            return
+        try:
+            with anyio.fail_after(self._config.send_timeout):
+                await self._transport.send(data)
+        except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
+            self._proto.abort(ABNORMAL_CLOSURE, "connection lost")
+            self._scope.cancel()
+            raise WebSocketDisconnect(
+                self._proto.close_code or ABNORMAL_CLOSURE, self._proto.close_reason
+            ) from exc
+
+    async def _flush_quietly(self) -> None:
+        # A lost peer: the reader sees the end at its next read.
+        async with self._lock:
+            with contextlib.suppress(WebSocketDisconnect):
+                await self._write()
+
+    async def _close_transport(self) -> None:
+        if self._transport_closed:
+            return
+        self._transport_closed = True
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(*_TRANSPORT_ERRORS):
+                await self._transport.aclose()
