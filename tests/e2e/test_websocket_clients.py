@@ -1,0 +1,238 @@
+"""Real WebSocket clients (the websockets library, aiohttp) against HTTPy over HTTP/1.1,
+with the server on asyncio and on trio (in a thread; the clients bring asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+
+from httpy import App, WebSocketConnection
+from tests.support.servers import server_thread
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Recorder:
+    """What handlers saw, readable from the test's thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: dict[str, Any] = {}
+        self.changed = threading.Condition(self.lock)
+
+    def put(self, key: str, value: Any) -> None:
+        with self.changed:
+            self.items[key] = value
+            self.changed.notify_all()
+
+    def wait(self, key: str, timeout: float = 10) -> Any:
+        with self.changed:
+            assert self.changed.wait_for(lambda: key in self.items, timeout), key
+            return self.items[key]
+
+
+def make_app(recorder: Recorder) -> App:
+    app = App()
+    rooms: dict[str, set[WebSocketConnection]] = {}
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocketConnection) -> None:
+        await ws.accept(subprotocol=ws.subprotocols[0] if ws.subprotocols else None)
+        async for message in ws:
+            if message.is_text:
+                await ws.send_text(message.text())
+            else:
+                await ws.send_bytes(message.bytes())
+        recorder.put("echo_close", (ws.close_code, ws.close_reason))
+
+    @app.websocket("/chat/{room}")
+    async def chat(ws: WebSocketConnection) -> None:
+        room = ws.path_params["room"]
+        members = rooms.setdefault(room, set())
+        members.add(ws)
+        try:
+            async for message in ws:
+                for member in list(members):
+                    await member.send_json({"room": room, **message.json()})
+        finally:
+            members.discard(ws)
+            recorder.put(f"left:{room}:{id(ws)}", True)
+            recorder.put(f"members:{room}", len(members))
+
+    @app.websocket("/numbers")
+    async def numbers(ws: WebSocketConnection) -> None:
+        for i in range(100):
+            await ws.send_json({"n": i})
+        await ws.close(4000, "all sent")
+
+    @app.websocket("/fail")
+    async def fail(ws: WebSocketConnection) -> None:
+        await ws.accept()
+        raise ValueError("broken handler")
+
+    return app
+
+
+@pytest.fixture
+def server(backend: str) -> Iterator[tuple[str, Recorder]]:
+    recorder = Recorder()
+    with server_thread(make_app(recorder), backend, ws_max_message_bytes=1 << 20) as (host, port):
+        yield f"ws://{host}:{port}", recorder
+
+
+# ----------------------------------------------------------------- websockets library
+
+
+def test_websockets_echo_compression_and_close_codes(server: tuple[str, Recorder]) -> None:
+    url, recorder = server
+
+    async def main() -> None:
+        async with websockets.connect(url + "/echo", subprotocols=["chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v1"
+            extensions = ws.response.headers.get("sec-websocket-extensions", "")
+            assert extensions.startswith("permessage-deflate")
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00" * 100_000)
+            assert await ws.recv() == b"\x00" * 100_000
+            fragments = ["frag", "men", "ted"]
+            await ws.send(iter(fragments))
+            assert await ws.recv() == "fragmented"
+            await ws.close(4001, "client done")
+        assert ws.close_code == 4001  # the server echoed our code
+
+    asyncio.run(main())
+    assert recorder.wait("echo_close") == (4001, "client done")
+
+
+def test_websockets_oversized_message_gets_1009(server: tuple[str, Recorder]) -> None:
+    url, _ = server
+
+    async def main() -> None:
+        async with websockets.connect(url + "/echo", max_size=None) as ws:
+            await ws.send(b"x" * (2 << 20))
+            with pytest.raises(websockets.ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+    asyncio.run(main())
+
+
+def test_websockets_server_close_code_and_handler_error(server: tuple[str, Recorder]) -> None:
+    url, _ = server
+
+    async def main() -> None:
+        received: list[int] = []
+        async with websockets.connect(url + "/numbers") as ws:
+            # a close code other than 1000/1001 ends iteration with ConnectionClosedError
+            with pytest.raises(websockets.ConnectionClosedError):
+                async for message in ws:
+                    received.append(json.loads(message)["n"])
+        assert received == list(range(100))
+        assert (ws.close_code, ws.close_reason) == (4000, "all sent")
+        async with websockets.connect(url + "/fail") as ws:
+            with pytest.raises(websockets.ConnectionClosedError):
+                await ws.recv()
+        assert ws.close_code == 1011
+
+    asyncio.run(main())
+
+
+def test_websockets_chat_rooms(server: tuple[str, Recorder]) -> None:
+    url, recorder = server
+
+    async def main() -> None:
+        a1 = await websockets.connect(url + "/chat/a")
+        a2 = await websockets.connect(url + "/chat/a")
+        a3 = await websockets.connect(url + "/chat/a")
+        b1 = await websockets.connect(url + "/chat/b")
+        b2 = await websockets.connect(url + "/chat/b")
+        try:
+            await a1.send(json.dumps({"from": "a1", "text": "hi a"}))
+            await b1.send(json.dumps({"from": "b1", "text": "hi b"}))
+            for client in (a1, a2, a3):
+                assert json.loads(await client.recv()) == {
+                    "room": "a",
+                    "from": "a1",
+                    "text": "hi a",
+                }
+            for client in (b1, b2):
+                assert json.loads(await client.recv()) == {
+                    "room": "b",
+                    "from": "b1",
+                    "text": "hi b",
+                }
+            # a3 leaves: the room forgets it, and the others still chat
+            await a3.close()
+            assert recorder.wait("members:a") == 2
+            await a2.send(json.dumps({"from": "a2", "text": "still here"}))
+            for client in (a1, a2):
+                message = json.loads(await client.recv())
+                assert message == {"room": "a", "from": "a2", "text": "still here"}
+            # room b got nothing from room a: its next message is its own
+            await b2.send(json.dumps({"from": "b2", "text": "only b"}))
+            for client in (b1, b2):
+                assert json.loads(await client.recv())["from"] == "b2"
+        finally:
+            for client in (a1, a2, a3, b1, b2):
+                await client.close()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------- aiohttp
+
+
+def test_aiohttp_echo_compression_and_close(server: tuple[str, Recorder]) -> None:
+    url, recorder = server
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url + "/echo", compress=15) as ws:
+                assert ws.compress == 15  # permessage-deflate negotiated
+                await ws.send_str("aiohttp text " * 100)
+                assert await ws.receive_str() == "aiohttp text " * 100
+                await ws.send_bytes(b"\x01\x02")
+                assert await ws.receive_bytes() == b"\x01\x02"
+                await ws.send_json({"k": [1, 2]})
+                assert await ws.receive_json() == {"k": [1, 2]}
+                await ws.close(code=4002, message=b"aiohttp bye")
+            assert ws.close_code == 4002
+
+    asyncio.run(main())
+    assert recorder.wait("echo_close") == (4002, "aiohttp bye")
+
+
+def test_aiohttp_chat_and_server_close(server: tuple[str, Recorder]) -> None:
+    url, _ = server
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with (
+                session.ws_connect(url + "/chat/x") as x1,
+                session.ws_connect(url + "/chat/x") as x2,
+                session.ws_connect(url + "/chat/y") as y1,
+            ):
+                await x2.send_json({"from": "x2"})
+                assert await x1.receive_json() == {"room": "x", "from": "x2"}
+                assert await x2.receive_json() == {"room": "x", "from": "x2"}
+                await y1.send_json({"from": "y1"})
+                assert await y1.receive_json() == {"room": "y", "from": "y1"}
+            async with session.ws_connect(url + "/numbers") as ws:
+                received = [message.json()["n"] async for message in ws]
+                assert received == list(range(100))
+            assert ws.close_code == 4000
+
+    asyncio.run(main())
