@@ -20,6 +20,7 @@ from functools import partial
 
 import anyio
 
+from .backends.listeners import systemd_binds
 from .backends.server import serve
 from .backends.tls import generate_dev_certificate
 from .core.application import Application, StartupError
@@ -47,6 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="listen on this address ([::1]:8000 for IPv6); repeat for several; "
         "replaces --host/--port",
+    )
+    parser.add_argument(
+        "--uds",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="listen on this unix domain socket (same as --bind unix:PATH); repeatable",
+    )
+    parser.add_argument(
+        "--fd",
+        action="append",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
+        "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
     )
     tls = parser.add_argument_group("TLS (HTTPS, HTTP/2 by ALPN)")
     tls.add_argument(
@@ -157,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.bind
         else (f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}",)
     )
+    extra = tuple(f"unix:{p}" for p in args.uds or ()) + tuple(f"fd:{n}" for n in args.fd or ())
+    if not args.bind and not extra:
+        extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
+    if extra:
+        binds = (tuple(args.bind) if args.bind else ()) + extra
     certfile, keyfile = args.certfile, args.keyfile
     if args.dev_cert:
         cert, key, ca = generate_dev_certificate(args.dev_cert)

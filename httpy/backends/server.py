@@ -33,7 +33,7 @@ import sniffio
 from anyio.abc import SocketAttribute
 
 from ..core.application import Application, LifespanApplication, StartupError
-from ..core.config import Config, parse_bind
+from ..core.config import Config
 from .asyncio_stream import AsyncioSocketStream
 from .connection import (
     ConnectionContext,
@@ -43,6 +43,7 @@ from .connection import (
     format_peer,
 )
 from .http2_driver import HTTP2Driver
+from .listeners import bind_sockets, remove_socket_file
 from .logs import error_log
 from .tls import server_ssl_context, tls_handshake
 from .websocket_driver import WebSocketDriver
@@ -72,6 +73,7 @@ class Server:
         self._draining = False
         self._all_closed = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
+        self._socket_files: list[str] = []  # unix sockets we created: removed at the end
 
     @property
     def connection_count(self) -> int:
@@ -148,37 +150,36 @@ class Server:
     # -- listening -----------------------------------------------------------------
 
     async def _open_listeners(self) -> list[tuple[anyio.abc.SocketListener, bool]]:
-        """Listeners for ``binds`` (cleartext) and ``tls_binds``, tagged with TLS or not."""
+        """Listeners for ``binds`` (cleartext) and ``tls_binds``, tagged with TLS or not.
+
+        Binds may be ``host:port``, ``unix:PATH`` or ``fd:N`` (see
+        :mod:`httpy.backends.listeners`).
+        """
         listeners: list[tuple[anyio.abc.SocketListener, bool]] = []
         tls_binds = self.config.tls_binds
         binds = self.config.binds
         if self._ssl_context is not None and not tls_binds:
             binds, tls_binds = (), binds  # run(ssl_context=...): every address is TLS
+        bound = bind_sockets(
+            binds, tls_binds, backlog=self.config.backlog, reuse_port=self.config.reuse_port
+        )
+        self._socket_files = [b.unlink_path for b in bound if b.unlink_path]
         try:
-            for tls, group in ((False, binds), (True, tls_binds)):
-                for bind in group:
-                    host, port = parse_bind(bind)
-                    multi = await anyio.create_tcp_listener(
-                        local_host=host, local_port=port, backlog=self.config.backlog
-                    )
-                    for listener in multi.listeners:
-                        if not isinstance(listener, anyio.abc.SocketListener):
-                            continue
-                        listeners.append((listener, tls))
-                        address = listener.extra(SocketAttribute.local_address)
-                        if isinstance(address, tuple):
-                            self.addresses.append((str(address[0]), int(address[1])))
-                            shown = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
-                            error_log.info(
-                                "httpy serving %s on %s://%s:%d",
-                                "HTTP/2 and HTTP/1.1 (TLS)" if tls else "HTTP/1.1 and h2c",
-                                "https" if tls else "http",
-                                shown,
-                                address[1],
-                            )
+            for item in bound:
+                shown = item.describe()
+                listener = await anyio.abc.SocketListener.from_socket(item.sock)
+                listeners.append((listener, item.tls))
+                address = item.sock.getsockname()
+                if isinstance(address, tuple):
+                    self.addresses.append((str(address[0]), int(address[1])))
+                error_log.info(
+                    "httpy serving %s on %s",
+                    "HTTP/2 and HTTP/1.1 (TLS)" if item.tls else "HTTP/1.1 and h2c",
+                    shown,
+                )
         except BaseException:
-            for listener, _ in listeners:
-                await listener.aclose()
+            for item in bound:
+                item.close()
             raise
         return listeners
 
@@ -295,6 +296,8 @@ class Server:
         self._draining = True
         for listener, _ in listeners:
             await listener.aclose()
+        for path in self._socket_files:
+            remove_socket_file(path)
         for driver in list(self._drivers):
             driver.begin_shutdown()
         if self._drivers:
