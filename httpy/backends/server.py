@@ -26,6 +26,7 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -35,6 +36,7 @@ from anyio.abc import SocketAttribute
 from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config
 from .asyncio_stream import AsyncioSocketStream
+from .cert_files import install as _record_cert_files
 from .connection import (
     ConnectionContext,
     HTTP1Driver,
@@ -48,7 +50,12 @@ from .logs import error_log
 from .tls import server_ssl_context, tls_handshake
 from .websocket_driver import WebSocketDriver
 
+if TYPE_CHECKING:
+    from .quic import QuicListener  # imported when HTTP/3 is on: aioquic is optional
+
 ShutdownTrigger = Callable[[], Awaitable[object]]
+
+_record_cert_files()  # so that run(ssl_context=..., http3_port=...) finds the cert files
 
 # Accept errors that mean "out of resources right now", not "listener broken".
 _TRANSIENT_ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -73,6 +80,9 @@ class Server:
         self._draining = False
         self._all_closed = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
+        #: HTTP/3 (UDP) listeners and their bound addresses, when ``http3_binds`` is set.
+        self._quic_listeners: list[QuicListener] = []
+        self.http3_addresses: list[tuple[str, int]] = []
         self._socket_files: list[str] = []  # unix sockets we created: removed at the end
 
     @property
@@ -97,6 +107,12 @@ class Server:
         task_status: anyio.abc.TaskStatus[list[tuple[str, int]]],
     ) -> None:
         listeners = await self._open_listeners()
+        try:
+            await self._open_http3()
+        except BaseException:
+            for listener, _ in listeners:
+                await listener.aclose()
+            raise
         stop = anyio.Event()
 
         async def watch(wait: ShutdownTrigger) -> None:
@@ -113,6 +129,8 @@ class Server:
                 watchers.start_soon(watch, self._wait_for_signal)
             async with anyio.create_task_group() as connections:
                 connections.cancel_scope.shield = True
+                for quic in self._quic_listeners:
+                    connections.start_soon(quic.serve)
                 async with anyio.create_task_group() as accepting:
                     for listener, tls in listeners:
                         accepting.start_soon(self._accept_loop, listener, tls, connections)
@@ -121,6 +139,24 @@ class Server:
                     accepting.cancel_scope.cancel()
                 await self._drain(listeners, connections)
             watchers.cancel_scope.cancel()
+
+    async def _open_http3(self) -> None:
+        """UDP listeners for ``http3_binds``; from then on TCP responses announce them
+        (``Alt-Svc``).  HTTP/3 connections run the application itself."""
+        if not self.config.http3_binds:
+            return
+        from .alt_svc import alt_svc_value, with_alt_svc
+        from .quic import open_quic_listeners
+
+        app = self._context.app
+        quic_context = ConnectionContext.create(app, self.config, scheme="https")
+        self._quic_listeners = await open_quic_listeners(
+            self.config, quic_context, self._ssl_context
+        )
+        self.http3_addresses = [quic.address for quic in self._quic_listeners]
+        tcp_app = with_alt_svc(app, alt_svc_value([port for _, port in self.http3_addresses]))
+        self._context = ConnectionContext.create(tcp_app, self.config)
+        self._tls_context_conn = ConnectionContext.create(tcp_app, self.config, scheme="https")
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -300,6 +336,8 @@ class Server:
             remove_socket_file(path)
         for driver in list(self._drivers):
             driver.begin_shutdown()
+        for quic in self._quic_listeners:
+            quic.begin_shutdown()  # H3 GOAWAY now, CONNECTION_CLOSE once streams are done
         if self._drivers:
             error_log.info(
                 "waiting up to %.1fs for %d connection(s) to finish",
@@ -310,6 +348,9 @@ class Server:
                 await self._all_closed.wait()
             if self._drivers:
                 error_log.warning("drain timeout: cancelling %d connection(s)", len(self._drivers))
+        with anyio.move_on_after(self.config.drain_timeout):
+            for quic in self._quic_listeners:
+                await quic.wait_closed()
         connections.cancel_scope.cancel()
 
 

@@ -76,6 +76,7 @@ class H3Client:
         self.terminated: ConnectionTerminated | None = None
         self.connected = anyio.Event()
         self._send_lock = anyio.Lock()
+        self.peer: tuple[str, int] = ("127.0.0.1", 0)
 
     # -- requests --------------------------------------------------------------------
 
@@ -145,8 +146,12 @@ class H3Client:
     # -- plumbing --------------------------------------------------------------------
 
     async def _wait_change(self) -> None:
-        self._changed = anyio.Event()
         await self._changed.wait()
+
+    def _notify(self) -> None:
+        # Every waiter holds the current event: set it, then start a new one.
+        self._changed.set()
+        self._changed = anyio.Event()
 
     async def send_all(self) -> None:
         # One sender at a time: anyio's UDP sockets refuse concurrent sends.
@@ -166,14 +171,14 @@ class H3Client:
             if data is None:
                 self.quic.handle_timer(time.monotonic())
             else:
-                self.quic.receive_datagram(data, ("127.0.0.1", 0), time.monotonic())
+                self.quic.receive_datagram(data, self.peer, time.monotonic())
             self._process()
-        self._changed.set()
+        self._notify()
 
     def _process(self) -> None:
         while (event := self.quic.next_event()) is not None:
             self._on_quic(event)
-        self._changed.set()
+        self._notify()
 
     def _on_quic(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
@@ -223,6 +228,7 @@ async def h3_connect(
     """Connect over HTTP/3; on exit close the connection (NO_ERROR)."""
     async with await anyio.create_connected_udp_socket(host, port) as sock:
         client = H3Client(sock, configuration or client_configuration())
+        client.peer = (host, port)
         client.quic.connect((host, port), time.monotonic())
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(client.run)

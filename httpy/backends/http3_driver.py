@@ -1,0 +1,418 @@
+"""The HTTP/3 connection driver: datagrams <-> :class:`HTTP3Connection` <-> the app.
+
+One task per QUIC connection owns the core: it takes the datagrams the listener routed to
+it, fires the core's timers, and sends what the core has queued.  Each request stream's
+handler runs in its own task (as on HTTP/2); its commands go into the core at once and
+the connection task is woken to send them, so the core is only ever touched from one
+thread and sending always happens in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import deque
+from typing import Protocol
+
+import anyio
+import anyio.abc
+from aioquic.quic.connection import NetworkAddress
+
+from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
+from ..core.errors import LocalProtocolError, StreamClosedError
+from ..core.events import (
+    BodyReceived,
+    CloseConnection,
+    Command,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    StreamEnded,
+    StreamReset,
+)
+from ..core.http3 import (
+    H3_REQUEST_CANCELLED,
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    HTTP3Connection,
+)
+from .connection import ConnectionContext, format_peer, log_access
+from .logs import error_log
+from .stream_base import StreamBase
+
+#: Datagrams queued for one connection before more are dropped (UDP may drop anyway;
+#: QUIC retransmits).  Bounds the memory a fast sender can pin.
+INBOX_SIZE = 256
+
+
+class Router(Protocol):
+    """What a driver needs from its listener: send datagrams, route connection IDs."""
+
+    async def send_datagrams(self, datagrams: list[tuple[bytes, NetworkAddress]]) -> None: ...
+
+    def route(self, cid: bytes, driver: HTTP3Driver) -> None: ...
+
+    def unroute(self, cid: bytes) -> None: ...
+
+
+class HTTP3Stream(StreamBase):
+    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/3 request stream."""
+
+    def __init__(self, driver: HTTP3Driver, head: RequestHead, ended: bool) -> None:
+        super().__init__(head)
+        self._driver = driver
+        self._chunks: deque[bytes] = deque()
+        self._ended = ended
+        self._changed = anyio.Event()
+
+    @property
+    def disconnected(self) -> bool:
+        return self._error is not None
+
+    @property
+    def trailers(self) -> Headers:
+        return ()  # request trailers are validated by aioquic, not surfaced yet
+
+    async def receive(self) -> bytes:
+        while True:
+            if self._chunks:
+                return self._chunks.popleft()
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            with anyio.move_on_after(self._driver.config.body_timeout) as waited:
+                await self._wait()
+            if waited.cancelled_caught and not self._chunks and not self._ended:
+                await self._driver.body_timed_out(self)
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        self._driver.command(SendInformational(self._head.stream_id, status, headers))
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        if self._error is not None:
+            raise self._error
+        self._driver.command(
+            SendResponse(self._head.stream_id, status, self._driver.add_server_headers(headers))
+        )
+        self.response_started = True
+        self.status = status
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_body")
+        self.bytes_sent += len(data)
+        if end:
+            self.response_complete = True
+        sid = self._head.stream_id
+        self._driver.command(SendData(sid, data, end))
+        if end and not self._ended:
+            # The core sent STOP_SENDING: the rest of the request body will not come.
+            self.fail(ClientDisconnected("response complete; request body abandoned"))
+            return
+        # Back-pressure: wait until QUIC has sent what we queued (flow and congestion
+        # control).  A peer that keeps its window shut gets send_timeout, then a reset.
+        if self._driver.pending_bytes(sid) > 0:
+            with anyio.move_on_after(self._driver.config.send_timeout) as waited:
+                while self._driver.pending_bytes(sid) > 0:
+                    if self._error is not None:
+                        raise self._error
+                    await self._wait()
+            if waited.cancelled_caught:
+                self.fail(ClientDisconnected("flow-control window stayed closed"))
+                self._driver.command(ResetStream(sid, H3_REQUEST_CANCELLED))
+                raise ClientDisconnected("flow-control window stayed closed")
+
+    async def send_trailers(self, headers: Headers) -> None:
+        """Trailers are not sent over HTTP/3 yet: the response just ends."""
+        await self.send_body(b"", end=True)
+
+    async def push(self, path: str) -> bool:
+        """Push a GET of ``path`` when the client allows pushes; False otherwise."""
+        return self._driver.push(self, path)
+
+    async def abort(self) -> None:
+        self._driver.command(ResetStream(self._head.stream_id))
+
+    # -- driven by the connection task ---------------------------------------------------
+
+    async def _wait(self) -> None:
+        self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.wake()
+
+    def end(self) -> None:
+        self._ended = True
+        self.wake()
+
+    def fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self.wake()
+
+
+class HTTP3Driver:
+    """Runs one QUIC connection to completion (see the module docstring)."""
+
+    def __init__(
+        self,
+        conn: HTTP3Connection,
+        router: Router,
+        context: ConnectionContext,
+        client: NetworkAddress,
+        server: tuple[str, int] | None,
+    ) -> None:
+        self._conn = conn
+        self._router = router
+        self._context = context
+        self.config = context.config
+        self._client = (str(client[0]), int(client[1]))
+        self._server = server
+        self._handlers: anyio.abc.TaskGroup | None = None
+        self._streams: dict[int, HTTP3Stream] = {}
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[
+            tuple[bytes, NetworkAddress]
+        ](INBOX_SIZE)
+        self._wait_scope: anyio.CancelScope | None = None
+        self._dirty = False
+        self.closed = anyio.Event()
+
+    # -- used by the listener ----------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        """Queue a datagram routed to this connection; dropped when the inbox is full."""
+        with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError):
+            self._inbox_send.send_nowait((data, addr))
+
+    def begin_shutdown(self) -> None:
+        """GOAWAY, let open streams finish, then CONNECTION_CLOSE."""
+        self._conn.send(CloseConnection())
+        self._kick()
+
+    async def run(self, first: tuple[bytes, NetworkAddress]) -> None:
+        """Serve the connection until it terminates; unroutes its connection IDs."""
+        try:
+            async with anyio.create_task_group() as handlers:
+                self._handlers = handlers
+                self._dispatch(self._conn.receive_datagram(*first, time.monotonic()))
+                await self._loop()
+                handlers.cancel_scope.cancel()
+        except Exception:
+            error_log.exception("HTTP/3 connection task failed")
+        finally:
+            for cid in self._conn.host_cids:
+                self._router.unroute(cid)
+            self._inbox_send.close()
+            self._inbox.close()
+            self.closed.set()
+
+    # -- used by HTTP3Stream -------------------------------------------------------------
+
+    def command(self, command: Command) -> None:
+        """Apply a command now; the connection task sends the result."""
+        try:
+            self._conn.send(command)
+        except StreamClosedError as exc:
+            raise ClientDisconnected(str(exc)) from exc
+        self._kick()
+
+    def pending_bytes(self, stream_id: int) -> int:
+        return self._conn.pending_bytes(stream_id)
+
+    def add_server_headers(self, headers: Headers) -> Headers:
+        extra: Headers = ((b"date", self._context.date.now()),)
+        if self.config.server_header:
+            extra += ((b"server", self.config.server_header.encode("latin-1")),)
+        return tuple(headers) + extra
+
+    def push(self, parent: HTTP3Stream, path: str) -> bool:
+        head = parent.head
+        authority = dict(head.headers).get(b"host", b"")
+        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
+        if promised is None:
+            return False
+        self._kick()
+        pushed_path, _, query = path.partition("?")
+        forwarded = tuple(
+            (n, v) for n, v in head.headers if n in (b"host", b"user-agent", b"accept-encoding")
+        )
+        self._start(
+            RequestHead(
+                method="GET",
+                path=pushed_path,
+                query_string=query.encode("latin-1"),
+                headers=forwarded,
+                http_version="3",
+                scheme=head.scheme,
+                client=self._client,
+                server=self._server,
+                body_expected=False,
+                stream_id=promised,
+            ),
+            ended=True,
+        )
+        return True
+
+    async def body_timed_out(self, stream: HTTP3Stream) -> None:
+        """The request body stalled for ``body_timeout``: 408, or a reset once the
+        response has started; the handler's ``receive`` raises RequestBodyError."""
+        sid = stream.head.stream_id
+        reason = "request body not received in time"
+        stream.fail(RequestBodyError(408, reason))
+        try:
+            if not stream.response_started:
+                body = b"408 Request Timeout: %s\n" % reason.encode()
+                headers = (
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(body)),
+                )
+                self.command(SendResponse(sid, 408, self.add_server_headers(headers)))
+                stream.response_started, stream.status = True, 408
+                self.command(SendData(sid, body, True))
+                stream.response_complete = True
+                stream.bytes_sent = len(body)
+            else:
+                self.command(ResetStream(sid, H3_REQUEST_CANCELLED))
+        except (ClientDisconnected, LocalProtocolError):
+            pass
+        self._context.bad_requests.warning(
+            "HTTP/3 request body from %s timed out (stream %d)", format_peer(self._client), sid
+        )
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Wake the connection task: there is something to send."""
+        self._dirty = True
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
+
+    async def _loop(self) -> None:
+        conn = self._conn
+        while not conn.terminated:
+            await self._transmit()
+            if conn.terminated:
+                break
+            timer = conn.get_timer()
+            delay = math.inf if timer is None else max(0.0, timer - time.monotonic())
+            item: tuple[bytes, NetworkAddress] | None = None
+            if not self._dirty:
+                with anyio.move_on_after(delay) as scope:
+                    self._wait_scope = scope
+                    try:
+                        item = await self._inbox.receive()
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        return
+                self._wait_scope = None
+            self._dirty = False
+            now = time.monotonic()
+            if item is not None:
+                self._dispatch(conn.receive_datagram(item[0], item[1], now))
+                # Take what else has arrived before sending: one flight answers them all.
+                while True:
+                    try:
+                        data, addr = self._inbox.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    self._dispatch(conn.receive_datagram(data, addr, time.monotonic()))
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                self._dispatch(conn.handle_timer(now))
+
+    async def _transmit(self) -> None:
+        datagrams = self._conn.datagrams_to_send(time.monotonic())
+        self._dispatch(self._conn.next_events())
+        if datagrams:
+            await self._router.send_datagrams(datagrams)
+        # Sending may have emptied a stream's queue: let its handler continue.
+        for stream in self._streams.values():
+            if stream.response_started:
+                stream.wake()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._open_stream(event)
+            elif isinstance(event, BodyReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.feed(event.data)
+            elif isinstance(event, StreamEnded):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.end()
+            elif isinstance(event, StreamReset):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.fail(ClientDisconnected(f"stream reset ({event.error_code:#x})"))
+                    stream.cancel_scope.cancel()
+            elif isinstance(event, ConnectionIdIssued):
+                self._router.route(event.connection_id, self)
+            elif isinstance(event, ConnectionIdRetired):
+                self._router.unroute(event.connection_id)
+            elif isinstance(event, ConnectionTerminated):
+                for stream in self._streams.values():
+                    stream.fail(ClientDisconnected(event.reason))
+                    stream.cancel_scope.cancel()
+
+    def _open_stream(self, event: RequestReceived) -> None:
+        path, _, query = event.target.partition(b"?")
+        self._start(
+            RequestHead(
+                method=event.method,
+                path=path.decode("latin-1"),
+                query_string=query,
+                headers=event.headers,
+                http_version="3",
+                scheme="https",
+                client=self._client,
+                server=self._server,
+                body_expected=event.body_expected,
+                stream_id=event.stream_id,
+            ),
+            ended=not event.body_expected,
+        )
+
+    def _start(self, head: RequestHead, ended: bool) -> None:
+        stream = HTTP3Stream(self, head, ended)
+        self._streams[head.stream_id] = stream
+        assert self._handlers is not None
+        self._handlers.start_soon(self._run_handler, stream)
+
+    async def _run_handler(self, stream: HTTP3Stream) -> None:
+        try:
+            with stream.cancel_scope:
+                try:
+                    await self._context.app.handle_http(stream)
+                except (ClientDisconnected, RequestBodyError):
+                    pass  # RequestBodyError: the driver has answered (408)
+                except Exception:
+                    error_log.exception(
+                        "application error on %s %s", stream.head.method, stream.head.path
+                    )
+            if not stream.response_complete and not stream.disconnected:
+                await stream.finish_incomplete()
+        finally:
+            self._streams.pop(stream.head.stream_id, None)
+            log_access(
+                self.config,
+                self._client,
+                stream.head,
+                stream.status,
+                stream.bytes_sent,
+                stream.started_at,
+            )
