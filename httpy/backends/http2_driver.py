@@ -9,7 +9,9 @@ handlers are never interleaved mid-write.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -37,6 +39,7 @@ from ..core.events import (
 )
 from ..core.http2 import HTTP2Connection
 from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
+from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 from .stream_base import StreamBase
 
@@ -51,6 +54,10 @@ class HTTP2Stream(StreamBase):
         self._ended = ended
         self._trailers: Headers = ()
         self._changed = anyio.Event()
+        #: The ``:protocol`` of an extended CONNECT (RFC 8441: a WebSocket), else None.
+        self.connect_protocol: bytes | None = None
+        #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
+        self.on_shutdown: Callable[[], None] | None = None
 
     @property
     def disconnected(self) -> bool:
@@ -72,8 +79,12 @@ class HTTP2Stream(StreamBase):
             if self._ended:
                 return b""
             # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
-            # gets 408 (or a reset, once the response has started).
-            with anyio.move_on_after(self._driver.config.body_timeout) as waited:
+            # gets 408 (or a reset, once the response has started).  A tunnel (extended
+            # CONNECT) may stay quiet: its protocol has its own keep-alive.
+            timeout = (
+                self._driver.config.body_timeout if self.connect_protocol is None else math.inf
+            )
+            with anyio.move_on_after(timeout) as waited:
                 await self._wait()
             if waited.cancelled_caught and not self._chunks and not self._ended:
                 await self._driver.body_timed_out(self)
@@ -137,7 +148,10 @@ class HTTP2Stream(StreamBase):
     # -- driven by the reader ----------------------------------------------------------
 
     async def _wait(self) -> None:
-        self._changed = anyio.Event()
+        # Shared by every task waiting on this stream (a WebSocket reads and writes from
+        # two tasks): replace the event only once it has fired, so no waiter is orphaned.
+        if self._changed.is_set():
+            self._changed = anyio.Event()
         await self._changed.wait()
 
     def wake(self) -> None:
@@ -224,6 +238,9 @@ class HTTP2Driver:
         """Graceful shutdown: GOAWAY, let open streams finish, then close."""
         self._closing = True
         self._conn.send(CloseConnection())
+        for stream in list(self._streams.values()):
+            if stream.on_shutdown is not None:
+                stream.on_shutdown()
         self._interrupt_read()  # the reader flushes the GOAWAY (and closes if idle)
 
     # -- used by HTTP2Stream -----------------------------------------------------------
@@ -414,6 +431,8 @@ class HTTP2Driver:
             stream_id=event.stream_id,
         )
         stream = HTTP2Stream(self, head, ended=not event.body_expected)
+        if event.method == "CONNECT":
+            stream.connect_protocol = event.upgrade
         self._streams[event.stream_id] = stream
         assert self._tasks is not None
         self._tasks.start_soon(self._run_handler, stream)
@@ -422,7 +441,10 @@ class HTTP2Driver:
         try:
             with stream.cancel_scope:
                 try:
-                    await self._context.app.handle_http(stream)
+                    if stream.connect_protocol == b"websocket":
+                        await serve_http2_websocket(self._context.app, stream, self._context)
+                    else:
+                        await self._context.app.handle_http(stream)
                 except (ClientDisconnected, RequestBodyError):
                     pass  # RequestBodyError: the driver has answered (408)
                 except Exception:

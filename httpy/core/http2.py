@@ -122,6 +122,8 @@ class HTTP2Connection:
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: cfg.h2_max_concurrent_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: cfg.max_header_bytes,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_stream_window,
+                # RFC 8441: extended CONNECT (WebSockets over HTTP/2).
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },
         )
         # Settings given as initial values never go through h2's "acknowledged" path,
@@ -141,6 +143,9 @@ class HTTP2Connection:
         #: Open streams whose request body is still coming and wanted, with its size so far.
         self._receiving: set[int] = set()
         self._body_bytes: dict[int, int] = {}
+        #: Extended CONNECT streams (RFC 8441): their DATA is a tunnel, not a body, so
+        #: max_body_bytes does not apply (the WebSocket layer bounds its messages).
+        self._tunnels: set[int] = set()
         #: Open streams whose final response head has been sent.
         self._responded: set[int] = set()
         #: Open streams whose response has no content (HEAD requests; 204 and 304
@@ -413,6 +418,7 @@ class HTTP2Connection:
             return
         method = path = b""
         authority: bytes | None = None
+        protocol: bytes | None = None
         regular: list[tuple[bytes, bytes]] = []
         has_host = False
         for name, value in event.headers or ():
@@ -423,8 +429,10 @@ class HTTP2Connection:
                 path = value
             elif name == b":authority":
                 authority = value
+            elif name == b":protocol":
+                protocol = value  # extended CONNECT (RFC 8441); h2 checked it is one
             elif name.startswith(b":"):
-                continue  # :scheme, :protocol (extended CONNECT arrives with WebSockets)
+                continue  # :scheme
             else:
                 has_host = has_host or name == b"host"
                 regular.append((name, value))
@@ -443,6 +451,8 @@ class HTTP2Connection:
             self._answer(stream_id, 413, f"Content-Length {int(declared)} over the {limit} limit")
             return
         self._receiving.add(stream_id)  # until StreamEnded, which may be in this batch
+        if protocol is not None:
+            self._tunnels.add(stream_id)
         if method == b"HEAD":
             self._bodiless.add(stream_id)
         events.append(
@@ -453,6 +463,7 @@ class HTTP2Connection:
                 headers=tuple(regular),
                 http_version="2",
                 body_expected=event.stream_ended is None,
+                upgrade=protocol.lower() if protocol is not None else None,
             )
         )
 
@@ -473,6 +484,8 @@ class HTTP2Connection:
 
     def _accept_body(self, stream_id: int, size: int, events: list[Event]) -> bool:
         """Count ``size`` body bytes; over ``max_body_bytes``, answer 413 and say False."""
+        if stream_id in self._tunnels:
+            return True
         received = self._body_bytes.get(stream_id, 0) + size
         self._body_bytes[stream_id] = received
         limit = self._config.max_body_bytes
@@ -568,6 +581,7 @@ class HTTP2Connection:
         self._bodiless.discard(stream_id)
         self._outbound.pop(stream_id, None)
         self._body_bytes.pop(stream_id, None)
+        self._tunnels.discard(stream_id)
 
     def _stream_done(self, stream_id: int) -> None:
         self._outbound.pop(stream_id, None)

@@ -115,3 +115,59 @@ def test_example_app_holds_the_snippets_verbatim() -> None:
             re.S,
         )
         assert body is not None and body.group(1) == blocks[index], name
+
+
+async def _chat_h2(host: str, port: int) -> None:
+    from tests.support.h2ws import h2_connect
+
+    async with h2_connect(host, port) as c1, h2_connect(host, port) as c2:
+        async with h2_connect(host, port) as c3:
+            alice = await c1.open("/ws/chat/r1")
+            assert alice.status == 200
+            assert await alice.recv() == "Welcome to chat room: r1"
+            bob = await c2.open("/ws/chat/r1")
+            assert await bob.recv() == "Welcome to chat room: r1"
+            assert await alice.recv() == "User joined the room"
+            carol = await c3.open("/ws/chat/r2")
+            assert await carol.recv() == "Welcome to chat room: r2"
+            note = {"sender": "alice", "message": "over h2", "timestamp": "t"}
+            await alice.send(json.dumps(note))
+            assert json.loads(str(await alice.recv())) == note
+            assert json.loads(str(await bob.recv())) == note
+            await carol.send(json.dumps({"sender": "carol", "message": "r2 only"}))
+            assert json.loads(str(await carol.recv()))["sender"] == "carol"
+            await bob.close()
+            await bob.wait_ended()
+
+
+def test_chat_room_snippet_over_http2(tmp_path: Path, backend: str) -> None:
+    import anyio
+
+    with snippet_server("seed_websockets", tmp_path, backend) as (base, process):
+        host, port = base.removeprefix("http://").split(":")
+        anyio.run(_chat_h2, host, int(port))
+        output = _stop(process)
+    assert "WebSocket error" not in output
+
+
+async def _data_stream_h2(host: str, port: int, messages: int) -> None:
+    from tests.support.h2ws import h2_connect
+
+    async with h2_connect(host, port) as client:
+        ws = await client.open("/ws/data-stream")
+        assert await ws.recv() == "Starting data stream..."
+        for _ in range(messages):
+            data = json.loads(str(await ws.recv()))
+            assert set(data) == {"timestamp", "value", "status"}
+        await ws.close()
+        await ws.wait_ended()
+
+
+def test_data_stream_snippet_over_http2(tmp_path: Path, backend: str) -> None:
+    import anyio
+
+    with snippet_server("seed_websockets", tmp_path, backend) as (base, process):
+        host, port = base.removeprefix("http://").split(":")
+        anyio.run(_data_stream_h2, host, int(port), 2 if backend == "asyncio" else 0)
+        output = _stop(process)
+    assert "Traceback" not in output
