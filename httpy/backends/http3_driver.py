@@ -33,8 +33,10 @@ from ..core.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
 from ..core.http3 import (
     H3_REQUEST_CANCELLED,
@@ -69,6 +71,7 @@ class HTTP3Stream(StreamBase):
         self._driver = driver
         self._chunks: deque[bytes] = deque()
         self._ended = ended
+        self._trailers: Headers = ()
         self._changed = anyio.Event()
 
     @property
@@ -77,7 +80,7 @@ class HTTP3Stream(StreamBase):
 
     @property
     def trailers(self) -> Headers:
-        return ()  # request trailers are validated by aioquic, not surfaced yet
+        return self._trailers
 
     async def receive(self) -> bytes:
         while True:
@@ -110,10 +113,21 @@ class HTTP3Stream(StreamBase):
         if not self.response_started:
             raise LocalProtocolError("send_response must come before send_body")
         self.bytes_sent += len(data)
+        await self._send(SendData(self._head.stream_id, data, end), end)
+
+    async def send_trailers(self, headers: Headers) -> None:
+        """Trailer fields (a final HEADERS frame); completes the response."""
+        if self._error is not None:
+            raise self._error
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_trailers")
+        await self._send(SendTrailers(self._head.stream_id, headers), True)
+
+    async def _send(self, command: SendData | SendTrailers, end: bool) -> None:
         if end:
             self.response_complete = True
         sid = self._head.stream_id
-        self._driver.command(SendData(sid, data, end))
+        self._driver.command(command)
         if end and not self._ended:
             # The core sent STOP_SENDING: the rest of the request body will not come.
             self.fail(ClientDisconnected("response complete; request body abandoned"))
@@ -130,10 +144,6 @@ class HTTP3Stream(StreamBase):
                 self.fail(ClientDisconnected("flow-control window stayed closed"))
                 self._driver.command(ResetStream(sid, H3_REQUEST_CANCELLED))
                 raise ClientDisconnected("flow-control window stayed closed")
-
-    async def send_trailers(self, headers: Headers) -> None:
-        """Trailers are not sent over HTTP/3 yet: the response just ends."""
-        await self.send_body(b"", end=True)
 
     async def push(self, path: str) -> bool:
         """Push a GET of ``path`` when the client allows pushes; False otherwise."""
@@ -158,6 +168,9 @@ class HTTP3Stream(StreamBase):
     def end(self) -> None:
         self._ended = True
         self.wake()
+
+    def set_trailers(self, headers: Headers) -> None:
+        self._trailers = headers
 
     def fail(self, error: Exception) -> None:
         if self._error is None:
@@ -355,6 +368,10 @@ class HTTP3Driver:
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
                     stream.end()
+            elif isinstance(event, TrailersReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.set_trailers(event.headers)
             elif isinstance(event, StreamReset):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:

@@ -60,10 +60,12 @@ from .events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
-from .http2_checks import REQUEST_RULES, malformed
+from .http2_checks import REQUEST_RULES, TRAILER_RULES, malformed
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
@@ -275,6 +277,8 @@ class HTTP3Connection:
                     self._send_headers(command.stream_id, command.status, command.headers)
             elif isinstance(command, SendData):
                 self._send_data(command.stream_id, command.data, command.end_stream)
+            elif isinstance(command, SendTrailers):
+                self._send_trailers(command.stream_id, command.headers)
             elif isinstance(command, ResetStream):
                 self._reset(command.stream_id, command.error_code or H3_INTERNAL_ERROR)
             else:
@@ -354,9 +358,7 @@ class HTTP3Connection:
         if isinstance(event, h3e.HeadersReceived):
             sid = event.stream_id
             if sid in self._open_streams:
-                # Trailers (aioquic validated them); not surfaced, but they may end it.
-                if event.stream_ended:
-                    self._end_of_request(sid, events)
+                self._on_trailers(event, events)
                 return
             self._on_request(event, events)
         elif isinstance(event, h3e.DataReceived):
@@ -419,6 +421,20 @@ class HTTP3Connection:
             )
         )
 
+    def _on_trailers(self, event: h3e.HeadersReceived, events: list[Event]) -> None:
+        """Request trailers: checked like HTTP/2's (a stream error when malformed)."""
+        sid = event.stream_id
+        if malformed(event.headers, TRAILER_RULES):
+            self._receiving.discard(sid)
+            self._reject(sid, H3_MESSAGE_ERROR)
+            self._forget(sid)
+            events.append(StreamReset(sid, H3_MESSAGE_ERROR))
+            return
+        if sid in self._receiving:
+            events.append(TrailersReceived(sid, tuple(event.headers)))
+        if event.stream_ended:
+            self._end_of_request(sid, events)
+
     def _end_of_request(self, sid: int, events: list[Event]) -> None:
         if sid in self._receiving:
             self._receiving.discard(sid)
@@ -472,6 +488,21 @@ class HTTP3Connection:
             self._h3.send_data(sid, data, end)
         if end:
             self._stream_done(sid)
+
+    def _send_trailers(self, sid: int, headers: Headers) -> None:
+        """Trailer fields in a HEADERS frame that ends the stream (RFC 9114 4.1)."""
+        if sid not in self._open_streams:
+            raise StreamClosedError(f"stream {sid} is closed")
+        fields = [
+            (name.lower(), value)
+            for name, value in headers
+            if name.lower() not in CONNECTION_SPECIFIC and not name.startswith(b":")
+        ]
+        if fields and sid not in self._bodiless:
+            self._h3.send_headers(sid, fields, end_stream=True)
+        else:
+            self._h3.send_data(sid, b"", True)
+        self._stream_done(sid)
 
     def _stream_done(self, sid: int) -> None:
         if sid in self._receiving:

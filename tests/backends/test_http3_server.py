@@ -77,6 +77,10 @@ def make_app(probe: Probe) -> App:
             raise
         return Response.text("finally")
 
+    @app.get("/trailers")
+    async def trailers(request: Request) -> Response:
+        return Response(b"body", trailers={"x-checksum": "abc123"})
+
     @app.get("/boom")
     async def boom(request: Request) -> Response:
         raise RuntimeError("handler failed")
@@ -141,6 +145,15 @@ async def test_large_and_streaming_responses() -> None:
             assert big.body == bytes(range(256)) * 16384
             streamed = await client.get("/stream")
             assert streamed.body == b"".join(b"chunk %d\n" % i for i in range(5))
+
+
+async def test_response_trailers() -> None:
+    async with h3_server(make_app(Probe())) as (_server, _tcp, udp):
+        async with h3_connect(*udp) as client:
+            response = await client.get("/trailers")
+            assert response.body == b"body"
+            assert response.header(b"trailer") == b"x-checksum"
+            assert response.trailers == [(b"x-checksum", b"abc123")]
 
 
 async def test_fifty_concurrent_streams() -> None:

@@ -24,8 +24,10 @@ from httpy.core.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
 from httpy.core.http3 import (
     H3_MESSAGE_ERROR,
@@ -133,6 +135,33 @@ def test_post_body_and_end() -> None:
     received = b"".join(e.data for e in events if isinstance(e, BodyReceived))
     assert received == body
     assert events[-1] == StreamEnded(sid)
+
+
+def test_trailers_both_ways() -> None:
+    pair = link()
+    pair.take_server_events()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(
+        sid,
+        [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")],
+    )
+    pair.client_h3.send_data(sid, b"data", end_stream=False)
+    pair.client_h3.send_headers(sid, [(b"x-sum", b"1")], end_stream=True)
+    pair.pump()
+    events = pair.take_server_events()
+    assert events[1:] == [
+        BodyReceived(sid, b"data"),
+        TrailersReceived(sid, ((b"x-sum", b"1"),)),
+        StreamEnded(sid),
+    ]
+    pair.server.send(SendResponse(sid, 200, ()))
+    pair.server.send(SendData(sid, b"ok"))
+    pair.server.send(SendTrailers(sid, ((b"X-Digest", b"abc"),)))
+    pair.pump()
+    client = pair.take_client_events()
+    heads = [e for e in client if isinstance(e, HeadersReceived)]
+    assert heads[-1].headers == [(b"x-digest", b"abc")] and heads[-1].stream_ended
+    assert pair.server.idle
 
 
 def test_large_response_flows_under_flow_control() -> None:
