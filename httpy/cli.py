@@ -87,6 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.tls_handshake_timeout,
         help="seconds a client gets to finish the TLS handshake",
     )
+    h3 = parser.add_argument_group("HTTP/3 (QUIC over UDP; needs the TLS certificate)")
+    h3.add_argument(
+        "--http3-port",
+        type=int,
+        metavar="PORT",
+        help="serve HTTP/3 on this UDP port of --host (TCP responses then carry Alt-Svc)",
+    )
+    h3.add_argument(
+        "--http3-bind",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve HTTP/3 on this UDP address; repeat for several",
+    )
+    h3.add_argument(
+        "--quic-idle-timeout",
+        type=float,
+        default=_DEFAULTS.quic_idle_timeout,
+        help="seconds a silent QUIC connection is kept",
+    )
+    h3.add_argument(
+        "--quic-retry",
+        action="store_true",
+        help="validate client addresses with a QUIC Retry before keeping state",
+    )
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
@@ -187,6 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tls_bind and not certfile:
         print("httpy: --tls-bind needs --certfile/--keyfile or --dev-cert", file=sys.stderr)
         return 2
+    http3_binds = tuple(args.http3_bind or ())
+    if args.http3_port is not None:
+        shown_host = f"[{host}]" if ":" in host else host
+        http3_binds += (f"{shown_host}:{args.http3_port}",)
+    if http3_binds and not certfile:
+        print("httpy: HTTP/3 needs --certfile/--keyfile or --dev-cert", file=sys.stderr)
+        return 2
+    if http3_binds and importlib.util.find_spec("aioquic") is None:
+        print("httpy: HTTP/3 needs aioquic: pip install 'httpy[http3]'", file=sys.stderr)
+        return 2
     try:
         config = Config(
             binds=binds,
@@ -194,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             certfile=certfile,
             keyfile=keyfile,
             tls_handshake_timeout=args.tls_handshake_timeout,
+            http3_binds=http3_binds,
+            quic_idle_timeout=args.quic_idle_timeout,
+            quic_retry=args.quic_retry,
             access_log=not args.no_access_log,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,

@@ -12,7 +12,7 @@ from typing import Any
 from ..backends import server as _server
 from ..backends.tls import enable_alpn
 from ..core.application import Application
-from ..core.config import Config
+from ..core.config import HTTP3_CONFIG_KEYS, Config
 from .app import default_app
 from .asgi import ASGIApp, as_application
 
@@ -36,12 +36,16 @@ async def run(
 
     ``options`` are :class:`~httpy.core.config.Config` fields (``keepalive_timeout=…``,
     ``max_body_bytes=…``); an unknown one raises :class:`TypeError` naming it.
+
+    ``http3_port`` also serves HTTP/3 on that UDP port (needs ``ssl_context`` or
+    ``certfile``, and the ``http3`` extra); ``http3_config`` tunes it with the keys of
+    :data:`~httpy.core.config.HTTP3_CONFIG_KEYS` (an unknown key is a ``ValueError``).
     """
     if ssl_context is not None:
         enable_alpn(ssl_context)  # offer h2 and http/1.1 on the user's context
-    if http3_port is not None or http3_config is not None:
-        raise NotImplementedError("http3_port/http3_config: HTTP/3 is not implemented yet")
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if http3_port is not None or http3_config is not None:
+        options.update(http3_options(host, http3_port, http3_config, ssl_context, options))
     config = Config(binds=(bind,)).with_options(**options)
     configure_default_logging()
     await serve(
@@ -50,6 +54,33 @@ async def run(
         install_signal_handlers=True,
         ssl_context=ssl_context,
     )
+
+
+def http3_options(
+    host: str,
+    http3_port: int | None,
+    http3_config: dict[str, Any] | None,
+    ssl_context: ssl.SSLContext | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The :class:`Config` options of ``run(http3_port=..., http3_config=...)``, checked."""
+    if not AIOQUIC_AVAILABLE:
+        raise RuntimeError(
+            "HTTP/3 needs the aioquic package: install it with pip install httpy[http3]"
+        )
+    if http3_port is None:
+        raise ValueError("http3_config needs http3_port (the UDP port for HTTP/3)")
+    settings = dict(http3_config or {})
+    unknown = sorted(set(settings) - set(HTTP3_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"unknown http3_config key(s): {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(HTTP3_CONFIG_KEYS)})"
+        )
+    if ssl_context is None and not options.get("certfile"):
+        raise ValueError("HTTP/3 needs TLS: pass ssl_context= (or certfile=/keyfile=)")
+    bind = f"[{host}]:{http3_port}" if ":" in host else f"{host}:{http3_port}"
+    return {"http3_binds": (bind,), **settings}
 
 
 async def serve(app: Application | ASGIApp, config: Config | None = None, **kwargs: Any) -> None:
