@@ -81,6 +81,20 @@ def make_app(probe: Probe) -> App:
     async def trailers(request: Request) -> Response:
         return Response(b"body", trailers={"x-checksum": "abc123"})
 
+    @app.get("/page")
+    async def page(request: Request) -> Response:
+        response = Response.html("<link rel=stylesheet href=/style.css>")
+        response.push_resources = [("/style.css", "style"), ("/app.js", "script")]
+        return response
+
+    @app.get("/style.css")
+    async def style(request: Request) -> Response:
+        return Response("h1 { color: green; }", headers={"content-type": "text/css"})
+
+    @app.get("/app.js")
+    async def script(request: Request) -> Response:
+        return Response("console.log(1)", headers={"content-type": "text/javascript"})
+
     @app.get("/boom")
     async def boom(request: Request) -> Response:
         raise RuntimeError("handler failed")
@@ -154,6 +168,29 @@ async def test_response_trailers() -> None:
             assert response.body == b"body"
             assert response.header(b"trailer") == b"x-checksum"
             assert response.trailers == [(b"x-checksum", b"abc123")]
+
+
+async def test_server_push_when_allowed_else_early_hints() -> None:
+    async with h3_server(make_app(Probe())) as (_server, _tcp, udp):
+        async with h3_connect(*udp) as client:
+            page = await client.get("/page")
+            assert sorted(page.pushes.values()) == [b"/app.js", b"/style.css"]
+            assert not page.informational
+            with anyio.fail_after(10):
+                while not all(client.pushed[p].ended for p in page.pushes):
+                    await client._wait_change()
+            bodies = {page.pushes[p]: client.pushed[p].body for p in page.pushes}
+            assert bodies == {b"/style.css": b"h1 { color: green; }", b"/app.js": b"console.log(1)"}
+        async with h3_connect(*udp, allow_push=False) as client:
+            page = await client.get("/page")
+            assert not page.pushes
+            (hints,) = page.informational
+            assert (b":status", b"103") in hints
+            assert [v for n, v in hints if n == b"link"] == [
+                b"</style.css>; rel=preload; as=style",
+                b"</app.js>; rel=preload; as=script",
+            ]
+            assert page.status == 200
 
 
 async def test_fifty_concurrent_streams() -> None:

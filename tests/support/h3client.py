@@ -62,13 +62,26 @@ class Response:
         return next((v for n, v in self.headers if n == name), None)
 
 
+class _NoPushH3(H3Connection):
+    """A client that never sends MAX_PUSH_ID, so the server may not push (RFC 9114 4.6)."""
+
+    def _init_connection(self) -> None:
+        self._max_push_id = None
+        super()._init_connection()
+
+
 class H3Client:
     """One client connection; drive it inside ``h3_connect``."""
 
-    def __init__(self, socket: anyio.abc.ConnectedUDPSocket, configuration: QuicConfiguration):
+    def __init__(
+        self,
+        socket: anyio.abc.ConnectedUDPSocket,
+        configuration: QuicConfiguration,
+        allow_push: bool = True,
+    ):
         self._socket = socket
         self.quic = QuicConnection(configuration=configuration)
-        self.h3 = H3Connection(self.quic)
+        self.h3 = H3Connection(self.quic) if allow_push else _NoPushH3(self.quic)
         self._responses: dict[int, Response] = {}
         self._push_streams: dict[int, int] = {}  # push id -> response id
         self.pushed: dict[int, Response] = {}  # push id -> pushed response
@@ -223,11 +236,15 @@ class H3Client:
 
 @asynccontextmanager
 async def h3_connect(
-    host: str, port: int, *, configuration: QuicConfiguration | None = None
+    host: str,
+    port: int,
+    *,
+    configuration: QuicConfiguration | None = None,
+    allow_push: bool = True,
 ) -> AsyncIterator[H3Client]:
     """Connect over HTTP/3; on exit close the connection (NO_ERROR)."""
     async with await anyio.create_connected_udp_socket(host, port) as sock:
-        client = H3Client(sock, configuration or client_configuration())
+        client = H3Client(sock, configuration or client_configuration(), allow_push)
         client.peer = (host, port)
         client.quic.connect((host, port), time.monotonic())
         async with anyio.create_task_group() as tasks:
