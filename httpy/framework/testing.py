@@ -102,8 +102,8 @@ class AsyncTestClient:
         *,
         http_version: str = "1.1",
     ) -> None:
-        if http_version not in ("1.1", "2"):
-            raise ValueError(f"http_version must be '1.1' or '2', not {http_version!r}")
+        if http_version not in ("1.1", "2", "3"):
+            raise ValueError(f"http_version must be '1.1', '2' or '3', not {http_version!r}")
         self._context = ConnectionContext.create(
             as_application(app), config or Config(access_log=False)
         )
@@ -145,6 +145,10 @@ class AsyncTestClient:
         path = quote(path, safe="/?&=%:@!$'()*+,;~-._")
         if params:
             path += ("&" if "?" in path else "?") + urlencode(params)
+        if self._http_version == "3":
+            from .testing_h3 import request_h3  # aioquic is optional
+
+            return await request_h3(self._context, method, path, header_list, body, trailer_list)
         client_end, server_end = memory_stream_pair()
         driver: HTTP1Driver | HTTP2Driver
         if self._http_version == "2":
