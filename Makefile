@@ -54,3 +54,13 @@ clean:
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## Autobahn WebSocket testsuite (fuzzing client, all cases 1-13) against the echo endpoint in
+## scripts/autobahn_echo.py, over HTTP/1.1 on asyncio and trio: counts per outcome in
+## build/autobahn/summary.txt.  Installs wstest on first use.  Cases 1-10 take ~30 s per
+## backend, the compression groups 12-13 ~10 min: `make autobahn AUTOBAHN_CASES='1.*,2.*'`.
+AUTOBAHN_CASES ?= *
+AUTOBAHN_BACKENDS ?= asyncio,trio
+.PHONY: autobahn
+autobahn: $(STAMP)
+	$(BIN)/python scripts/autobahn.py --backends '$(AUTOBAHN_BACKENDS)' --cases '$(AUTOBAHN_CASES)'
