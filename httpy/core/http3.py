@@ -227,6 +227,10 @@ class HTTP3Connection:
             return events
         self._quic.receive_datagram(data, addr, now)
         self._drain_quic(events)
+        if not self._quic._network_paths:
+            # Not one packet of it was valid (aioquic only learns the peer's address
+            # from a packet it could decrypt): keep no state for it.
+            self._terminate(events, 0, "no valid packet")
         return events
 
     def get_timer(self) -> float | None:
@@ -253,6 +257,8 @@ class HTTP3Connection:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         """Datagrams to send now, each with its destination."""
+        if not self._quic._network_paths:
+            return []  # nowhere to send yet (see receive_datagram)
         datagrams = self._quic.datagrams_to_send(now)
         self._collect_quic_events()
         return datagrams
