@@ -38,6 +38,7 @@ from httpy.core.events import (
     SendResponse,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
 )
 from httpy.core.http1 import HTTP1Connection
 
@@ -151,6 +152,9 @@ def check_consistent(run: Run) -> None:
             ended.add(event.stream_id)
         elif isinstance(event, StreamReset):
             assert event.stream_id == in_flight and in_flight not in ended
+        elif isinstance(event, TrailersReceived):
+            assert event.stream_id == in_flight and in_flight not in ended
+            assert event.headers
         elif isinstance(event, ProtocolError):
             assert 400 <= event.status <= 599
             assert event.reason

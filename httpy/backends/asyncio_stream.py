@@ -24,7 +24,9 @@ _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
 
-class _StreamProtocol(asyncio.Protocol):
+class StreamProtocol(asyncio.Protocol):
+    """Buffers what the transport delivers for :class:`AsyncioSocketStream`."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
@@ -75,14 +77,14 @@ class _StreamProtocol(asyncio.Protocol):
 class AsyncioSocketStream(anyio.abc.ByteStream):
     """A connected TCP socket on asyncio, as an anyio byte stream."""
 
-    def __init__(self, protocol: _StreamProtocol, transport: asyncio.Transport) -> None:
+    def __init__(self, protocol: StreamProtocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
 
     @classmethod
     async def from_socket(cls, sock: socket.socket) -> AsyncioSocketStream:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.connect_accepted_socket(_StreamProtocol, sock)
+        transport, protocol = await loop.connect_accepted_socket(StreamProtocol, sock)
         return cls(protocol, transport)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:

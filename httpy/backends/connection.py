@@ -17,7 +17,9 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -76,10 +78,24 @@ class ConnectionContext:
         )
 
 
+class HTTP1Writer(Protocol):
+    """What an :class:`HTTP1Stream` needs of its driver (either HTTP/1.1 driver)."""
+
+    config: Config
+
+    def add_server_headers(self, headers: Headers) -> Headers: ...
+
+    def queue_command(self, command: SendResponse) -> None: ...
+
+    async def write_command(
+        self, command: SendData | SendTrailers | SendInformational
+    ) -> None: ...
+
+
 class HTTP1Stream:
     """The :class:`~httpy.core.application.HTTPStream` of one HTTP/1.1 request."""
 
-    def __init__(self, driver: HTTP1Driver, head: RequestHead, expects_continue: bool) -> None:
+    def __init__(self, driver: HTTP1Writer, head: RequestHead, expects_continue: bool) -> None:
         self._driver = driver
         self._head = head
         self._chunks: deque[bytes] = deque()
@@ -87,8 +103,11 @@ class HTTP1Stream:
         self._ended = not head.body_expected
         self._trailers: Headers = ()
         self._error: Exception | None = None
-        self._data_ready = anyio.Event()
-        self._drained = anyio.Event()
+        # Made when first awaited: most requests have no body to wait for.
+        self._data_ready: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+        #: Called when the application has consumed the buffered body (back-pressure).
+        self.on_drained: Callable[[], None] | None = None
         self._expects_continue = expects_continue
         self.response_started = False
         self.response_complete = False
@@ -116,6 +135,11 @@ class HTTP1Stream:
         return isinstance(self._error, ClientDisconnected)
 
     @property
+    def buffered(self) -> int:
+        """Body bytes received and not yet consumed by the application."""
+        return self._buffered
+
+    @property
     def trailers(self) -> Headers:
         return self._trailers
 
@@ -125,7 +149,10 @@ class HTTP1Stream:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
                 if self._buffered <= self._driver.config.body_buffer_bytes:
-                    self._drained.set()
+                    if self._drained is not None:
+                        self._drained.set()
+                    if self.on_drained is not None:
+                        self.on_drained()
                 return chunk
             if self._error is not None:
                 raise self._error
@@ -136,6 +163,7 @@ class HTTP1Stream:
                 await self._driver.write_command(SendInformational(self._head.stream_id, 100))
             self._data_ready = anyio.Event()
             await self._data_ready.wait()
+            self._data_ready = None
 
     async def push(self, path: str) -> bool:
         return False  # HTTP/1.1 has no server push; see 103 Early Hints
@@ -175,11 +203,13 @@ class HTTP1Stream:
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
-        self._data_ready.set()
+        if self._data_ready is not None:
+            self._data_ready.set()
 
     def end(self) -> None:
         self._ended = True
-        self._data_ready.set()
+        if self._data_ready is not None:
+            self._data_ready.set()
 
     def set_trailers(self, headers: Headers) -> None:
         self._trailers = headers
@@ -187,13 +217,16 @@ class HTTP1Stream:
     def fail(self, error: Exception) -> None:
         if self._error is None:
             self._error = error
-        self._data_ready.set()
-        self._drained.set()
+        if self._data_ready is not None:
+            self._data_ready.set()
+        if self._drained is not None:
+            self._drained.set()
 
     async def wait_drained(self) -> None:
         while self._buffered > self._driver.config.body_buffer_bytes and self._error is None:
             self._drained = anyio.Event()
             await self._drained.wait()
+            self._drained = None
 
 
 class HTTP1Driver:
@@ -205,11 +238,17 @@ class HTTP1Driver:
         context: ConnectionContext,
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
+        *,
+        connection: HTTP1Connection | None = None,
+        initial_events: list[Event] | None = None,
     ) -> None:
+        """``connection`` and ``initial_events`` continue a connection that another
+        driver started (the asyncio fast path hands over upgrade requests this way)."""
         self._stream = stream
         self._context = context
         self.config = context.config
-        self._conn = HTTP1Connection(context.config)
+        self._conn = connection if connection is not None else HTTP1Connection(context.config)
+        self._initial_events = initial_events or []
         #: An ``Upgrade: h2c`` request to switch on, once seen (RFC 7540 3.2).
         self._h2c: RequestReceived | None = None
         #: An ``Upgrade: websocket`` request, handed to the WebSocket driver (RFC 6455).
@@ -227,6 +266,11 @@ class HTTP1Driver:
         self._read_scope: anyio.CancelScope | None = None
         self._head_deadline: float | None = None
         self._closing = False
+        # A connection accepted just before a shutdown has a request coming (that is why
+        # the client connected): it is answered, with Connection: close, not dropped.
+        self._seen_request = False
+        if connection is not None:
+            self._first_bytes = None  # HTTP/1.1 was settled by the first driver
 
     # -- public --------------------------------------------------------------------
 
@@ -239,6 +283,8 @@ class HTTP1Driver:
         upgrade: SwitchToHTTP2 | SwitchToWebSocket | None = None
         try:
             async with anyio.create_task_group() as tasks:
+                if self._initial_events:
+                    self._dispatch(self._initial_events)
                 tasks.start_soon(self._reader)
                 try:
                     await self._respond_loop()
@@ -281,7 +327,12 @@ class HTTP1Driver:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
         self._closing = True
         self._conn.send(CloseConnection())
-        if self._conn.awaiting_head and self._current is None and self._read_scope is not None:
+        if (
+            self._conn.awaiting_head
+            and self._current is None
+            and self._read_scope is not None
+            and self._seen_request
+        ):
             self._read_scope.cancel()
         self._wake.set()
 
@@ -366,22 +417,7 @@ class HTTP1Driver:
             await self._finish_incomplete(stream)
 
     async def _finish_incomplete(self, stream: HTTP1Stream) -> None:
-        """The handler returned or failed without completing its response."""
-        try:
-            if not stream.response_started:
-                body = b"Internal Server Error\n"
-                await stream.send_response(
-                    500,
-                    (
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                    ),
-                )
-                await stream.send_body(body, end=True)
-            else:
-                self._conn.send(ResetStream(stream.head.stream_id))
-        except (ClientDisconnected, LocalProtocolError):
-            pass
+        await finish_incomplete_response(stream, self._conn.send)
 
     async def _reader(self) -> None:
         try:
@@ -436,9 +472,9 @@ class HTTP1Driver:
     def _read_timeout(self) -> float:
         conn = self._conn
         if conn.awaiting_head:
-            if self._closing:
+            if self._closing and self._seen_request:
                 return 0.0
-            if conn.idle:
+            if conn.idle and not self._closing:
                 self._head_deadline = None
                 return self.config.keepalive_timeout
             # One deadline for the whole head, from its first byte: a client dripping a
@@ -455,6 +491,7 @@ class HTTP1Driver:
         for event in events:
             if isinstance(event, RequestReceived):
                 self._head_deadline = None
+                self._seen_request = True
                 # h2c is cleartext HTTP/2: over TLS, HTTP/2 is chosen by ALPN only.
                 if _wants_h2c(event) and not self._closing and self._context.scheme == "http":
                     self._h2c = event
@@ -490,19 +527,7 @@ class HTTP1Driver:
         return None
 
     def _open_stream(self, event: RequestReceived) -> HTTP1Stream:
-        path, _, query = event.target.partition(b"?")
-        head = RequestHead(
-            method=event.method,
-            path=path.decode("latin-1"),
-            query_string=query,
-            headers=event.headers,
-            http_version=event.http_version,
-            scheme=self._context.scheme,
-            client=self._client,
-            server=self._server,
-            body_expected=event.body_expected,
-            stream_id=event.stream_id,
-        )
+        head = request_head(event, self._context.scheme, self._client, self._server)
         return HTTP1Stream(self, head, event.expects_continue)
 
     def _disconnect(self) -> None:
@@ -534,6 +559,50 @@ class SwitchToHTTP2:
 
     upgrade: tuple[bytes, RequestReceived] | None
     unparsed: bytes
+
+
+def request_head(
+    event: RequestReceived,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+) -> RequestHead:
+    """The application's view of an HTTP/1.1 request head."""
+    path, _, query = event.target.partition(b"?")
+    return RequestHead(
+        method=event.method,
+        path=path.decode("latin-1"),
+        query_string=query,
+        headers=event.headers,
+        http_version=event.http_version,
+        scheme=scheme,
+        client=client,
+        server=server,
+        body_expected=event.body_expected,
+        stream_id=event.stream_id,
+    )
+
+
+async def finish_incomplete_response(
+    stream: HTTP1Stream, send: Callable[[ResetStream], None]
+) -> None:
+    """The handler returned or failed without completing its response: answer 500 if
+    nothing was sent yet, else abandon the response (``send(ResetStream)`` closes)."""
+    try:
+        if not stream.response_started:
+            body = b"Internal Server Error\n"
+            await stream.send_response(
+                500,
+                (
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ),
+            )
+            await stream.send_body(body, end=True)
+        else:
+            send(ResetStream(stream.head.stream_id))
+    except (ClientDisconnected, LocalProtocolError):
+        pass
 
 
 @dataclass(frozen=True, slots=True)

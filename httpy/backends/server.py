@@ -19,6 +19,7 @@ Shutdown order (on a signal, the ``shutdown_trigger``, or cancellation of ``serv
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import signal
 import socket
@@ -26,7 +27,7 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -35,6 +36,7 @@ from anyio.abc import SocketAttribute
 
 from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config
+from .asyncio_http1 import AsyncioHTTP1Driver, Handoff
 from .asyncio_stream import AsyncioSocketStream
 from .cert_files import install as _record_cert_files
 from .connection import (
@@ -54,6 +56,18 @@ if TYPE_CHECKING:
     from .quic import QuicListener  # imported when HTTP/3 is on: aioquic is optional
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
+
+_Result = TypeVar("_Result", covariant=True)
+_R = TypeVar("_R")
+
+
+class _Driver(Protocol[_Result]):
+    """What the server needs of a connection driver (any protocol)."""
+
+    def begin_shutdown(self) -> None: ...
+
+    def run(self) -> Awaitable[_Result]: ...
+
 
 _record_cert_files()  # so that run(ssl_context=..., http3_port=...) finds the cert files
 
@@ -75,7 +89,7 @@ class Server:
                 raise ValueError("tls_binds need a certificate: set certfile/keyfile")
             ssl_context = server_ssl_context(config.certfile, config.keyfile)
         self._ssl_context = ssl_context
-        self._drivers: set[HTTP1Driver | HTTP2Driver] = set()
+        self._drivers: set[_Driver[object]] = set()
         self._limiter = anyio.Semaphore(config.max_connections)
         self._draining = False
         self._all_closed = anyio.Event()
@@ -248,7 +262,7 @@ class Server:
                 connections.start_soon(self._handle_connection, sock, tls)
 
     async def _handle_connection(self, sock: socket.socket, tls: bool) -> None:
-        driver: HTTP1Driver | HTTP2Driver | None = None
+        driver: _Driver[object] | None = None
         stream: anyio.abc.ByteStream | None = None
         try:
             sock.setblocking(False)
@@ -256,7 +270,22 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client = _address(sock.getpeername())
             server = _address(sock.getsockname())
-            if sniffio.current_async_library() == "asyncio":
+            on_asyncio = sniffio.current_async_library() == "asyncio"
+            handoff: Handoff | None = None
+            if on_asyncio and not tls and self.config.http1_fast_path:
+                fast = await _accept_fast(sock, self._context, client, server)
+                driver = fast
+                handoff = await self._run_driver(fast)
+                if handoff is None:
+                    return
+                stream = handoff.stream
+                if handoff.prior_knowledge is not None:
+                    driver = HTTP2Driver(
+                        stream, self._context, client, server, initial_data=handoff.prior_knowledge
+                    )
+                    await self._run_driver(driver)
+                    return
+            elif on_asyncio:
                 stream = await AsyncioSocketStream.from_socket(sock)
             else:
                 stream = await anyio.abc.SocketStream.from_socket(sock)
@@ -278,7 +307,14 @@ class Server:
                 driver = HTTP2Driver(stream, context, client, server)
                 await self._run_driver(driver)
                 return
-            http1 = HTTP1Driver(stream, context, client, server)
+            http1 = HTTP1Driver(
+                stream,
+                context,
+                client,
+                server,
+                connection=handoff.connection if handoff is not None else None,
+                initial_events=handoff.events if handoff is not None else None,
+            )
             driver = http1
             switch = await self._run_driver(http1)
             if isinstance(switch, SwitchToHTTP2):
@@ -307,7 +343,7 @@ class Server:
             if self._draining and not self._drivers:
                 self._all_closed.set()
 
-    async def _run_driver(self, driver: HTTP1Driver | HTTP2Driver) -> SwitchToHTTP2 | None:
+    async def _run_driver(self, driver: _Driver[_R]) -> _R:
         self._drivers.add(driver)
         try:
             if self._draining:
@@ -352,6 +388,20 @@ class Server:
             for quic in self._quic_listeners:
                 await quic.wait_closed()
         connections.cancel_scope.cancel()
+
+
+async def _accept_fast(
+    sock: socket.socket,
+    context: ConnectionContext,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+) -> AsyncioHTTP1Driver:
+    """Attach the asyncio fast-path HTTP/1.1 driver to an accepted plaintext socket."""
+    loop = asyncio.get_running_loop()
+    _, driver = await loop.connect_accepted_socket(
+        lambda: AsyncioHTTP1Driver(context, client, server), sock
+    )
+    return driver
 
 
 def _describe(exc: BaseException) -> str:

@@ -63,6 +63,7 @@ from .events import (
     StreamReset,
     TrailersReceived,
 )
+from .http1_head import SimpleHead, parse_simple_head
 from .http1_writer import ResponseWriter, informational_head, start_response
 
 _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
@@ -77,7 +78,9 @@ class HTTP1Connection:
         # pipelined behind the one in flight.
         self._buffer = bytearray()
         self._out: list[bytes] = []
-        self._cycle: h11.Connection | None = None
+        # The request in flight: an h11 cycle, or a body of known length for a head
+        # parse_simple_head took (the fast path).
+        self._cycle: h11.Connection | _FixedLengthBody | None = None
         self._stream_id = -1
         # True once RequestReceived went out for _stream_id: errors name only such streams.
         self._announced = False
@@ -259,7 +262,15 @@ class HTTP1Connection:
         if head_length > self._config.max_header_bytes:
             self._fail(events, 431, "request head too large")
             return False
-        problem = _head_problem(bytes(buffer[:head_length]))
+        head = bytes(buffer[:head_length])
+        simple = parse_simple_head(head)
+        if simple is not None:
+            body = _FixedLengthBody(simple.content_length)
+            body.receive_data(buffer[head_length:])
+            buffer.clear()
+            self._begin_request(body)
+            return self._on_simple_head(simple, events)
+        problem = _head_problem(head)
         if problem is not None:
             self._fail(events, 400, problem)
             return False
@@ -267,16 +278,54 @@ class HTTP1Connection:
         cycle = h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes)
         cycle.receive_data(bytes(buffer))
         buffer.clear()
+        self._begin_request(cycle)
+        return True
+
+    def _begin_request(self, cycle: h11.Connection | _FixedLengthBody) -> None:
         self._cycle = cycle
         self._stream_id += 2
         self._announced = False
         self._request_complete = False
         self._body_bytes = 0
-        return True
+
+    def _on_simple_head(self, head: SimpleHead, events: list[Event]) -> bool:
+        """Announce a request parse_simple_head took; False if it was refused."""
+        waiting_continue = head.http_version == b"1.1" and any(
+            name == b"expect"
+            and b"100-continue" in (t.strip().lower() for t in value.split(b","))
+            for name, value in head.headers
+        )
+        return self._announce(
+            head.method, head.target, head.http_version, head.headers, waiting_continue, events
+        )
+
+    def _pull_body(self, body: _FixedLengthBody, events: list[Event]) -> None:
+        """The fast path's body: ``Content-Length`` bytes, then the next request."""
+        pending = body.pending
+        if pending and body.remaining:
+            if len(pending) <= body.remaining:
+                chunk = bytes(pending)
+                pending.clear()
+            else:
+                chunk = bytes(pending[: body.remaining])
+                del pending[: body.remaining]
+            body.remaining -= len(chunk)
+            self._body_bytes += len(chunk)  # within max_body_bytes: checked on the head
+            events.append(BodyReceived(self._stream_id, chunk))
+        if body.remaining == 0:
+            self._request_complete = True
+            events.append(StreamEnded(self._stream_id))
+            # What follows stays unparsed until the response is complete (pipelining).
+            if pending:
+                self._buffer[:0] = pending
+                pending.clear()
 
     def _pull_events(self, events: list[Event]) -> None:
         cycle = self._cycle
         assert cycle is not None  # invariant: only called mid-cycle
+        if isinstance(cycle, _FixedLengthBody):
+            self._pull_body(cycle, events)
+            return
         while True:
             try:
                 event = cycle.next_event()
@@ -286,7 +335,15 @@ class HTTP1Connection:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                if not self._on_request(event, cycle, events):
+                headers: Headers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
+                if not self._announce(
+                    bytes(event.method),
+                    bytes(event.target),
+                    bytes(event.http_version),
+                    headers,
+                    cycle.they_are_waiting_for_100_continue,
+                    events,
+                ):
                     return
             elif isinstance(event, h11.Data):
                 self._body_bytes += len(event.data)
@@ -316,12 +373,19 @@ class HTTP1Connection:
                 self._closed = True
                 return
 
-    def _on_request(self, event: h11.Request, cycle: h11.Connection, events: list[Event]) -> bool:
-        version = bytes(event.http_version)
+    def _announce(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: Headers,
+        waiting_continue: bool,
+        events: list[Event],
+    ) -> bool:
+        """Apply our rules to a parsed head and emit RequestReceived; False if refused."""
         if version not in _SUPPORTED_VERSIONS:
             self._fail(events, 505, f"HTTP/{version.decode('ascii', 'replace')} not supported")
             return False
-        headers: Headers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
         if len(headers) > self._config.max_header_count:
             self._fail(events, 431, f"more than {self._config.max_header_count} header fields")
             return False
@@ -353,20 +417,20 @@ class HTTP1Connection:
         if upgrade is not None and b"upgrade" not in connection_tokens:
             upgrade = None
         self._http_version = version
-        self._is_head = event.method == b"HEAD"
+        self._is_head = method == b"HEAD"
         tokens = {t.strip() for t in connection_tokens.split(b",")}
         self._client_keep_alive = (
             b"close" not in tokens if version == b"1.1" else b"keep-alive" in tokens
         )
-        self._waiting_continue = cycle.they_are_waiting_for_100_continue
+        self._waiting_continue = waiting_continue
         self._accepts_trailers = b"trailers" in (
             t.split(b";", 1)[0].strip() for t in te_tokens.split(b",")
         )
         events.append(
             RequestReceived(
                 stream_id=self._stream_id,
-                method=bytes(event.method).decode("ascii"),
-                target=bytes(event.target),
+                method=method.decode("ascii"),
+                target=target,
                 headers=headers,
                 http_version=version.decode("ascii"),
                 body_expected=chunked or bool(content_length),
@@ -441,6 +505,19 @@ class HTTP1Connection:
         self._writer = None
         self._buffer.clear()
         events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
+
+
+class _FixedLengthBody:
+    """The body of a request taken by the fast path: ``remaining`` bytes to come."""
+
+    __slots__ = ("remaining", "pending")
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+        self.pending = bytearray()
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        self.pending += data
 
 
 def _head_problem(head: bytes) -> str | None:
