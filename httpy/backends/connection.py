@@ -87,9 +87,7 @@ class HTTP1Writer(Protocol):
 
     def queue_command(self, command: SendResponse) -> None: ...
 
-    async def write_command(
-        self, command: SendData | SendTrailers | SendInformational
-    ) -> None: ...
+    async def write_command(self, command: SendData | SendTrailers | SendInformational) -> None: ...
 
 
 class HTTP1Stream:

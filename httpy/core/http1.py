@@ -291,8 +291,7 @@ class HTTP1Connection:
     def _on_simple_head(self, head: SimpleHead, events: list[Event]) -> bool:
         """Announce a request parse_simple_head took; False if it was refused."""
         waiting_continue = head.http_version == b"1.1" and any(
-            name == b"expect"
-            and b"100-continue" in (t.strip().lower() for t in value.split(b","))
+            name == b"expect" and b"100-continue" in (t.strip().lower() for t in value.split(b","))
             for name, value in head.headers
         )
         return self._announce(
@@ -510,7 +509,7 @@ class HTTP1Connection:
 class _FixedLengthBody:
     """The body of a request taken by the fast path: ``remaining`` bytes to come."""
 
-    __slots__ = ("remaining", "pending")
+    __slots__ = ("pending", "remaining")
 
     def __init__(self, length: int) -> None:
         self.remaining = length
