@@ -147,6 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
             default=getattr(_DEFAULTS, name),
             help=text,
         )
+    ws = parser.add_argument_group("WebSockets")
+    ws.add_argument(
+        "--ws-max-message-bytes",
+        type=int,
+        default=_DEFAULTS.ws_max_message_bytes,
+        help="largest WebSocket message after decompression (close 1009 beyond)",
+    )
+    ws.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=_DEFAULTS.ws_ping_interval,
+        help="seconds between keep-alive pings (0: no pings)",
+    )
+    ws.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=_DEFAULTS.ws_ping_timeout,
+        help="seconds a pong may take before the connection is dropped",
+    )
+    ws.add_argument(
+        "--ws-close-timeout",
+        type=float,
+        default=_DEFAULTS.ws_close_timeout,
+        help="seconds to wait for the answer to our close frame",
+    )
+    ws.add_argument(
+        "--no-ws-compression", action="store_true", help="don't accept permessage-deflate"
+    )
     logs = parser.add_argument_group("logging")
     logs.add_argument(
         "--log-level",
@@ -243,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             body_timeout=args.body_timeout,
             send_timeout=args.send_timeout,
             drain_timeout=args.drain_timeout,
+            ws_max_message_bytes=args.ws_max_message_bytes,
+            ws_ping_interval=args.ws_ping_interval or None,
+            ws_ping_timeout=args.ws_ping_timeout,
+            ws_close_timeout=args.ws_close_timeout,
+            ws_compression=not args.no_ws_compression,
         )
     except (TypeError, ValueError) as exc:
         print(f"httpy: {exc}", file=sys.stderr)
