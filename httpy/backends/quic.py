@@ -166,10 +166,25 @@ class QuicListener:
     def _datagram(
         self, data: bytes, addr: NetworkAddress, connections: anyio.abc.TaskGroup
     ) -> None:
+        if data and data[0] & 0x80:
+            invariant = _long_header_invariants(data)
+            if invariant is None:
+                return
+            version, dcid, scid = invariant
+            if version and version not in self._configuration.supported_versions:
+                # Only the version-independent fields (RFC 8999) can be read.
+                if len(data) >= MIN_INITIAL_SIZE and dcid not in self._routes:
+                    packet = encode_quic_version_negotiation(
+                        source_cid=dcid,
+                        destination_cid=scid,
+                        supported_versions=self._configuration.supported_versions,
+                    )
+                    connections.start_soon(self.send_datagrams, [(packet, addr)])
+                return
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=_CID_LENGTH)
         except ValueError:
-            return  # not QUIC, or a version whose header we can't read
+            return  # not QUIC, or a packet too broken to route
         driver = self._routes.get(header.destination_cid)
         if driver is not None:
             driver.datagram_received(data, addr)
@@ -178,18 +193,10 @@ class QuicListener:
             self._stateless_reset(header.destination_cid, len(data), addr, connections)
             return
         if header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
-            return
-        if header.version not in self._configuration.supported_versions:
-            if len(data) >= MIN_INITIAL_SIZE:
-                packet = encode_quic_version_negotiation(
-                    source_cid=header.destination_cid,
-                    destination_cid=header.source_cid,
-                    supported_versions=self._configuration.supported_versions,
-                )
-                connections.start_soon(self.send_datagrams, [(packet, addr)])
-            return
+            return  # never answered: two servers would answer each other forever
         if (
             header.packet_type != QuicPacketType.INITIAL
+            or header.version is None
             or len(data) < MIN_INITIAL_SIZE
             or self._closing
         ):
@@ -301,3 +308,18 @@ async def open_quic_listeners(
             await listener.close()
         raise
     return listeners
+
+
+def _long_header_invariants(data: bytes) -> tuple[int, bytes, bytes] | None:
+    """Version, destination and source connection IDs of a long-header packet: the
+    fields every QUIC version keeps in place (RFC 8999 5.1); None if truncated."""
+    if len(data) < 7:
+        return None
+    version = int.from_bytes(data[1:5], "big")
+    dcid_end = 6 + data[5]
+    if len(data) < dcid_end + 1:
+        return None
+    scid_end = dcid_end + 1 + data[dcid_end]
+    if len(data) < scid_end or data[5] > 20 or data[dcid_end] > 20:
+        return None
+    return version, data[6:dcid_end], data[dcid_end + 1 : scid_end]
