@@ -21,8 +21,9 @@ from functools import partial
 import anyio
 
 from .backends.listeners import systemd_binds
-from .backends.server import serve
+from .backends.listeners import systemd_binds
 from .backends.tls import generate_dev_certificate
+from .backends.workers import Supervisor, in_worker, serve_process, worker_command, worker_config
 from .core.application import Application, StartupError
 from .core.config import Config
 from .framework.app import default_app
@@ -64,6 +65,49 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
         "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
+    )
+    parser.add_argument(
+        "--uds",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="listen on this unix domain socket (same as --bind unix:PATH); repeatable",
+    )
+    parser.add_argument(
+        "--fd",
+        action="append",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
+        "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
+    )
+    procs = parser.add_argument_group("processes")
+    procs.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run N worker processes on the same sockets, under a supervisor that restarts "
+        "dead workers, drains on SIGTERM/SIGINT and does a rolling restart on SIGHUP",
+    )
+    procs.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="with --workers: each worker binds its own TCP sockets with SO_REUSEPORT "
+        "(kernel load balancing; a rolling restart may then reset queued connections)",
+    )
+    procs.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart on source changes (development only; needs watchfiles)",
+    )
+    procs.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="directory to watch with --reload (default: --app-dir); repeatable",
     )
     tls = parser.add_argument_group("TLS (HTTPS, HTTP/2 by ALPN)")
     tls.add_argument(
@@ -220,13 +264,17 @@ def load_app(spec: str, app_dir: str = ".") -> Application:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    app = load_app(args.app, args.app_dir)
     host = args.host
     binds = (
         tuple(args.bind)
         if args.bind
         else (f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}",)
     )
+    extra = tuple(f"unix:{p}" for p in args.uds or ()) + tuple(f"fd:{n}" for n in args.fd or ())
+    if not args.bind and not extra:
+        extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
+    if extra:
+        binds = (tuple(args.bind) if args.bind else ()) + extra
     extra = tuple(f"unix:{p}" for p in args.uds or ()) + tuple(f"fd:{n}" for n in args.fd or ())
     if not args.bind and not extra:
         extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
@@ -257,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             certfile=certfile,
             keyfile=keyfile,
             tls_handshake_timeout=args.tls_handshake_timeout,
+            reuse_port=args.reuse_port,
             http3_binds=http3_binds,
             quic_idle_timeout=args.quic_idle_timeout,
             quic_retry=args.quic_retry,
@@ -280,9 +329,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         print(f"httpy: {exc}", file=sys.stderr)
         return 2
+    configure_default_logging(getattr(logging, args.log_level.upper()))
+    if (args.workers is not None or args.reload) and not in_worker():
+        # The supervisor never imports the application: the workers do (and re-do).
+        reload_dirs = (args.reload_dir or [args.app_dir]) if args.reload else []
+        supervisor = Supervisor(
+            worker_command(argv), config, workers=args.workers or 1, reload_dirs=reload_dirs
+        )
+        try:
+            return supervisor.run()
+        except OSError as exc:
+            logging.getLogger("httpy.error").error("httpy could not start: %s", exc)
+            return 1
+    if in_worker():
+        config = worker_config(config)  # the supervisor's sockets
+    app = load_app(args.app, args.app_dir)
     if getattr(app, "debug", None) is False and args.debug:
         app.debug = True  # type: ignore[attr-defined]
-    configure_default_logging(getattr(logging, args.log_level.upper()))
     backend_options: dict[str, object] = {}
     if args.backend == "asyncio":
         have_uvloop = importlib.util.find_spec("uvloop") is not None
@@ -294,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         anyio.run(
-            partial(serve, app, config, install_signal_handlers=True),
+            partial(serve_process, app, config),
             backend=args.backend,
             backend_options=backend_options,
         )
