@@ -267,9 +267,6 @@ class HTTP1Driver:
         # A connection accepted just before a shutdown has a request coming (that is why
         # the client connected): it is answered, with Connection: close, not dropped.
         self._seen_request = False
-        # A connection accepted just before a shutdown has a request coming (that is why
-        # the client connected): it is answered, with Connection: close, not dropped.
-        self._seen_request = False
         if connection is not None:
             self._first_bytes = None  # HTTP/1.1 was settled by the first driver
 
