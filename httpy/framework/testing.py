@@ -15,9 +15,9 @@ Sync tests (a private event loop runs in a thread; ``backend="trio"`` works too)
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -34,6 +34,12 @@ from ..core.config import Config
 from ..core.headers import Headers
 from .asgi import ASGIApp, as_application
 from .testing_h2 import RawResponse, exchange_h2
+from .testing_ws import (
+    SyncWebSocketTestSession,
+    WebSocketTestSession,
+    sync_websocket_connect,
+    websocket_connect,
+)
 
 _TEST_CLIENT = ("testclient", 50000)
 _TEST_SERVER = ("testserver", 80)
@@ -173,6 +179,14 @@ class AsyncTestClient:
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
         return await self.request("GET", path, **kwargs)
 
+    def websocket_connect(
+        self, path: str, **options: Any
+    ) -> AbstractAsyncContextManager[WebSocketTestSession]:
+        """``async with client.websocket_connect(path) as ws``: a WebSocket to the app
+        (HTTP/1.1 upgrade); options ``headers``, ``subprotocols``, ``compression``.  See
+        :mod:`httpy.framework.testing_ws`."""
+        return websocket_connect(self._context, path, **options)
+
     async def head(self, path: str, **kwargs: Any) -> TestResponse:
         return await self.request("HEAD", path, **kwargs)
 
@@ -262,6 +276,20 @@ class TestClient:
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("GET", path, **kwargs)
+
+    @contextmanager
+    def websocket_connect(self, path: str, **options: Any) -> Iterator[SyncWebSocketTestSession]:
+        """``with client.websocket_connect(path) as ws``: like the async client's."""
+        context = self._client._context
+        if self._portal is not None:
+            with sync_websocket_connect(self._portal, context, path, **options) as ws:
+                yield ws
+            return
+        with (
+            start_blocking_portal(backend=self._backend) as portal,
+            sync_websocket_connect(portal, context, path, **options) as ws,
+        ):
+            yield ws
 
     def head(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("HEAD", path, **kwargs)
