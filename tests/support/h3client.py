@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,3 +322,67 @@ class MemoryLink:
     def take_client_events(self) -> list[H3Event]:
         events, self.client_events = self.client_events, []
         return events
+
+
+def free_tcp_and_udp_port() -> int:
+    """A port number free on 127.0.0.1 for both TCP and UDP a moment ago."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free for both TCP and UDP")
+
+
+@contextmanager
+def example_server(*command: str) -> Iterator[int]:
+    """Run ``command`` (default: ``python examples/http3_app.py``) with ``PORT`` set to a
+    port free on TCP and UDP and the test certificate; yields the port once HTTPS answers.
+    Stops it with SIGTERM and checks it exits cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_tcp_and_udp_port()
+    ca = certificate_files()[2]
+    argv = [a.replace("{port}", str(port)) for a in command] or [
+        sys.executable,
+        str(root / "examples" / "http3_app.py"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(root), "PORT": str(port), "CERT_DIR": str(CERTS)}
+    process = subprocess.Popen(
+        argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    trust = ssl.create_default_context(cafile=str(ca))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"https://127.0.0.1:{port}/hello", verify=trust, timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    out = process.stdout.read() if process.stdout else ""
+                    raise AssertionError(f"server did not start:\n{out}") from None
+                time.sleep(0.1)
+        yield port
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=40)
+        assert process.returncode == 0, out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
