@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,7 @@ import pytest
 import websockets
 
 from httpy import App, WebSocketConnection
+from httpy.backends.tls import generate_dev_certificate
 from tests.support.servers import server_thread
 
 pytestmark = pytest.mark.timeout(60)
@@ -236,3 +239,27 @@ def test_aiohttp_chat_and_server_close(server: tuple[str, Recorder]) -> None:
             assert ws.close_code == 4000
 
     asyncio.run(main())
+
+
+def test_websockets_over_tls(backend: str, tmp_path: Path) -> None:
+    """wss:// : TLS, ALPN settles on HTTP/1.1, then the upgrade."""
+    cert, key, ca = generate_dev_certificate(tmp_path)
+    recorder = Recorder()
+    options = {
+        "binds": (),
+        "tls_binds": ("127.0.0.1:0",),
+        "certfile": str(cert),
+        "keyfile": str(key),
+    }
+    with server_thread(make_app(recorder), backend, **options) as (_host, port):
+        context = ssl.create_default_context(cafile=str(ca))
+
+        async def main() -> None:
+            async with websockets.connect(
+                f"wss://localhost:{port}/echo", ssl=context, subprotocols=["tls.v1"]
+            ) as ws:
+                await ws.send("secure hello")
+                assert await ws.recv() == "secure hello"
+
+        asyncio.run(main())
+    assert recorder.wait("echo_close")[0] == 1000
