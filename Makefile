@@ -24,10 +24,12 @@ system-deps:
 	@scripts/install-system-deps.sh
 
 ## Serve the example app: HTTP/1.1 + h2c on http://$(HOST):$(PORT), HTTP/2 + HTTP/1.1 over TLS
-## on https://$(HOST):$(TLS_PORT) with a generated development certificate (certs/ca.pem).
+## on https://$(HOST):$(TLS_PORT) and HTTP/3 on UDP $(TLS_PORT), with a generated development
+## certificate (certs/ca.pem).
 run: $(STAMP)
 	$(BIN)/python -m httpy examples.hello.app:app --host $(HOST) --port $(PORT) \
-		--tls-bind $(HOST):$(TLS_PORT) --dev-cert certs --backend $(BACKEND)
+		--tls-bind $(HOST):$(TLS_PORT) --dev-cert certs --backend $(BACKEND) \
+		--http3-bind $(HOST):$(TLS_PORT)
 
 ## The whole test suite: lint, type check, unit/backend/end-to-end tests, short fuzz run.
 test: $(STAMP) system-deps lint typecheck pytest

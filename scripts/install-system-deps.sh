@@ -6,6 +6,7 @@ set -euo pipefail
 needed=()
 command -v curl >/dev/null 2>&1 || needed+=(curl)
 command -v h2load >/dev/null 2>&1 || needed+=(nghttp2-client)
+[ -x /usr/bin/chromium ] || needed+=(chromium)  # the HTTP/3 browser test
 
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
