@@ -253,7 +253,9 @@ class HTTP1Driver:
         self._websocket: RequestReceived | None = None
         #: The first bytes, when they are the HTTP/2 preface (RFC 9113 3.3).
         self._prior_knowledge: bytes | None = None
-        self._first_bytes: bytes | None = b""
+        # Prior knowledge is for cleartext only: over TLS, HTTP/2 is chosen by ALPN (RFC
+        # 9113 3.3), so there the preface is just a bad HTTP/1.1 request (505).
+        self._first_bytes: bytes | None = b"" if context.scheme == "http" else None
         self._client = client
         self._server = server
         self._current: HTTP1Stream | None = None

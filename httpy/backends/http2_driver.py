@@ -43,6 +43,10 @@ from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 from .stream_base import StreamBase
 
+#: How long a connection we said GOAWAY on keeps reading (and dropping) the client's
+#: bytes before it is closed (see ``HTTP2Driver._linger``).
+LINGER_SECONDS = 2.0
+
 
 class HTTP2Stream(StreamBase):
     """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream."""
@@ -222,6 +226,8 @@ class HTTP2Driver:
                 # handlers still running have no one to answer.
                 tasks.cancel_scope.cancel()
             await self.flush()
+            if self._conn.said_goodbye and not self._broken:
+                await self._linger()
         except* (
             anyio.BrokenResourceError,
             anyio.ClosedResourceError,
@@ -233,6 +239,20 @@ class HTTP2Driver:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
+
+    async def _linger(self) -> None:
+        """Lingering close after our GOAWAY: stop sending (a FIN where the stream can),
+        then read and drop what the client still sends until it closes, for at most
+        ``LINGER_SECONDS``.  Closing a socket with unread input makes the kernel answer
+        with a reset, which can destroy the GOAWAY before the client has read it."""
+        with anyio.move_on_after(LINGER_SECONDS):
+            with contextlib.suppress(NotImplementedError):  # TLS: no half-close in anyio
+                await self._stream.send_eof()
+            while True:
+                try:
+                    await self._stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    return
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown: GOAWAY, let open streams finish, then close."""
@@ -275,7 +295,10 @@ class HTTP2Driver:
             data = self._conn.data_to_send()
             if data:
                 try:
-                    with anyio.fail_after(self.config.send_timeout):
+                    # Shielded: a handler cancelled mid-write (its stream was reset, the
+                    # connection is ending) would leave half a frame on the wire, and a
+                    # TLS stream broken, for every other stream.  send_timeout bounds it.
+                    with anyio.CancelScope(shield=True), anyio.fail_after(self.config.send_timeout):
                         await self._stream.send(data)
                 except (
                     anyio.BrokenResourceError,
@@ -351,7 +374,7 @@ class HTTP2Driver:
 
     async def _read_loop(self) -> None:
         if self._initial:
-            self._dispatch(self._conn.receive_data(self._initial))
+            self._dispatch(self._conn.receive_data(self._initial, anyio.current_time()))
         while not self._conn.should_close:
             # Flush right before reading: whatever was queued while this task waited
             # (a GOAWAY from begin_shutdown) goes out now, not with the next input.
@@ -375,7 +398,7 @@ class HTTP2Driver:
             if data is None:
                 events = [] if self._read_interrupted else self._conn.receive_timeout()
             elif data:
-                events = self._conn.receive_data(data)
+                events = self._conn.receive_data(data, anyio.current_time())
             else:
                 events = self._conn.receive_eof()
             self._dispatch(events)

@@ -49,7 +49,7 @@ from .connection import (
 from .http2_driver import HTTP2Driver
 from .listeners import bind_sockets, remove_socket_file
 from .logs import error_log
-from .tls import server_ssl_context, tls_handshake
+from .tls import enable_alpn, server_ssl_context, tls_handshake
 from .websocket_driver import WebSocketDriver
 
 if TYPE_CHECKING:
@@ -88,6 +88,8 @@ class Server:
             if not config.certfile:
                 raise ValueError("tls_binds need a certificate: set certfile/keyfile")
             ssl_context = server_ssl_context(config.certfile, config.keyfile)
+        elif ssl_context is not None:
+            enable_alpn(ssl_context)  # a context the caller built: offer h2 and http/1.1
         self._ssl_context = ssl_context
         self._drivers: set[_Driver[object]] = set()
         self._limiter = anyio.Semaphore(config.max_connections)

@@ -64,12 +64,19 @@ class Config:
     h2_stream_window: int = 256 * KiB
     #: Connection window: body bytes in flight across all streams of a connection.
     h2_connection_window: int = 1 * MiB
-    #: Client-reset streams tolerated (rapid reset, CVE-2023-44487) before GOAWAY
-    #: ENHANCE_YOUR_CALM, when they are also more than half of the streams opened.
+    #: Stream resets in a burst before GOAWAY ENHANCE_YOUR_CALM: the client's own (rapid
+    #: reset, CVE-2023-44487) and those its input makes the server send (malformed
+    #: requests, refused streams, stream errors: "MadeYouReset", CVE-2025-8671).
     h2_max_reset_streams: int = 200
-    #: PING, SETTINGS, empty DATA and other control frames tolerated beyond 10 per
-    #: stream opened, before GOAWAY ENHANCE_YOUR_CALM (flood defences).
+    #: PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty or tiny DATA and unknown frames in
+    #: a burst before GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9512/9515/9518 and the like).
+    #: Each stream opened earns 10 more, each DATA frame sent 2 (its WINDOW_UPDATEs).
     h2_max_control_frames: int = 1000
+    #: Refill rates (per second) of those two budgets, which are token buckets: a client
+    #: may reset or send control frames at these rates for ever, in bursts up to the
+    #: maxima above.  Rapid reset (CVE-2023-44487) runs at thousands per second.
+    h2_reset_rate: float = 100.0
+    h2_control_frame_rate: float = 500.0
 
     # -- HTTP/3 (QUIC) ----------------------------------------------------------------
     #: UDP ``host:port`` pairs served over HTTP/3; they use the TLS certificate.

@@ -47,6 +47,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
 import h2.utilities
 import hyperframe.frame
 
@@ -71,7 +72,24 @@ from .events import (
     StreamWritable,
     TrailersReceived,
 )
-from .http2_checks import REQUEST_RULES, TRAILER_RULES, FrameLengthGuard, malformed
+from .http2_checks import (
+    REQUEST_RULES,
+    TRAILER_RULES,
+    FrameLengthGuard,
+    StrictDecoder,
+    TokenBucket,
+    malformed,
+)
+
+#: DATA frames smaller than this (and not ending the body) cost a control-frame token:
+#: a body dribbled a few bytes per frame costs a frame's work per byte.
+SMALL_DATA = 128
+
+_CLOSED_BY_END = (
+    h2.stream.StreamClosedBy.RECV_END_STREAM,
+    h2.stream.StreamClosedBy.SEND_END_STREAM,
+)
+_ENDED_KEPT = 256
 
 #: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9113 8.2.2).
 CONNECTION_SPECIFIC = frozenset(
@@ -116,29 +134,38 @@ class HTTP2Connection:
                 client_side=False, header_encoding=None, validate_inbound_headers=False
             )
         )
-        self._h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: cfg.h2_max_concurrent_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: cfg.max_header_bytes,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_stream_window,
-                # RFC 8441: extended CONNECT (WebSockets over HTTP/2).
-                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-            },
-        )
+        self._settings: dict[h2.settings.SettingCodes, int] = {
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: cfg.h2_max_concurrent_streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: cfg.max_header_bytes,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_stream_window,
+            # RFC 8441: extended CONNECT (WebSockets over HTTP/2).
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+        }
+        self._h2.local_settings = h2.settings.Settings(client=False, initial_values=self._settings)
         # Settings given as initial values never go through h2's "acknowledged" path,
         # which is what applies MAX_HEADER_LIST_SIZE to the HPACK decoder: apply it here
-        # (otherwise the decoder keeps h2's 64 KiB default).
-        self._h2.decoder.max_header_list_size = cfg.max_header_bytes
+        # (otherwise the decoder keeps h2's 64 KiB default).  The decoder reports
+        # decoding errors as COMPRESSION_ERROR (RFC 9113 4.3).
+        self._h2.decoder = StrictDecoder(max_header_list_size=cfg.max_header_bytes)
         self._outbound: dict[int, _Outbound] = {}
         self._closed = False
         self._goaway_sent = False
+        #: The peer closed, or went away with its own GOAWAY: nothing left to linger for.
+        self._peer_left = False
+        #: The peer sent a graceful GOAWAY: finish the open streams, then close.
+        self._goaway_received = False
         #: Frames h2 cannot send itself (a graceful GOAWAY), in order with h2's output.
         self._out = bytearray()
         self._frame_lengths = FrameLengthGuard()
-        self._streams_opened = 0
-        self._resets_received = 0
-        self._control_frames = 0
+        #: Recent streams closed by END_STREAM both ways: DATA on them is a connection
+        #: error (RFC 9113 5.1).  Bounded: older ones get h2's stream error instead.
+        self._ended: dict[int, None] = {}
+        # Flood budgets (token buckets on the backend's clock, given to receive_data).
+        self._now = 0.0
+        self._resets = TokenBucket(cfg.h2_max_reset_streams, cfg.h2_reset_rate)
+        self._control = TokenBucket(cfg.h2_max_control_frames, cfg.h2_control_frame_rate)
+        #: Why the connection is over budget (checked after each h2 event), or None.
+        self._flood: str | None = None
         self._open_streams: set[int] = set()
         #: Open streams whose request body is still coming and wanted, with its size so far.
         self._receiving: set[int] = set()
@@ -155,7 +182,6 @@ class HTTP2Connection:
         if upgrade is not None:
             settings, request = upgrade
             self._h2.initiate_upgrade_connection(settings)
-            self._streams_opened = 1
             self._open_streams.add(1)
             if request.method == "HEAD":
                 self._bodiless.add(1)
@@ -176,6 +202,21 @@ class HTTP2Connection:
             self._upgrade_events.append(StreamEnded(1))
         else:
             self._h2.initiate_connection()
+        # The SETTINGS frame above advertised h2_max_concurrent_streams; h2 itself gets a
+        # higher limit.  Streams over the advertised one are refused here one by one
+        # (REFUSED_STREAM, RFC 9113 5.1.2), where h2 would end the connection.  h2 counts
+        # the streams of a whole read before we see them (and reset the refused or
+        # malformed ones), so its limit leaves room for a read's worth of those; it stays
+        # the hard cap against a client that ignores both the refusals and the budget.
+        self._h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                **self._settings,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
+                    2 * cfg.h2_max_concurrent_streams + cfg.h2_max_reset_streams
+                ),
+            },
+        )
         extra_window = cfg.h2_connection_window - 65535
         if extra_window > 0:
             self._h2.increment_flow_control_window(extra_window)
@@ -186,6 +227,13 @@ class HTTP2Connection:
     def should_close(self) -> bool:
         """True once the connection is finished: flush ``data_to_send``, then close."""
         return self._closed
+
+    @property
+    def said_goodbye(self) -> bool:
+        """True when the connection ended by our GOAWAY (error or graceful) while the peer
+        may still be sending: the backend closes with a lingering read, so the peer gets
+        to read the GOAWAY."""
+        return self._closed and not self._peer_left
 
     @property
     def idle(self) -> bool:
@@ -203,7 +251,11 @@ class HTTP2Connection:
 
     @property
     def push_enabled(self) -> bool:
-        return bool(self._h2.remote_settings.enable_push) and not self._goaway_sent
+        return (
+            bool(self._h2.remote_settings.enable_push)
+            and not self._goaway_sent
+            and not self._goaway_received
+        )
 
     # ------------------------------------------------------------------ input
 
@@ -212,15 +264,22 @@ class HTTP2Connection:
         events, self._upgrade_events = self._upgrade_events, []
         return events
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer; return the events they complete."""
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
+        """Feed bytes from the peer; return the events they complete.
+
+        ``now`` (seconds, any monotonic clock) refills the flood budgets: without it
+        they are plain counts over the connection's life.
+        """
         if self._closed:
             return []
+        self._now = now
         events: list[Event] = []
-        oversized = self._frame_lengths.check(data, self._h2.max_inbound_frame_size)
-        if oversized:
-            self._fail(events, h2.errors.ErrorCodes.FRAME_SIZE_ERROR, oversized)
+        refused = self._frame_lengths.check(data, self._h2.max_inbound_frame_size, self._ended)
+        if refused:
+            self._fail(events, *refused)
             return events
+        # h2 drops its unsent output when a GOAWAY arrives: keep it.
+        self._out += self._h2.data_to_send()
         try:
             for event in self._h2.receive_data(data):
                 self._translate(event, events)
@@ -237,7 +296,7 @@ class HTTP2Connection:
         """The peer closed the connection."""
         if self._closed:
             return []
-        self._closed = True
+        self._closed = self._peer_left = True
         events: list[Event] = [StreamReset(sid) for sid in sorted(self._open_streams)]
         self._open_streams.clear()
         events.append(ConnectionTerminated(reason="peer closed the connection"))
@@ -333,8 +392,8 @@ class HTTP2Connection:
             self._on_request(event, events)
         elif isinstance(event, h2.events.DataReceived):
             sid, unread = event.stream_id, event.flow_controlled_length
-            if not event.data and not event.stream_ended:
-                self._control_frames += 1  # empty DATA frames (flood defence)
+            if len(event.data) < SMALL_DATA and not event.stream_ended:
+                self._spend_control("empty or tiny DATA frames")
             if sid in self._receiving and self._accept_body(sid, len(event.data), events):
                 if event.data:
                     events.append(BodyReceived(sid, bytes(event.data)))
@@ -350,13 +409,17 @@ class HTTP2Connection:
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in self._open_streams:
                 self._forget(event.stream_id)
-                if event.remote_reset:
-                    self._resets_received += 1
+                # The client's resets (rapid reset), and the ones its input made h2 send
+                # ("MadeYouReset"): both end work the client asked for.
+                self._spend_reset("client" if event.remote_reset else "provoked")
                 events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
         elif isinstance(event, h2.events.WindowUpdated):
+            # Paid back by the DATA frames we send (_send_window): a client acknowledging
+            # what it receives never runs out; one flooding WINDOW_UPDATEs does.
+            self._spend_control("WINDOW_UPDATE frames")
             self._flush_outbound(events)
         elif isinstance(event, h2.events.RemoteSettingsChanged):
-            self._control_frames += 1
+            self._spend_control("SETTINGS frames")
             self._fix_table_size_updates()
             self._flush_outbound(events)
         elif isinstance(
@@ -366,9 +429,16 @@ class HTTP2Connection:
             | h2.events.SettingsAcknowledged
             | h2.events.UnknownFrameReceived,
         ):
-            self._control_frames += 1
+            self._spend_control("control frames (PING, PRIORITY, SETTINGS ACK, unknown)")
         elif isinstance(event, h2.events.ConnectionTerminated):
-            self._closed = True
+            if event.error_code == h2.errors.ErrorCodes.NO_ERROR and self._open_streams:
+                # A graceful GOAWAY from the client: the requests it already sent still
+                # get their answers (RFC 9113 6.8); only new pushes are off.  h2 closes
+                # its state machine on any GOAWAY (python-hyper/h2#1181): reopen it.
+                self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+                self._goaway_received = True
+                return
+            self._closed = self._peer_left = True
             for sid in sorted(self._open_streams):
                 events.append(StreamReset(sid, int(event.error_code or 0)))
             self._open_streams.clear()
@@ -384,6 +454,7 @@ class HTTP2Connection:
         if malformed(fields, TRAILER_RULES):
             self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._stream_done(sid)
+            self._spend_reset("malformed trailers")
             events.append(StreamReset(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR))
         elif sid in self._receiving:
             # The StreamEnded h2 reports with them follows.
@@ -409,12 +480,18 @@ class HTTP2Connection:
         if self._goaway_sent:
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        client_streams = sum(1 for sid in self._open_streams if sid % 2)
+        if client_streams >= self._config.h2_max_concurrent_streams:
+            # Over SETTINGS_MAX_CONCURRENT_STREAMS: a stream error (RFC 9113 5.1.2); the
+            # client may retry it.  Counted as a reset we were made to send.
+            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._spend_reset("refused")
+            return
         if malformed(event.headers or (), REQUEST_RULES):
             # A malformed request is a stream error (RFC 9113 8.1.1, 8.2.1, 8.2.2, 8.3);
             # it counts with client resets against the rapid-reset limit.
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            self._streams_opened += 1
-            self._resets_received += 1
+            self._spend_reset("malformed request")
             return
         method = path = b""
         authority: bytes | None = None
@@ -438,7 +515,7 @@ class HTTP2Connection:
                 regular.append((name, value))
         if authority is not None and not has_host:
             regular.insert(0, (b"host", authority))
-        self._streams_opened += 1
+        self._control.give(10)  # a stream's own PRIORITY, WINDOW_UPDATE, ... frames
         self._open_streams.add(stream_id)
         # The limits HTTP/1.1 enforces in its core, answered here before any handler runs.
         cfg = self._config
@@ -560,6 +637,7 @@ class HTTP2Connection:
             outbound.size -= len(chunk)
             last = outbound.end and not outbound.chunks and not outbound.trailers
             h2conn.send_data(stream_id, chunk, end_stream=last)
+            self._control.give(2)  # the WINDOW_UPDATEs (stream, connection) it earns
             if last:
                 self._stream_done(stream_id)
                 if events is not None:
@@ -593,8 +671,15 @@ class HTTP2Connection:
                 # 413, a handler that ignored the body): ask the client to stop sending,
                 # without error (RFC 9113 8.1), so its stream doesn't stall on our window.
                 self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
-        if self._goaway_sent and not self._open_streams:
-            self._closed = True
+            elif stream is not None and stream.closed_by in _CLOSED_BY_END:
+                self._ended[stream_id] = None
+                if len(self._ended) > _ENDED_KEPT:
+                    del self._ended[next(iter(self._ended))]
+        if not self._open_streams:
+            if self._goaway_sent:
+                self._closed = True
+            elif self._goaway_received:
+                self._goaway(h2.errors.ErrorCodes.NO_ERROR)  # and close
 
     def _reset(self, stream_id: int, code: int) -> None:
         if stream_id in self._open_streams:
@@ -619,26 +704,20 @@ class HTTP2Connection:
         if not self._open_streams:
             self._closed = True
 
+    def _spend_reset(self, kind: str) -> None:
+        if not self._resets.take(self._now) and self._flood is None:
+            self._flood = f"stream resets over budget (rapid reset; last one {kind})"
+
+    def _spend_control(self, kind: str) -> None:
+        if not self._control.take(self._now) and self._flood is None:
+            self._flood = f"{kind} over the control-frame budget (flood)"
+
     def _check_floods(self, events: list[Event]) -> None:
-        cfg = self._config
-        if (
-            self._resets_received > cfg.h2_max_reset_streams
-            and self._resets_received * 2 > self._streams_opened
-        ):
-            self._fail(
-                events,
-                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                f"{self._resets_received} streams reset by the client (rapid reset)",
-            )
-        elif self._control_frames > cfg.h2_max_control_frames + 10 * self._streams_opened:
+        if self._flood is not None:
             # h2 answered every PING of this read already: drop those answers, so a flood
             # gets one GOAWAY back, not its own volume.
             self._h2.clear_outbound_data_buffer()
-            self._fail(
-                events,
-                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                f"{self._control_frames} control frames (flood)",
-            )
+            self._fail(events, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, self._flood)
 
     def _fail(self, events: list[Event], code: int, reason: str) -> None:
         """A connection error: GOAWAY with ``code``, then close."""

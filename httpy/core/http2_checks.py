@@ -2,20 +2,28 @@
 
 * :func:`malformed`: h2's own RFC 9113 section 8 header rules, run by us so that a
   malformed request is a *stream* error (h2 makes it a connection error).
-* :class:`FrameLengthGuard`: each frame's length, checked as soon as its 9-byte header
-  arrives (h2 checks only once the whole frame is buffered).
+* :class:`FrameLengthGuard`: each frame's header, checked as soon as its 9 bytes arrive
+  (h2 checks only once the whole frame is buffered): its length, a SETTINGS ACK with a
+  payload, DATA on a stream closed by END_STREAM both ways (connection errors h2 gets
+  wrong or late).
+* :class:`TokenBucket`: the flood budgets (resets, control frames), refilled over time.
+* :class:`StrictDecoder`: HPACK decoding errors as COMPRESSION_ERROR (h2 says
+  PROTOCOL_ERROR; RFC 9113 4.3 wants COMPRESSION_ERROR).
 * :func:`valid_upgrade_settings`: the ``HTTP2-Settings`` of an ``Upgrade: h2c`` request,
   checked before the server answers 101.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.exceptions
 import h2.utilities
+import hpack
+import hpack.exceptions
 import hpack.struct
 import hyperframe.exceptions
 
@@ -39,10 +47,41 @@ def malformed(
     return None
 
 
+class CompressionError(h2.exceptions.ProtocolError):
+    """A header block that does not decode (RFC 9113 4.3: COMPRESSION_ERROR)."""
+
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
+class StrictDecoder(hpack.Decoder):
+    """h2's HPACK decoder, with decoding errors raised as :class:`CompressionError` so
+    h2 ends the connection with COMPRESSION_ERROR (an oversized header list stays h2's
+    ENHANCE_YOUR_CALM)."""
+
+    def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.struct.HeaderTuple]:
+        try:
+            return super().decode(data, raw)
+        except hpack.exceptions.OversizedHeaderListError:
+            raise
+        except (hpack.exceptions.HPACKError, IndexError, TypeError, UnicodeDecodeError) as exc:
+            raise CompressionError(f"Error decoding header block: {exc}") from exc
+
+
+FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
+_DATA, _SETTINGS = 0x0, 0x4
+
+
 class FrameLengthGuard:
     """Follows frame boundaries in the client's byte stream (after its preface) and
-    refuses a frame whose header announces more than the limit, before its payload is
-    buffered: a header announcing 16 MiB would otherwise make h2 buffer 16 MiB."""
+    checks each frame header before its payload is buffered:
+
+    * a length over the limit (a header announcing 16 MiB would otherwise make h2 buffer
+      16 MiB): FRAME_SIZE_ERROR;
+    * a SETTINGS ACK with a payload (RFC 9113 6.5): FRAME_SIZE_ERROR (h2: PROTOCOL_ERROR);
+    * DATA on a stream in ``ended``, closed by END_STREAM both ways (RFC 9113 5.1,
+      "closed"): STREAM_CLOSED as a connection error (h2 resets the stream only).
+    """
 
     __slots__ = ("_header", "_skip")
 
@@ -50,8 +89,8 @@ class FrameLengthGuard:
         self._skip = len(PREFACE)  # bytes of the current frame (at first: the preface)
         self._header = b""  # a frame header split across reads
 
-    def check(self, data: bytes, limit: int) -> str | None:
-        """Scan ``data``; return why it is refused, or None."""
+    def check(self, data: bytes, limit: int, ended: Container[int] = ()) -> tuple[int, str] | None:
+        """Scan ``data``; return the error code and why it is refused, or None."""
         view = memoryview(data)
         pos, size = 0, len(view)
         while pos < size:
@@ -64,12 +103,44 @@ class FrameLengthGuard:
             self._header += bytes(view[pos : pos + take])
             pos += take
             if len(self._header) == 9:
-                length = int.from_bytes(self._header[:3], "big")
-                self._header = b""
+                header, self._header = self._header, b""
+                length, kind = int.from_bytes(header[:3], "big"), header[3]
                 if length > limit:
-                    return f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE {limit}"
+                    reason = f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE {limit}"
+                    return FRAME_SIZE_ERROR, reason
+                if kind == _SETTINGS and header[4] & 0x1 and length:
+                    return FRAME_SIZE_ERROR, "SETTINGS ACK with a payload"
+                if kind == _DATA:
+                    stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+                    if stream_id in ended:
+                        return STREAM_CLOSED, f"DATA on stream {stream_id}, closed"
                 self._skip = length
         return None
+
+
+class TokenBucket:
+    """A flood budget: ``capacity`` tokens, refilled at ``rate`` per second of the
+    caller's clock (``now``, in seconds; the core never reads a clock).  ``take`` spends
+    one and says whether the budget still holds; ``give`` credits earned tokens."""
+
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.tokens = capacity
+        self.stamp: float | None = None
+
+    def take(self, now: float, count: float = 1.0) -> bool:
+        """Spend ``count`` tokens at time ``now``; False once the budget is overdrawn."""
+        if self.stamp is not None and now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= count
+        return self.tokens >= 0
+
+    def give(self, count: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + count)
 
 
 def valid_upgrade_settings(value: bytes) -> bool:

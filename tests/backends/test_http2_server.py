@@ -37,6 +37,7 @@ from tests.support.h2peer import (
     ENHANCE_YOUR_CALM,
     NO_ERROR,
     PROTOCOL_ERROR,
+    REFUSED_STREAM,
     SocketPeer,
     client_preface,
     goaway_codes,
@@ -46,6 +47,7 @@ from tests.support.h2peer import (
     raw_headers,
     raw_ping,
     raw_settings,
+    raw_window_update,
     request_headers,
     rst_codes,
 )
@@ -208,6 +210,49 @@ async def test_h2c_upgrade_is_ignored_over_tls(certs: tuple[Path, Path, Path]) -
                     except (anyio.EndOfStream, anyio.BrokenResourceError):
                         break
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello over 1.1")
+
+
+async def test_preface_over_tls_without_h2_alpn_is_not_http2(
+    certs: tuple[Path, Path, Path],
+) -> None:
+    # RFC 9113 3.3: prior knowledge is for cleartext TCP; over TLS only ALPN picks HTTP/2.
+    for alpn in (["http/1.1"], None):
+        async with running_server(make_app(), **tls_options(certs)) as (_, port):
+            async with await anyio.connect_tcp(
+                "127.0.0.1",
+                port,
+                tls=True,
+                ssl_context=client_context(certs, alpn=alpn),
+                tls_hostname="localhost",
+                tls_standard_compatible=False,
+            ) as stream:
+                await stream.send(client_preface())
+                data = b""
+                with anyio.fail_after(10):
+                    while True:
+                        try:
+                            data += await stream.receive()
+                        except (anyio.EndOfStream, anyio.BrokenResourceError):
+                            break
+        # An HTTP/1.1 answer to "PRI * HTTP/2.0", not an HTTP/2 SETTINGS frame.
+        assert data.startswith(b"HTTP/1.1 505 "), data[:40]
+
+
+async def test_serve_with_an_ssl_context_offers_h2(certs: tuple[Path, Path, Path]) -> None:
+    cert, key, _ = certs
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # no ALPN set on it
+    context.load_cert_chain(str(cert), str(key))
+    config = make_config()
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        addresses = await tasks.start(
+            partial(serve, make_app(), config, ssl_context=context, shutdown_trigger=stop.wait)
+        )
+        port = addresses[0][1]
+        async with httpx.AsyncClient(http2=True, verify=client_context(certs)) as client:
+            response = await client.get(f"https://localhost:{port}/")
+        stop.set()
+    assert (response.http_version, response.text) == ("HTTP/2", "hello over 2")
 
 
 async def test_httpx_h2c_prior_knowledge() -> None:
@@ -548,17 +593,105 @@ ATTACKS = {
         ENHANCE_YOUR_CALM,
     ),
     "oversized frame": (lambda: b"\xff\xff\xff\x00\x00\x00\x00\x00\x01", 0x6),
-    "too many streams": (lambda: many_streams(150, reset=False), PROTOCOL_ERROR),
+    # MadeYouReset (CVE-2025-8671): requests the server must reset (malformed).
+    "provoked resets": (lambda: malformed_requests(300), ENHANCE_YOUR_CALM),
+    "window update flood": (lambda: raw_window_update(0, 1) * 3000, ENHANCE_YOUR_CALM),
+    "data dribble": (
+        lambda: (
+            raw_headers(1, request_headers("POST", "/echo"), end_stream=False)
+            + raw_data(1, b"x") * 3000
+        ),
+        ENHANCE_YOUR_CALM,
+    ),
 }
+
+
+def malformed_requests(count: int) -> bytes:
+    encoder = hpack.Encoder()
+    bad = [*request_headers(), (b"connection", b"keep-alive")]
+    return b"".join(raw_headers(1 + 2 * i, bad, encoder=encoder) for i in range(count))
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 async def test_attack_gets_goaway_and_server_keeps_serving(name: str) -> None:
     build, code = ATTACKS[name]
     async with running_server(make_app()) as address:
-        out = await attack(address, build())
+        # A normal client is served while the attack runs, and after it.
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(assert_still_serving, address)
+            out = await attack(address, build())
         assert code in goaway_codes(out), parse_frames(out)
         await assert_still_serving(address)
+
+
+async def test_too_many_streams_are_refused_and_the_connection_kept() -> None:
+    async with running_server(make_app()) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            await stream.send(client_preface() + many_streams(110, reset=False))
+            out = b""
+            with anyio.fail_after(10):
+                while len(rst_codes(out)) < 10:
+                    out += await stream.receive()
+            # The 10 streams over SETTINGS_MAX_CONCURRENT_STREAMS (100) are refused, one by
+            # one (RFC 9113 5.1.2); no GOAWAY: the 100 others are still being served.
+            assert rst_codes(out) == {sid: REFUSED_STREAM for sid in range(201, 221, 2)}
+            assert not goaway_codes(out)
+            await assert_still_serving(address)
+
+
+async def test_reset_budget_refills_so_a_steady_client_is_not_cut_off() -> None:
+    # 30 resets per burst, 10 bursts: 300 resets in all, more than the burst budget (50)
+    # but at a rate (60/s) under the refill rate (100/s).
+    async with running_server(make_app(), h2_max_reset_streams=50) as address:
+        async with SocketPeer.connect(address) as peer:
+            for _ in range(10):
+                for _ in range(30):
+                    sid = peer.conn.get_next_available_stream_id()
+                    peer.conn.send_headers(sid, request_headers("GET", "/wait"), end_stream=True)
+                    peer.conn.reset_stream(sid, CANCEL)
+                await peer.flush()
+                await anyio.sleep(0.5)
+            response = await peer.request("GET", "/")
+            assert (response.status, response.body) == (200, b"hello over 2")
+            assert not goaway_codes(bytes(peer.raw))
+
+
+async def test_goaway_is_read_before_the_close_even_while_the_client_sends() -> None:
+    """Lingering close: after a connection error, the server keeps reading (and dropping)
+    the client's bytes for a while, so the kernel doesn't reset the connection under the
+    GOAWAY the client has not read yet."""
+    async with running_server(make_app()) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            await stream.send(
+                client_preface() + b"\x00\x00\x08\x06\x00\x00\x00\x00\x03" + b"\0" * 8
+            )
+            # Keep sending after the error (a client that has not seen the GOAWAY yet).
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                for _ in range(50):
+                    await stream.send(raw_ping() * 100)
+            out = b""
+            with anyio.fail_after(10):
+                while True:
+                    try:
+                        out += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        break
+    assert goaway_codes(out) == [PROTOCOL_ERROR]
+
+
+async def test_client_goaway_lets_requests_in_flight_finish() -> None:
+    async with running_server(make_app()) as address:
+        async with SocketPeer.connect(address) as peer:
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("GET", "/wait?t=0.3"), end_stream=True)
+            await peer.flush()
+            await anyio.sleep(0.1)  # the handler is running
+            await peer.send_raw(bytes(hf.GoAwayFrame(0, last_stream_id=0).serialize()))
+            await peer.until(lambda _: peer.stream_ended(sid))
+            assert (peer.response(sid).status, peer.response(sid).body) == (200, b"waited")
+            # Then the server says goodbye too and closes.
+            await peer.read_until_closed()
+            assert goaway_codes(bytes(peer.raw)) == [NO_ERROR]
 
 
 async def test_malformed_request_is_reset_and_connection_kept() -> None:

@@ -58,6 +58,7 @@ from tests.support.h2peer import (
     raw_ping,
     raw_rst,
     raw_settings,
+    raw_window_update,
     request_headers,
     rst_codes,
 )
@@ -72,13 +73,15 @@ class Pair:
         self.server = HTTP2Connection(config or Config())
         self.client = client_connection(**client_options)  # type: ignore[arg-type]
         self.client_events: list[h2.events.Event] = []
+        #: The clock given to the server (flood budgets refill with it).
+        self.now = 0.0
         assert self.exchange() == []  # preface and SETTINGS both ways: no events
 
     def to_server(self, data: bytes | None = None) -> list[Event]:
         """Client bytes (or ``data``) into the server; return its events."""
         if data is None:
             data = self.client.data_to_send()
-        return self.server.receive_data(data)
+        return self.server.receive_data(data, self.now)
 
     def to_client(self) -> list[h2.events.Event]:
         events = feed_client(self.client, self.server.data_to_send())
@@ -92,7 +95,7 @@ class Pair:
         for _ in range(20):
             if not pending:
                 break
-            events += self.server.receive_data(pending)
+            events += self.server.receive_data(pending, self.now)
             self.to_client()
             pending = self.client.data_to_send()
         return events
@@ -442,13 +445,33 @@ def test_reset_stream_command() -> None:
     assert pair.server.idle
 
 
-def test_peer_goaway_and_eof_end_open_streams() -> None:
+def test_peer_goaway_lets_open_streams_finish() -> None:
     pair = Pair()
     sid, _ = pair.request()
-    pair.client.close_connection()
+    pair.client.close_connection()  # a graceful GOAWAY (NO_ERROR)
+    assert pair.to_server() == []
+    assert not pair.server.should_close and not pair.server.push_enabled
+    pair.respond(sid, b"still answered")
+    out = pair.server.data_to_send()
+    frames = parse_frames(out)
+    assert [f.data for f in frames if isinstance(f, hf.DataFrame)] == [b"still answered"]
+    # Then our own GOAWAY, and the connection is done.
+    assert isinstance(frames[-1], hf.GoAwayFrame) and frames[-1].error_code == NO_ERROR
+    assert pair.server.should_close and pair.server.said_goodbye
+
+
+def test_peer_goaway_with_error_or_eof_end_open_streams() -> None:
+    pair = Pair()
+    sid, _ = pair.request()
+    pair.client.close_connection(error_code=h2.errors.ErrorCodes.INTERNAL_ERROR)
     events = pair.to_server()
-    assert events[0] == StreamReset(sid, 0)
+    assert events[0] == StreamReset(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
     assert isinstance(events[1], ConnectionTerminated) and pair.server.should_close
+    assert not pair.server.said_goodbye  # the client left: no lingering close
+
+    pair = Pair()
+    pair.client.close_connection()  # idle: the connection just ends
+    assert isinstance(pair.to_server()[-1], ConnectionTerminated) and pair.server.should_close
 
     pair = Pair()
     sid, _ = pair.request()
@@ -634,17 +657,53 @@ def test_rapid_reset_ends_connection() -> None:
     assert pair.server.receive_data(raw_ping()) == []  # closed: further input ignored
 
 
-def test_resets_below_the_limit_or_among_completed_streams_are_fine() -> None:
-    pair = Pair(Config(h2_max_reset_streams=10))
-    for i in range(40):
+def test_reset_budget_refills_over_time() -> None:
+    pair = Pair(Config(h2_max_reset_streams=10, h2_reset_rate=5))
+    for _ in range(60):  # 60 resets over 12 s: 5 per second, the refill rate
+        pair.now += 0.2
         sid, _ = pair.request()
-        if i % 2:
-            pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
-            pair.to_server()
-        else:
-            pair.respond(sid)
-            pair.to_client()
-    assert not pair.server.should_close  # 20 resets, but only half the streams
+        pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        pair.to_server()
+    assert not pair.server.should_close
+    events: list[Event] = []
+    for _ in range(11):  # a burst over the budget, at one instant
+        sid, _ = pair.request()
+        pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        events += pair.to_server()
+    assert pair.server.should_close and "rapid reset" in events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_resets_provoked_by_the_client_count_too() -> None:
+    # "MadeYouReset": malformed requests and refused streams are resets the server sends.
+    pair = Pair(Config(h2_max_reset_streams=5, h2_max_concurrent_streams=1))
+    encoder = hpack.Encoder()
+    events: list[Event] = []
+    pair.to_server(raw_headers(1, request_headers(), encoder=encoder, end_stream=False))
+    for sid in range(3, 3 + 2 * 6, 2):
+        bad = [*request_headers(), (b"connection", b"close")] if sid % 4 == 1 else request_headers()
+        events += pair.to_server(raw_headers(sid, bad, encoder=encoder))
+    assert goaway_codes(pair.server.data_to_send()) == [ENHANCE_YOUR_CALM]
+    assert "rapid reset" in events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_window_update_flood_and_data_dribble() -> None:
+    pair = Pair(Config(h2_max_control_frames=50))
+    sid, _ = pair.request("POST", body=b"", end=False)
+    # WINDOW_UPDATEs that pay for DATA we sent are fine ...
+    pair.server.send(SendResponse(sid, 200))
+    for _ in range(200):
+        pair.server.send(SendData(sid, b"x" * 100))
+        pair.to_client()
+        pair.to_server(raw_window_update(sid, 100) + raw_window_update(0, 100))
+    assert not pair.server.should_close
+    # ... a flood of them is not.
+    events, out = flood_result(pair, raw_window_update(0, 1) * 200)
+    assert_calm_goaway(events, out, pair)
+
+    pair = Pair(Config(h2_max_control_frames=50))
+    sid, _ = pair.request("POST", body=b"", end=False)
+    events, out = flood_result(pair, raw_data(sid, b"x") * 100)  # one byte per frame
+    assert_calm_goaway(events, out, pair)
 
 
 def test_ping_flood() -> None:
@@ -812,16 +871,19 @@ def test_malformed_trailers_reset_the_stream() -> None:
     assert not pair.server.should_close
 
 
-def test_too_many_concurrent_streams() -> None:
+def test_too_many_concurrent_streams_are_refused_one_by_one() -> None:
     pair = Pair(Config(h2_max_concurrent_streams=2))
+    encoder = hpack.Encoder()  # one HPACK context for the connection
     for sid in (1, 3):
-        assert only(pair.to_server(raw_headers(sid, request_headers())), RequestReceived)
-    # h2 makes the third a connection error (RFC 9113 5.1.2 allows a stream error):
-    # the header block is not decoded, so HPACK state can't be kept in sync.
-    events = pair.to_server(raw_headers(5, request_headers()))
-    assert events[:2] == [StreamReset(1, PROTOCOL_ERROR), StreamReset(3, PROTOCOL_ERROR)]
-    assert isinstance(events[-1], ProtocolError)
-    assert goaway_codes(pair.server.data_to_send()) == [PROTOCOL_ERROR]
+        block = raw_headers(sid, request_headers(), encoder=encoder)
+        assert only(pair.to_server(block), RequestReceived)
+    # The third is a stream error (RFC 9113 5.1.2): REFUSED_STREAM, the others go on.
+    assert pair.to_server(raw_headers(5, request_headers(), encoder=encoder)) == []
+    assert rst_codes(pair.server.data_to_send()) == {5: REFUSED_STREAM}
+    assert pair.server.open_stream_count == 2 and not pair.server.should_close
+    # Once one finishes, a new stream is served (and HPACK state stayed in sync).
+    pair.respond(1)
+    assert only(pair.to_server(raw_headers(7, request_headers(), encoder=encoder)), RequestReceived)
 
 
 @pytest.mark.parametrize(
