@@ -347,9 +347,12 @@ def settings_ack(peer: Peer) -> None:
 class Case:
     section: str
     name: str
-    act: Callable[[Peer], None]  # after the handshake (unless handshake=False)
+    act: Callable[[Peer], None]
     expect: Check
-    handshake: bool = True
+    #: Before ``act``: "full" (preface and SETTINGS both ways, acknowledged), "preface"
+    #: (the client's preface and SETTINGS only) or "none".
+    handshake: str = "full"
+    transports: tuple[str, ...] = ("h2c", "tls")
 
     @property
     def id(self) -> str:
@@ -359,6 +362,28 @@ class Case:
 def huffman_literal(encoded_value: bytes) -> bytes:
     """A literal field without indexing, new name ``x-test`` (Huffman), value as given."""
     return b"\x00\x85\xf2\xb2\x4a\x84\xff" + encoded_value
+
+
+def first_frame_settings(peer: Peer) -> None:
+    first = next(peer.frames(), None)
+    assert isinstance(first, hf.SettingsFrame) and "ACK" not in first.flags, peer.seen
+
+
+def h2c_upgrade(peer: Peer) -> None:
+    """RFC 7540 3.2: the HTTP/1.1 request, 101, then HTTP/2 (the server's SETTINGS first);
+    the request is answered as stream 1."""
+    peer.send(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while b"\r\n\r\n" not in peer.buffer:
+        peer.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        peer.buffer += peer.sock.recv(65536)
+    head, _, peer.buffer = peer.buffer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    peer.send(PREFACE, settings_frame({}))
+    first_frame_settings(peer)
 
 
 def concurrency_overflow(peer: Peer) -> None:
@@ -382,17 +407,25 @@ CASES = [
     # 3.5 HTTP/2 Connection Preface
     Case(
         "3.5",
-        "client preface answered by SETTINGS",
+        "the server's first frame is SETTINGS",
         lambda p: None,
-        frame(lambda f: isinstance(f, hf.SettingsFrame) and "ACK" not in f.flags, "SETTINGS"),
-        handshake=False,
+        first_frame_settings,
+        handshake="preface",
     ),
     Case(
         "3.5",
         "invalid connection preface closes the connection",
         lambda p: p.send(b"INVALID CONNECTION PREFACE\r\n\r\n"),
         closed(),
-        handshake=False,
+        handshake="none",
+    ),
+    Case(
+        "3.2",
+        "Upgrade: h2c: 101, SETTINGS first, the response on stream 1",
+        h2c_upgrade,
+        frame(is_response(1), "the response HEADERS on stream 1"),
+        handshake="none",
+        transports=("h2c",),
     ),
     # 4.1 Frame Format
     Case("4.1", "unknown frame type is ignored", lambda p: p.send(UNKNOWN_FRAME, ping()), PING_ACK),
@@ -1160,11 +1193,13 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_conformance(case: Case, servers: dict[str, tuple[str, int]], transport: str) -> None:
+    if transport not in case.transports:
+        pytest.skip(f"{case.section} applies to {', '.join(case.transports)} only")
     with connect(servers[transport], tls=transport == "tls") as sock:
         peer = Peer(sock, tls=transport == "tls")
-        if case.handshake:
+        if case.handshake == "full":
             peer.handshake()
-        else:
+        elif case.handshake == "preface":
             peer.send(PREFACE, settings_frame({}))
         case.act(peer)
         case.expect(peer)
