@@ -476,6 +476,9 @@ class MemoryScenario(Scenario):
         return value
 
 
+# The HTTP/3 scenario lives in its own module and subclasses Scenario (defined above).
+from bench.h3_scenario import H3Scenario  # noqa: E402
+
 #: Every scenario, in run order within a server session.  Memory comes last: it reuses the
 #: RSS sampled during the keep-alive GET / run, and leaves thousands of sockets behind.
 SCENARIOS: dict[str, Scenario] = {
@@ -502,6 +505,7 @@ SCENARIOS: dict[str, Scenario] = {
             extra=("-H", "Connection: close"),
         ),
         H2cScenario(),
+        H3Scenario(),
         MemoryScenario(),
     )
 }
