@@ -109,6 +109,49 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory to watch with --reload (default: --app-dir); repeatable",
     )
+    parser.add_argument(
+        "--uds",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="listen on this unix domain socket (same as --bind unix:PATH); repeatable",
+    )
+    parser.add_argument(
+        "--fd",
+        action="append",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
+        "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
+    )
+    procs = parser.add_argument_group("processes")
+    procs.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N worker processes on the same sockets, under a supervisor that restarts "
+        "dead workers, drains on SIGTERM/SIGINT and does a rolling restart on SIGHUP",
+    )
+    procs.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="with --workers: each worker binds its own TCP sockets with SO_REUSEPORT "
+        "(kernel load balancing; a rolling restart may then reset queued connections)",
+    )
+    procs.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart on source changes (development only; needs watchfiles)",
+    )
+    procs.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="directory to watch with --reload (default: --app-dir); repeatable",
+    )
     tls = parser.add_argument_group("TLS (HTTPS, HTTP/2 by ALPN)")
     tls.add_argument(
         "--tls-bind",
@@ -124,6 +167,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="generate (or reuse) a development CA and localhost certificate in DIR and "
         "serve --tls-bind with it; clients trust DIR/ca.pem (development only)",
+    )
+    tls.add_argument(
+        "--ca-certs", metavar="PEM", help="CA bundle that client certificates must chain to"
+    )
+    tls.add_argument(
+        "--ssl-cert-reqs",
+        choices=("none", "optional", "required"),
+        default=_DEFAULTS.verify_client,
+        help="ask TLS clients for a certificate (mutual TLS; needs --ca-certs); the "
+        "verified certificate is request.client_cert",
+    )
+    tls.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="same as --ssl-cert-reqs required",
+    )
+    tls.add_argument("--ssl-ciphers", metavar="CIPHERS", help="OpenSSL cipher string (TLS 1.2)")
+    tls.add_argument(
+        "--ssl-min-version",
+        choices=("TLSv1.2", "TLSv1.3"),
+        default=_DEFAULTS.ssl_min_version,
+        help="oldest TLS version accepted",
     )
     tls.add_argument(
         "--tls-handshake-timeout",
@@ -171,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path to import the app"
+    )
+    proxies = parser.add_argument_group("behind a proxy or load balancer")
+    proxies.add_argument(
+        "--forwarded-allow-ips",
+        default=",".join(_DEFAULTS.forwarded_allow_ips),
+        metavar="LIST",
+        help="comma-separated addresses/CIDRs (or '*', 'unix:') whose Forwarded and "
+        "X-Forwarded-For/Proto/Host headers set the request's client, scheme and host; "
+        "'' to ignore those headers",
+    )
+    proxies.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="every connection starts with a PROXY protocol v1/v2 header (HAProxy, AWS NLB)",
     )
     limits = parser.add_argument_group("limits and timeouts")
     for name, kind, text in (
@@ -306,6 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             keyfile=keyfile,
             tls_handshake_timeout=args.tls_handshake_timeout,
             reuse_port=args.reuse_port,
+            ca_certs=args.ca_certs,
+            verify_client="required" if args.require_client_cert else args.ssl_cert_reqs,
+            ssl_ciphers=args.ssl_ciphers,
+            ssl_min_version=args.ssl_min_version,
+            forwarded_allow_ips=tuple(
+                item.strip() for item in args.forwarded_allow_ips.split(",") if item.strip()
+            ),
+            proxy_protocol=args.proxy_protocol,
             http3_binds=http3_binds,
             quic_idle_timeout=args.quic_idle_timeout,
             quic_retry=args.quic_retry,

@@ -52,6 +52,7 @@ from ..core.events import (
 from ..core.http1 import HTTP1Connection
 from ..core.http2_checks import valid_upgrade_settings
 from .logs import HTTPDate, RateLimitedLog, access_log, error_log
+from .proxy import proxy_headers_hook
 
 READ_SIZE = 64 * 1024
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -66,6 +67,9 @@ class ConnectionContext:
     bad_requests: RateLimitedLog
     date: HTTPDate
     scheme: str = "http"
+    #: Rewrites each request head before the application sees it: proxy headers from
+    #: trusted peers, the TLS client certificate (None: nothing to do, no cost).
+    head_hook: Callable[[RequestHead], RequestHead] | None = None
 
     @classmethod
     def create(cls, app: Application, config: Config, scheme: str = "http") -> ConnectionContext:
@@ -75,7 +79,12 @@ class ConnectionContext:
             bad_requests=RateLimitedLog(error_log, config.bad_request_log_rate),
             date=HTTPDate(),
             scheme=scheme,
+            head_hook=proxy_headers_hook(config),
         )
+
+    def adjust(self, head: RequestHead) -> RequestHead:
+        """``head`` as the application must see it (see ``head_hook``)."""
+        return head if self.head_hook is None else self.head_hook(head)
 
 
 class HTTP1Writer(Protocol):
@@ -528,7 +537,7 @@ class HTTP1Driver:
 
     def _open_stream(self, event: RequestReceived) -> HTTP1Stream:
         head = request_head(event, self._context.scheme, self._client, self._server)
-        return HTTP1Stream(self, head, event.expects_continue)
+        return HTTP1Stream(self, self._context.adjust(head), event.expects_continue)
 
     def _disconnect(self) -> None:
         for stream in (self._current, self._pending):

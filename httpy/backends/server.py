@@ -27,6 +27,7 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
@@ -36,6 +37,7 @@ from anyio.abc import SocketAttribute
 
 from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config
+from ..core.proxy_protocol import ProxyProtocolError
 from .asyncio_http1 import AsyncioHTTP1Driver, Handoff
 from .asyncio_stream import AsyncioSocketStream
 from .cert_files import install as _record_cert_files
@@ -49,7 +51,8 @@ from .connection import (
 from .http2_driver import HTTP2Driver
 from .listeners import bind_sockets, remove_socket_file
 from .logs import error_log
-from .tls import enable_alpn, server_ssl_context, tls_handshake
+from .proxy import chain, read_proxy_header
+from .tls import client_cert_hook, config_ssl_context, enable_alpn, peer_certificate, tls_handshake
 from .websocket_driver import WebSocketDriver
 
 if TYPE_CHECKING:
@@ -87,7 +90,7 @@ class Server:
         if ssl_context is None and config.tls_binds:
             if not config.certfile:
                 raise ValueError("tls_binds need a certificate: set certfile/keyfile")
-            ssl_context = server_ssl_context(config.certfile, config.keyfile)
+            ssl_context = config_ssl_context(config)  # certificate, mTLS, ciphers, version
         elif ssl_context is not None:
             enable_alpn(ssl_context)  # a context the caller built: offer h2 and http/1.1
         self._ssl_context = ssl_context
@@ -96,6 +99,7 @@ class Server:
         self._draining = False
         self._all_closed = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
+        self._socket_files: list[str] = []  # unix sockets we created: removed at the end
         #: HTTP/3 (UDP) listeners and their bound addresses, when ``http3_binds`` is set.
         self._quic_listeners: list[QuicListener] = []
         self.http3_addresses: list[tuple[str, int]] = []
@@ -272,6 +276,18 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client = _address(sock.getpeername())
             server = _address(sock.getsockname())
+            if self.config.proxy_protocol:
+                try:
+                    header = await read_proxy_header(sock, self.config.header_timeout)
+                except (ProxyProtocolError, TimeoutError, OSError) as exc:
+                    self._context.bad_requests.warning(
+                        "no valid PROXY protocol header from %s: %s",
+                        format_peer(client),
+                        exc or "timeout",
+                    )
+                    return
+                if header.client is not None:
+                    client, server = header.client, header.server
             on_asyncio = sniffio.current_async_library() == "asyncio"
             handoff: Handoff | None = None
             if on_asyncio and not tls and self.config.http1_fast_path:
@@ -305,6 +321,11 @@ class Server:
                         "TLS handshake with %s failed: %s", format_peer(client), exc or "timeout"
                     )
                     return
+                cert = peer_certificate(stream)
+                if cert is not None:  # mutual TLS: the application sees the certificate
+                    context = replace(
+                        context, head_hook=chain(client_cert_hook(cert), context.head_hook)
+                    )
             if alpn == "h2":
                 driver = HTTP2Driver(stream, context, client, server)
                 await self._run_driver(driver)

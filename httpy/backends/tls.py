@@ -5,23 +5,83 @@ timeout, and a development certificate for local HTTPS and HTTP/3.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from ..core.application import RequestHead
+from ..core.config import Config
+
 #: Offered in this order: HTTP/2 when the client speaks it, else HTTP/1.1.
 ALPN_PROTOCOLS = ("h2", "http/1.1")
 
 
-def server_ssl_context(certfile: str | Path, keyfile: str | Path | None = None) -> ssl.SSLContext:
-    """A server context: TLS 1.2 minimum, the default secure ciphers, ALPN h2 + http/1.1."""
+def server_ssl_context(
+    certfile: str | Path,
+    keyfile: str | Path | None = None,
+    *,
+    ca_certs: str | Path | None = None,
+    verify_client: str = "none",
+    ciphers: str | None = None,
+    min_version: str = "TLSv1.2",
+) -> ssl.SSLContext:
+    """A server context: TLS 1.2 minimum, the default secure ciphers, ALPN h2 + http/1.1.
+
+    ``verify_client`` (``"none"``, ``"optional"``, ``"required"``) asks clients for a
+    certificate signed by a CA in ``ca_certs`` (mutual TLS); ``ciphers`` is an OpenSSL
+    cipher string (TLS 1.2; TLS 1.3 suites are not configurable this way);
+    ``min_version`` is ``"TLSv1.2"`` or ``"TLSv1.3"``.
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = ssl.TLSVersion[min_version.replace(".", "_")]
     context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    if ca_certs:
+        context.load_verify_locations(cafile=str(ca_certs))
+    context.verify_mode = _VERIFY_MODES[verify_client]
+    if ciphers:
+        context.set_ciphers(ciphers)
     enable_alpn(context)
     return context
+
+
+def config_ssl_context(config: Config) -> ssl.SSLContext:
+    """:func:`server_ssl_context` with ``config``'s certificate and TLS options."""
+    assert config.certfile is not None
+    return server_ssl_context(
+        config.certfile,
+        config.keyfile,
+        ca_certs=config.ca_certs,
+        verify_client=config.verify_client,
+        ciphers=config.ssl_ciphers,
+        min_version=config.ssl_min_version,
+    )
+
+
+_VERIFY_MODES = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
+
+
+def client_cert_hook(cert: Mapping[str, Any]) -> Callable[[RequestHead], RequestHead]:
+    """A ``ConnectionContext.head_hook`` giving every request of the connection ``cert``."""
+
+    def hook(head: RequestHead) -> RequestHead:
+        return replace(head, client_cert=cert)
+
+    return hook
+
+
+def peer_certificate(stream: anyio.abc.ByteStream) -> dict[str, Any] | None:
+    """The client's verified certificate on a TLS stream (``getpeercert()`` form)."""
+    cert = stream.extra(TLSAttribute.peer_certificate, None)
+    return dict(cert) if cert else None
 
 
 def enable_alpn(context: ssl.SSLContext) -> None:

@@ -7,9 +7,10 @@ backend implements :class:`HTTPStream`, the framework implements :class:`Applica
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .events import Headers
 
@@ -19,7 +20,12 @@ class RequestHead:
     """Everything known about a request before its body.
 
     ``path`` is the raw (percent-encoded) path, ``query_string`` the raw bytes after
-    ``?``.  ``client`` and ``server`` are ``(host, port)`` when known.
+    ``?``.  ``client`` and ``server`` are ``(host, port)`` when known.  ``client``,
+    ``scheme`` and the ``host`` header are those a trusted proxy reported, if any
+    (``Config.forwarded_allow_ips``).  ``client_cert`` is the client's verified TLS
+    certificate, in :meth:`ssl.SSLSocket.getpeercert` form (``subject``, ``issuer``,
+    ``serialNumber``, ``notBefore``, ``notAfter``, ``subjectAltName``), when the server
+    asks for one (``Config.verify_client``) and the client sent it; else None.
     """
 
     method: str
@@ -32,6 +38,7 @@ class RequestHead:
     server: tuple[str, int] | None = None
     body_expected: bool = True
     stream_id: int = 1
+    client_cert: Mapping[str, Any] | None = None
 
 
 class StreamError(Exception):

@@ -29,6 +29,15 @@ class Config:
     keyfile: str | None = None
     #: A client that has not finished the TLS handshake by then is dropped.
     tls_handshake_timeout: float = 10.0
+    #: PEM bundle of the CAs whose client certificates are accepted (mutual TLS).
+    ca_certs: str | None = None
+    #: Ask TLS clients for a certificate: ``"none"``, ``"optional"`` (verified when sent)
+    #: or ``"required"`` (handshake fails without one).  Needs ``ca_certs``.
+    verify_client: str = "none"
+    #: OpenSSL cipher string for TLS 1.2 (None: Python's secure defaults).
+    ssl_ciphers: str | None = None
+    #: Oldest TLS version accepted: ``"TLSv1.2"`` or ``"TLSv1.3"``.
+    ssl_min_version: str = "TLSv1.2"
     #: ``listen()`` backlog: matches common kernel defaults (somaxconn 4096).
     backlog: int = 1024
     #: ``SO_REUSEPORT`` on TCP listeners: several processes bind the same port and the
@@ -132,6 +141,17 @@ class Config:
     #: On shutdown, how long in-flight requests get to finish before they are cancelled.
     drain_timeout: float = 30.0
 
+    # -- behind proxies ----------------------------------------------------------------
+    #: Peers whose ``Forwarded`` / ``X-Forwarded-*`` headers set the request's client,
+    #: scheme and host: addresses and CIDR networks, ``"*"`` (anyone: only when nothing
+    #: but the proxy can reach the server), ``"unix:"`` (unix-socket peers).  Empty:
+    #: the headers are ignored.  Default: the local machine (a proxy on the same host).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1", "unix:")
+    #: Every connection starts with a PROXY protocol (v1 or v2) header from a TCP proxy
+    #: (HAProxy, AWS NLB): its addresses become the request's client and server.  A
+    #: connection without one is closed.
+    proxy_protocol: bool = False
+
     # -- connections -------------------------------------------------------------------
     #: Concurrent connections; further clients wait in the listen backlog.
     max_connections: int = 10_000
@@ -185,6 +205,12 @@ class Config:
             raise ValueError("Config.max_body_bytes must be None or >= 0")
         if not 1200 <= self.max_datagram_size <= 65527:
             raise ValueError("Config.max_datagram_size must be between 1200 and 65527")
+        if self.verify_client not in ("none", "optional", "required"):
+            raise ValueError("Config.verify_client must be 'none', 'optional' or 'required'")
+        if self.verify_client != "none" and not self.ca_certs:
+            raise ValueError("Config.verify_client needs ca_certs (the clients' CA bundle)")
+        if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
+            raise ValueError("Config.ssl_min_version must be 'TLSv1.2' or 'TLSv1.3'")
         if not self.binds and not self.tls_binds:
             raise ValueError("Config needs at least one address in binds or tls_binds")
 

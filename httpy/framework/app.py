@@ -206,6 +206,7 @@ class App:
             scheme=head.scheme,
             client=head.client,
             stream=stream,
+            client_cert=head.client_cert,
         )
         match = self.router.match(request.method, request.raw_path)
         if self._has_websockets:

@@ -83,6 +83,7 @@ class Request:
         client: tuple[str, int] | None = None,
         stream: HTTPStream | None = None,
         trailers: HeaderInput | Headers = None,
+        client_cert: Mapping[str, Any] | None = None,
     ) -> None:
         self.method = method.upper()
         raw_path, _, inline_query = path.partition("?")
@@ -94,6 +95,9 @@ class Request:
         self.http_version = http_version
         self.scheme = scheme
         self.client = client
+        #: The client's verified TLS certificate (mutual TLS), ``getpeercert()`` form:
+        #: ``request.client_cert["subject"]``; None without one (see ``verify_client``).
+        self.client_cert = client_cert
         self._stream = stream
         #: Where the trailers come from once the body has been read (kept after
         #: ``stream()`` hands the stream out).
