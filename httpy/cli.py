@@ -21,7 +21,6 @@ from functools import partial
 import anyio
 
 from .backends.listeners import systemd_binds
-from .backends.listeners import systemd_binds
 from .backends.tls import generate_dev_certificate
 from .backends.workers import Supervisor, in_worker, serve_process, worker_command, worker_config
 from .core.application import Application, StartupError
@@ -66,70 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
         "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
     )
-    parser.add_argument(
-        "--uds",
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="listen on this unix domain socket (same as --bind unix:PATH); repeatable",
-    )
-    parser.add_argument(
-        "--fd",
-        action="append",
-        type=int,
-        default=None,
-        metavar="N",
-        help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
-        "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
-    )
     procs = parser.add_argument_group("processes")
     procs.add_argument(
         "--workers",
         type=int,
         default=None,
-        metavar="N",
-        help="run N worker processes on the same sockets, under a supervisor that restarts "
-        "dead workers, drains on SIGTERM/SIGINT and does a rolling restart on SIGHUP",
-    )
-    procs.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="with --workers: each worker binds its own TCP sockets with SO_REUSEPORT "
-        "(kernel load balancing; a rolling restart may then reset queued connections)",
-    )
-    procs.add_argument(
-        "--reload",
-        action="store_true",
-        help="restart on source changes (development only; needs watchfiles)",
-    )
-    procs.add_argument(
-        "--reload-dir",
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="directory to watch with --reload (default: --app-dir); repeatable",
-    )
-    parser.add_argument(
-        "--uds",
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="listen on this unix domain socket (same as --bind unix:PATH); repeatable",
-    )
-    parser.add_argument(
-        "--fd",
-        action="append",
-        type=int,
-        default=None,
-        metavar="N",
-        help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
-        "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
-    )
-    procs = parser.add_argument_group("processes")
-    procs.add_argument(
-        "--workers",
-        type=int,
-        default=1,
         metavar="N",
         help="run N worker processes on the same sockets, under a supervisor that restarts "
         "dead workers, drains on SIGTERM/SIGINT and does a rolling restart on SIGHUP",
@@ -354,11 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
     if extra:
         binds = (tuple(args.bind) if args.bind else ()) + extra
-    extra = tuple(f"unix:{p}" for p in args.uds or ()) + tuple(f"fd:{n}" for n in args.fd or ())
-    if not args.bind and not extra:
-        extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
-    if extra:
-        binds = (tuple(args.bind) if args.bind else ()) + extra
     certfile, keyfile = args.certfile, args.keyfile
     if args.dev_cert:
         cert, key, ca = generate_dev_certificate(args.dev_cert)
@@ -384,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             certfile=certfile,
             keyfile=keyfile,
             tls_handshake_timeout=args.tls_handshake_timeout,
+            http3_binds=http3_binds,
+            quic_idle_timeout=args.quic_idle_timeout,
+            quic_retry=args.quic_retry,
             reuse_port=args.reuse_port,
             ca_certs=args.ca_certs,
             verify_client="required" if args.require_client_cert else args.ssl_cert_reqs,
@@ -393,9 +331,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 item.strip() for item in args.forwarded_allow_ips.split(",") if item.strip()
             ),
             proxy_protocol=args.proxy_protocol,
-            http3_binds=http3_binds,
-            quic_idle_timeout=args.quic_idle_timeout,
-            quic_retry=args.quic_retry,
             access_log=not args.no_access_log,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,
