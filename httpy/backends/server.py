@@ -99,7 +99,6 @@ class Server:
         self._draining = False
         self._all_closed = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
-        self._socket_files: list[str] = []  # unix sockets we created: removed at the end
         #: HTTP/3 (UDP) listeners and their bound addresses, when ``http3_binds`` is set.
         self._quic_listeners: list[QuicListener] = []
         self.http3_addresses: list[tuple[str, int]] = []

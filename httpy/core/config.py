@@ -43,9 +43,6 @@ class Config:
     #: ``SO_REUSEPORT`` on TCP listeners: several processes bind the same port and the
     #: kernel spreads connections (``--workers`` with ``--reuse-port``).
     reuse_port: bool = False
-    #: ``SO_REUSEPORT`` on TCP listeners: several processes bind the same port and the
-    #: kernel spreads connections (``--workers`` with ``--reuse-port``).
-    reuse_port: bool = False
 
     # -- HTTP/1.1 limits ---------------------------------------------------------------
     #: Longest request line (method, target, version).  nginx's large buffer is 8 KiB;
