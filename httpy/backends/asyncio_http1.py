@@ -228,7 +228,9 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
                     return
                 new = HTTP1Stream(
                     self,
-                    request_head(event, self._context.scheme, self._client, self._server),
+                    self._context.adjust(
+                        request_head(event, self._context.scheme, self._client, self._server)
+                    ),
                     event.expects_continue,
                 )
                 new.on_drained = self.resume_body
