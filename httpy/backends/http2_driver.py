@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import deque
 from collections.abc import Callable
 
 import anyio
@@ -31,7 +30,6 @@ from ..core.events import (
     SendData,
     SendInformational,
     SendResponse,
-    SendTrailers,
     StreamEnded,
     StreamReset,
     StreamWritable,
@@ -49,49 +47,33 @@ LINGER_SECONDS = 2.0
 
 
 class HTTP2Stream(StreamBase):
-    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream."""
+    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream (the body
+    buffer, back-pressure and the end-of-handler rule are :class:`StreamBase`'s)."""
 
     def __init__(self, driver: HTTP2Driver, head: RequestHead, ended: bool) -> None:
-        super().__init__(head)
+        super().__init__(head, ended, driver.config)
         self._driver = driver
-        self._chunks: deque[bytes] = deque()
-        self._ended = ended
-        self._trailers: Headers = ()
-        self._changed = anyio.Event()
         #: The ``:protocol`` of an extended CONNECT (RFC 8441: a WebSocket), else None.
         self.connect_protocol: bytes | None = None
         #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
         self.on_shutdown: Callable[[], None] | None = None
 
-    @property
-    def disconnected(self) -> bool:
-        return self._error is not None
+    def _receive_timeout(self) -> float:
+        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
+        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
-    @property
-    def trailers(self) -> Headers:
-        return self._trailers
+    async def _consumed(self, size: int) -> None:
+        # Consumed: let the client send more on this stream.
+        await self._driver.acknowledge(self._head.stream_id, size)
 
-    async def receive(self) -> bytes:
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                # Consumed: let the client send more on this stream.
-                await self._driver.acknowledge(self._head.stream_id, len(chunk))
-                return chunk
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return b""
-            # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
-            # gets 408 (or a reset, once the response has started).  A tunnel (extended
-            # CONNECT) may stay quiet: its protocol has its own keep-alive.
-            timeout = (
-                self._driver.config.body_timeout if self.connect_protocol is None else math.inf
-            )
-            with anyio.move_on_after(timeout) as waited:
-                await self._wait()
-            if waited.cancelled_caught and not self._chunks and not self._ended:
-                await self._driver.body_timed_out(self)
+    async def _submit(self, command: Command) -> None:
+        await self._driver.command(command)
+
+    def _pending(self) -> int:
+        return self._driver.pending_bytes(self._head.stream_id)
+
+    async def _body_timed_out(self) -> None:
+        await self._driver.body_timed_out(self)
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         await self._driver.command(SendInformational(self._head.stream_id, status, headers))
@@ -105,83 +87,9 @@ class HTTP2Stream(StreamBase):
         self.response_started = True
         self.status = status
 
-    async def send_body(self, data: bytes, *, end: bool = False) -> None:
-        if self._error is not None:
-            raise self._error
-        if not self.response_started:
-            raise LocalProtocolError("send_response must come before send_body")
-        self.bytes_sent += len(data)
-        await self._send(SendData(self._head.stream_id, data, end), end)
-
-    async def send_trailers(self, headers: Headers) -> None:
-        if self._error is not None:
-            raise self._error
-        if not self.response_started:
-            raise LocalProtocolError("send_response must come before send_trailers")
-        await self._send(SendTrailers(self._head.stream_id, headers), True)
-
-    async def _send(self, command: SendData | SendTrailers, end: bool) -> None:
-        if end:
-            self.response_complete = True
-        sid = self._head.stream_id
-        await self._driver.command(command)
-        if end and not self._ended:
-            # The core asked the client to stop sending the body (RST_STREAM NO_ERROR):
-            # what is buffered can still be read, then receive() raises.
-            self.fail(ClientDisconnected("response complete; request body abandoned"))
-        # Flow control: wait until the peer's window has taken what we queued.  A peer
-        # that keeps the window shut (a zero-window stall) gets send_timeout, then a reset.
-        if self._driver.pending_bytes(sid) > 0:
-            with anyio.move_on_after(self._driver.config.send_timeout) as waited:
-                while self._driver.pending_bytes(sid) > 0:
-                    if self._error is not None:
-                        raise self._error
-                    await self._wait()
-            if waited.cancelled_caught:
-                self.fail(ClientDisconnected("flow-control window stayed closed"))
-                await self._driver.command(ResetStream(sid, 0x8))  # CANCEL
-                raise ClientDisconnected("flow-control window stayed closed")
-
     async def push(self, path: str) -> bool:
         """Push a GET of ``path`` to the client (HTTP/2 server push); False if not allowed."""
         return await self._driver.push(self, path)
-
-    async def abort(self) -> None:
-        await self._driver.command(ResetStream(self._head.stream_id))
-
-    # -- driven by the reader ----------------------------------------------------------
-
-    async def _wait(self) -> None:
-        # Shared by every task waiting on this stream (a WebSocket reads and writes from
-        # two tasks): replace the event only once it has fired, so no waiter is orphaned.
-        if self._changed.is_set():
-            self._changed = anyio.Event()
-        await self._changed.wait()
-
-    def wake(self) -> None:
-        self._changed.set()
-
-    def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self.wake()
-
-    def end(self) -> None:
-        self._ended = True
-        self.wake()
-
-    def set_trailers(self, headers: Headers) -> None:
-        self._trailers = headers
-
-    def fail(self, error: Exception) -> None:
-        if self._error is None:
-            self._error = error
-        self.wake()
-
-    def discard_unread(self) -> int:
-        """Drop body bytes the handler never read; returns how many (to acknowledge)."""
-        size = sum(len(chunk) for chunk in self._chunks)
-        self._chunks.clear()
-        return size
 
 
 class HTTP2Driver:
@@ -453,7 +361,6 @@ class HTTP2Driver:
             body_expected=event.body_expected,
             stream_id=event.stream_id,
         )
-        head = self._context.adjust(head)
         stream = HTTP2Stream(self, head, ended=not event.body_expected)
         if event.method == "CONNECT":
             stream.connect_protocol = event.upgrade

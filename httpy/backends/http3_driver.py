@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import deque
 from typing import Protocol
 
 import anyio
@@ -33,7 +32,6 @@ from ..core.events import (
     SendData,
     SendInformational,
     SendResponse,
-    SendTrailers,
     StreamEnded,
     StreamReset,
     TrailersReceived,
@@ -64,36 +62,26 @@ class Router(Protocol):
 
 
 class HTTP3Stream(StreamBase):
-    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/3 request stream."""
+    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/3 request stream (the
+    body buffer, back-pressure and the end-of-handler rule are :class:`StreamBase`'s).
+
+    QUIC credits flow control itself as data arrives (aioquic), so reading the body
+    needs no acknowledgement; ``send_body`` waits while QUIC holds the data back."""
+
+    cancel_code = H3_REQUEST_CANCELLED
 
     def __init__(self, driver: HTTP3Driver, head: RequestHead, ended: bool) -> None:
-        super().__init__(head)
+        super().__init__(head, ended, driver.config)
         self._driver = driver
-        self._chunks: deque[bytes] = deque()
-        self._ended = ended
-        self._trailers: Headers = ()
-        self._changed = anyio.Event()
 
-    @property
-    def disconnected(self) -> bool:
-        return self._error is not None
+    async def _submit(self, command: Command) -> None:
+        self._driver.command(command)
 
-    @property
-    def trailers(self) -> Headers:
-        return self._trailers
+    def _pending(self) -> int:
+        return self._driver.pending_bytes(self._head.stream_id)
 
-    async def receive(self) -> bytes:
-        while True:
-            if self._chunks:
-                return self._chunks.popleft()
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return b""
-            with anyio.move_on_after(self._driver.config.body_timeout) as waited:
-                await self._wait()
-            if waited.cancelled_caught and not self._chunks and not self._ended:
-                await self._driver.body_timed_out(self)
+    async def _body_timed_out(self) -> None:
+        await self._driver.body_timed_out(self)
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         self._driver.command(SendInformational(self._head.stream_id, status, headers))
@@ -107,75 +95,9 @@ class HTTP3Stream(StreamBase):
         self.response_started = True
         self.status = status
 
-    async def send_body(self, data: bytes, *, end: bool = False) -> None:
-        if self._error is not None:
-            raise self._error
-        if not self.response_started:
-            raise LocalProtocolError("send_response must come before send_body")
-        self.bytes_sent += len(data)
-        await self._send(SendData(self._head.stream_id, data, end), end)
-
-    async def send_trailers(self, headers: Headers) -> None:
-        """Trailer fields (a final HEADERS frame); completes the response."""
-        if self._error is not None:
-            raise self._error
-        if not self.response_started:
-            raise LocalProtocolError("send_response must come before send_trailers")
-        await self._send(SendTrailers(self._head.stream_id, headers), True)
-
-    async def _send(self, command: SendData | SendTrailers, end: bool) -> None:
-        if end:
-            self.response_complete = True
-        sid = self._head.stream_id
-        self._driver.command(command)
-        if end and not self._ended:
-            # The core sent STOP_SENDING: the rest of the request body will not come.
-            self.fail(ClientDisconnected("response complete; request body abandoned"))
-            return
-        # Back-pressure: wait until QUIC has sent what we queued (flow and congestion
-        # control).  A peer that keeps its window shut gets send_timeout, then a reset.
-        if self._driver.pending_bytes(sid) > 0:
-            with anyio.move_on_after(self._driver.config.send_timeout) as waited:
-                while self._driver.pending_bytes(sid) > 0:
-                    if self._error is not None:
-                        raise self._error
-                    await self._wait()
-            if waited.cancelled_caught:
-                self.fail(ClientDisconnected("flow-control window stayed closed"))
-                self._driver.command(ResetStream(sid, H3_REQUEST_CANCELLED))
-                raise ClientDisconnected("flow-control window stayed closed")
-
     async def push(self, path: str) -> bool:
         """Push a GET of ``path`` when the client allows pushes; False otherwise."""
         return self._driver.push(self, path)
-
-    async def abort(self) -> None:
-        self._driver.command(ResetStream(self._head.stream_id))
-
-    # -- driven by the connection task ---------------------------------------------------
-
-    async def _wait(self) -> None:
-        self._changed = anyio.Event()
-        await self._changed.wait()
-
-    def wake(self) -> None:
-        self._changed.set()
-
-    def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self.wake()
-
-    def end(self) -> None:
-        self._ended = True
-        self.wake()
-
-    def set_trailers(self, headers: Headers) -> None:
-        self._trailers = headers
-
-    def fail(self, error: Exception) -> None:
-        if self._error is None:
-            self._error = error
-        self.wake()
 
 
 class HTTP3Driver:
