@@ -310,7 +310,7 @@ class HTTP3Driver:
 
     def _open_stream(self, event: RequestReceived) -> None:
         path, _, query = event.target.partition(b"?")
-        self._start(
+        head = self._context.adjust(  # trusted proxy headers, as on TCP
             RequestHead(
                 method=event.method,
                 path=path.decode("latin-1"),
@@ -322,9 +322,9 @@ class HTTP3Driver:
                 server=self._server,
                 body_expected=event.body_expected,
                 stream_id=event.stream_id,
-            ),
-            ended=not event.body_expected,
+            )
         )
+        self._start(head, ended=not event.body_expected)
 
     def _start(self, head: RequestHead, ended: bool) -> None:
         stream = HTTP3Stream(self, head, ended)
