@@ -39,6 +39,7 @@ Commands that break the protocol raise :class:`~httpy.core.errors.LocalProtocolE
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 import h11
@@ -77,6 +78,8 @@ class HTTP1Connection:
         # Input not yet handed to h11: the start of the next request head, or requests
         # pipelined behind the one in flight.
         self._buffer = bytearray()
+        # Bytes for the h11 cycle not yet given to it (see _pull_events).
+        self._h11_backlog = bytearray()
         self._out: list[bytes] = []
         # The request in flight: an h11 cycle, or a body of known length for a head
         # parse_simple_head took (the fast path).
@@ -140,8 +143,10 @@ class HTTP1Connection:
         if self._closed:
             return []
         if data:
-            if self._cycle is not None and not self._request_complete:
+            if isinstance(self._cycle, _FixedLengthBody) and not self._request_complete:
                 self._cycle.receive_data(data)
+            elif self._cycle is not None and not self._request_complete:
+                self._h11_backlog += data
             else:
                 self._buffer += data
         events: list[Event] = []
@@ -276,7 +281,7 @@ class HTTP1Connection:
             return False
         # The same bound then applies to chunk-size lines and trailers.
         cycle = h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes)
-        cycle.receive_data(bytes(buffer))
+        self._h11_backlog = bytearray(buffer)
         buffer.clear()
         self._begin_request(cycle)
         return True
@@ -328,8 +333,21 @@ class HTTP1Connection:
         while True:
             try:
                 event = cycle.next_event()
+                if event is h11.NEED_DATA and self._h11_backlog:
+                    # Fed in slices of max_header_bytes: h11 bounds only incomplete
+                    # lines, so a chunk-size line or trailer section longer than twice
+                    # the limit is refused however the bytes were split into reads.
+                    size = self._config.max_header_bytes
+                    cycle.receive_data(bytes(self._h11_backlog[:size]))
+                    del self._h11_backlog[:size]
+                    continue
             except h11.RemoteProtocolError as exc:
-                self._fail(events, exc.error_status_hint, str(exc))
+                if self._announced and exc.error_status_hint == 431:
+                    # In the body, h11's buffer limit means a chunk-size line or a
+                    # trailer section over max_header_bytes: bad framing, not a big head.
+                    self._fail(events, 400, "chunk-size line or trailer section too long")
+                else:
+                    self._fail(events, exc.error_status_hint, str(exc))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
@@ -364,8 +382,9 @@ class HTTP1Connection:
                 # Reclaim what follows this request: it stays unparsed until the
                 # response is complete, so pipelined requests are answered in order.
                 trailing, _closed = cycle.trailing_data
-                if trailing:
-                    self._buffer[:0] = trailing
+                if trailing or self._h11_backlog:
+                    self._buffer[:0] = trailing + self._h11_backlog
+                    self._h11_backlog.clear()
                 return
             elif isinstance(event, h11.ConnectionClosed):
                 events.append(ConnectionTerminated(reason="peer closed the connection"))
@@ -388,6 +407,12 @@ class HTTP1Connection:
         if len(headers) > self._config.max_header_count:
             self._fail(events, 431, f"more than {self._config.max_header_count} header fields")
             return False
+        if not target.startswith(b"/"):
+            origin = _origin_form(method, target, headers)
+            if isinstance(origin, str):
+                self._fail(events, 400, origin)
+                return False
+            target, headers = origin
         content_length: int | None = None
         chunked = False
         upgrade: bytes | None = None
@@ -503,7 +528,13 @@ class HTTP1Connection:
         self._cycle = None
         self._writer = None
         self._buffer.clear()
+        self._h11_backlog.clear()
         events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
+
+
+#: Control characters a request head may not contain (CR and LF only as line ends, which
+#: the line checks cover; HTAB is allowed in field values).
+CONTROL_CHARACTER = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class _FixedLengthBody:
@@ -519,6 +550,35 @@ class _FixedLengthBody:
         self.pending += data
 
 
+def _origin_form(method: bytes, target: bytes, headers: Headers) -> tuple[bytes, Headers] | str:
+    """A request target that is not origin-form (RFC 9112 3.2), as origin-form, or why
+    it is refused.
+
+    ``*`` is for OPTIONS only.  An absolute-form ``http(s)://authority/path`` target must
+    be accepted by a server, which then uses its authority instead of ``Host``
+    (RFC 9112 3.2.2): we rewrite both, so the application and the router see one form.
+    Authority-form (CONNECT: we are not a proxy) and anything else are refused with 400.
+    """
+    if target == b"*":
+        return (target, headers) if method == b"OPTIONS" else "'*' target outside OPTIONS"
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return "request target is neither origin-form nor absolute-form"
+    end = len(rest)
+    for delimiter in (b"/", b"?", b"#"):
+        at = rest.find(delimiter)
+        if 0 <= at < end:
+            end = at
+    authority, path = rest[:end], rest[end:]
+    if not authority or b"@" in authority or path.startswith(b"#"):
+        # RFC 9110 4.2.4: no userinfo in http(s) URIs; a fragment is never sent.
+        return "invalid authority in absolute-form target"
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    headers = (*(field for field in headers if field[0] != b"host"), (b"host", authority))
+    return path, headers
+
+
 def _head_problem(head: bytes) -> str | None:
     """Why a raw request head (ending in CRLFCRLF) breaks RFC 9112, or None."""
     crlf = head.count(b"\r\n")
@@ -530,6 +590,9 @@ def _head_problem(head: bytes) -> str | None:
         return "obsolete line folding in request head"
     if b"\x00" in head:
         return "NUL byte in request head"
+    if CONTROL_CHARACTER.search(head) is not None:
+        # h11 lets these through in field values; RFC 9110 5.5 does not (HTAB aside).
+        return "control character in request head"
     lowered = head.lower()
     if lowered.count(b"\ncontent-length:") > 1:
         return "more than one Content-Length field"
@@ -537,6 +600,17 @@ def _head_problem(head: bytes) -> str | None:
     if at >= 0 and b"," in head[at : head.index(b"\r", at + 1)]:
         # h11 folds "5, 5" into 5; a list is how desync attacks start (RFC 9112 6.3).
         return "Content-Length with a list value"
+    codings = [
+        coding.strip()
+        for line in lowered.split(b"\r\n")[1:]
+        if line.startswith(b"transfer-encoding:")
+        for coding in line[len(b"transfer-encoding:") :].split(b",")
+    ]
+    if codings and (codings.count(b"chunked") != 1 or codings[-1] != b"chunked"):
+        # RFC 9112 6.3: unless chunked is the final coding (and applied once) the body
+        # length cannot be known: 400 and close.  Other codings before a final chunked
+        # are merely unsupported: h11 answers those with 501.
+        return "Transfer-Encoding without chunked as its final coding"
     return None
 
 

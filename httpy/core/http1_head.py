@@ -6,6 +6,7 @@ of our core's time per request (events, state machine, validation in several pas
 :func:`parse_simple_head` parses exactly that shape with the grammar h11 uses (RFC 9112
 request line, RFC 9110 field syntax, the same regular expressions) and returns None for
 anything else: a ``Transfer-Encoding``, a missing or repeated ``Host``, a malformed line,
+a control character,
 an unusual ``Content-Length``, a version other than 1.0 / 1.1.  The caller then hands the
 head to h11, which accepts or rejects it with its own error.  So this parser never has
 to be right about an error: it only has to agree with h11 on what it accepts, and the
@@ -24,6 +25,8 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/(1\.[01])")
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?)[ \t]*")
 _DIGITS = re.compile(rb"[0-9]{1,20}")
+# Control characters h11 would accept in field values but HTTP does not (HTAB aside).
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class SimpleHead:
 def parse_simple_head(head: bytes) -> SimpleHead | None:
     """Parse ``head`` (the request line and fields, ending with the empty line's CRLF
     CRLF) when it has the common shape; None means "let h11 decide"."""
+    if _CONTROL.search(head) is not None:
+        return None
     lines = head[:-4].split(b"\r\n")
     request_line = _REQUEST_LINE.fullmatch(lines[0])
     if request_line is None:

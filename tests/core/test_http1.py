@@ -587,11 +587,13 @@ BAD_REQUESTS = {
     "nul in target": (b"GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     "space before colon": (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", 400),
     "header without colon": (b"GET / HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n", 400),
-    "transfer-encoding gzip": (_with_body(b"Transfer-Encoding: gzip\r\n"), 501),
+    # chunked not final: the body length is unknown (RFC 9112 6.3) -> 400, not 501
+    "transfer-encoding gzip": (_with_body(b"Transfer-Encoding: gzip\r\n"), 400),
     "transfer-encoding gzip, chunked": (_with_body(b"Transfer-Encoding: gzip, chunked\r\n"), 501),
+    # chunked applied twice (RFC 9112 7: a sender MUST NOT): a desync shape -> 400
     "two transfer-encoding fields": (
         _with_body(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
-        501,
+        400,
     ),
     "bad chunk size": (_with_body(b"Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n"), 400),
     "chunk size with bare lf": (
