@@ -98,6 +98,9 @@ class Server:
         self._limiter = anyio.Semaphore(config.max_connections)
         self._draining = False
         self._all_closed = anyio.Event()
+        # Connection tasks started and not finished, drivers or not yet: the drain waits
+        # for these (a task still setting up has no driver yet, but has a client).
+        self._connection_tasks = 0
         self.addresses: list[tuple[str, int]] = []
         #: HTTP/3 (UDP) listeners and their bound addresses, when ``http3_binds`` is set.
         self._quic_listeners: list[QuicListener] = []
@@ -264,6 +267,7 @@ class Server:
                     error_log.warning("accept() failed (%s); retrying in 100 ms", exc)
                     await anyio.sleep(0.1)
                     break
+                self._connection_tasks += 1
                 connections.start_soon(self._handle_connection, sock, tls)
 
     async def _handle_connection(self, sock: socket.socket, tls: bool) -> None:
@@ -362,7 +366,8 @@ class Server:
                     else:
                         sock.close()
             self._limiter.release()
-            if self._draining and not self._drivers:
+            self._connection_tasks -= 1
+            if self._draining and not self._connection_tasks:
                 self._all_closed.set()
 
     async def _run_driver(self, driver: _Driver[_R]) -> _R:
@@ -396,16 +401,18 @@ class Server:
             driver.begin_shutdown()
         for quic in self._quic_listeners:
             quic.begin_shutdown()  # H3 GOAWAY now, CONNECTION_CLOSE once streams are done
-        if self._drivers:
+        if self._connection_tasks:
             error_log.info(
                 "waiting up to %.1fs for %d connection(s) to finish",
                 self.config.drain_timeout,
-                len(self._drivers),
+                self._connection_tasks,
             )
             with anyio.move_on_after(self.config.drain_timeout):
                 await self._all_closed.wait()
-            if self._drivers:
-                error_log.warning("drain timeout: cancelling %d connection(s)", len(self._drivers))
+            if self._connection_tasks:
+                error_log.warning(
+                    "drain timeout: cancelling %d connection(s)", self._connection_tasks
+                )
         with anyio.move_on_after(self.config.drain_timeout):
             for quic in self._quic_listeners:
                 await quic.wait_closed()
