@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -43,8 +44,12 @@ from ..core.http3 import (
     HTTP3Connection,
 )
 from .connection import ConnectionContext, format_peer, log_access
+from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 from .stream_base import StreamBase
+
+if TYPE_CHECKING:
+    from .http2_driver import HTTP2Stream
 
 #: Datagrams queued for one connection before more are dropped (UDP may drop anyway;
 #: QUIC retransmits).  Bounds the memory a fast sender can pin.
@@ -73,6 +78,14 @@ class HTTP3Stream(StreamBase):
     def __init__(self, driver: HTTP3Driver, head: RequestHead, ended: bool) -> None:
         super().__init__(head, ended, driver.config)
         self._driver = driver
+        #: The ``:protocol`` of an extended CONNECT (RFC 9220: a WebSocket), else None.
+        self.connect_protocol: bytes | None = None
+        #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
+        self.on_shutdown: Callable[[], None] | None = None
+
+    def _receive_timeout(self) -> float:
+        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
+        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
     async def _submit(self, command: Command) -> None:
         self._driver.command(command)
@@ -134,8 +147,12 @@ class HTTP3Driver:
             self._inbox_send.send_nowait((data, addr))
 
     def begin_shutdown(self) -> None:
-        """GOAWAY, let open streams finish, then CONNECTION_CLOSE."""
+        """GOAWAY, let open streams finish (WebSockets close with 1012), then
+        CONNECTION_CLOSE."""
         self._conn.send(CloseConnection())
+        for stream in list(self._streams.values()):
+            if stream.on_shutdown is not None:
+                stream.on_shutdown()
         self._kick()
 
     async def run(self, first: tuple[bytes, NetworkAddress]) -> None:
@@ -324,19 +341,30 @@ class HTTP3Driver:
                 stream_id=event.stream_id,
             )
         )
-        self._start(head, ended=not event.body_expected)
+        stream = self._start(head, ended=not event.body_expected)
+        if event.method == "CONNECT":
+            stream.connect_protocol = event.upgrade
 
-    def _start(self, head: RequestHead, ended: bool) -> None:
+    def _start(self, head: RequestHead, ended: bool) -> HTTP3Stream:
         stream = HTTP3Stream(self, head, ended)
         self._streams[head.stream_id] = stream
         assert self._handlers is not None
         self._handlers.start_soon(self._run_handler, stream)
+        return stream
 
     async def _run_handler(self, stream: HTTP3Stream) -> None:
         try:
             with stream.cancel_scope:
                 try:
-                    await self._context.app.handle_http(stream)
+                    if stream.connect_protocol == b"websocket":
+                        # RFC 9220 is RFC 8441 over HTTP/3: the same handshake and
+                        # session, over this stream's DATA frames.  (The function only
+                        # uses what StreamBase provides, plus on_shutdown.)
+                        await serve_http2_websocket(
+                            self._context.app, cast("HTTP2Stream", stream), self._context
+                        )
+                    else:
+                        await self._context.app.handle_http(stream)
                 except (ClientDisconnected, RequestBodyError):
                     pass  # RequestBodyError: the driver has answered (408)
                 except Exception:

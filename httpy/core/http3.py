@@ -167,6 +167,8 @@ class HTTP3Connection:
         self._bodiless: set[int] = set()
         self._body_bytes: dict[int, int] = {}
         self._rejected: set[int] = set()
+        #: Extended CONNECT streams (RFC 9220): their DATA is a tunnel (a WebSocket).
+        self._tunnels: set[int] = set()
         #: Finished responses whose bytes may still be in flight (graceful close waits).
         self._unacked: set[int] = set()
         self._goaway_sent = False
@@ -386,6 +388,7 @@ class HTTP3Connection:
         self._highest_request = max(self._highest_request, sid)
         method = path = b""
         authority: bytes | None = None
+        protocol: bytes | None = None
         regular: list[tuple[bytes, bytes]] = []
         has_host = False
         for name, value in event.headers:
@@ -395,8 +398,10 @@ class HTTP3Connection:
                 path = value
             elif name == b":authority":
                 authority = value
+            elif name == b":protocol":
+                protocol = value  # extended CONNECT (RFC 9220); h2's rules checked it
             elif name.startswith(b":"):
-                continue  # :scheme (and :protocol, for extended CONNECT)
+                continue  # :scheme
             else:
                 has_host = has_host or name == b"host"
                 regular.append((name, value))
@@ -414,6 +419,8 @@ class HTTP3Connection:
             return
         if not event.stream_ended:
             self._receiving.add(sid)
+        if protocol is not None:
+            self._tunnels.add(sid)
         if method == b"HEAD":
             self._bodiless.add(sid)
         events.append(
@@ -424,6 +431,7 @@ class HTTP3Connection:
                 headers=tuple(regular),
                 http_version="3",
                 body_expected=not event.stream_ended,
+                upgrade=protocol.lower() if protocol is not None else None,
             )
         )
 
@@ -447,6 +455,8 @@ class HTTP3Connection:
             events.append(StreamEnded(sid))
 
     def _accept_body(self, sid: int, event: h3e.DataReceived, events: list[Event]) -> bool:
+        if sid in self._tunnels:
+            return True  # a tunnel's DATA is not a body: no max_body_bytes
         received = self._body_bytes.get(sid, 0) + len(event.data)
         self._body_bytes[sid] = received
         limit = self._config.max_body_bytes
@@ -526,6 +536,7 @@ class HTTP3Connection:
         self._responded.discard(sid)
         self._bodiless.discard(sid)
         self._body_bytes.pop(sid, None)
+        self._tunnels.discard(sid)
 
     def _reset(self, sid: int, code: int) -> None:
         if sid in self._open_streams:

@@ -103,12 +103,14 @@ class H3Client:
     ) -> int:
         """Send a request head (and body); returns its stream id."""
         sid = self.quic.get_next_available_stream_id()
+        extra = headers or []
         block = [
             (b":method", method.encode()),
             (b":scheme", b"https"),
             (b":authority", b"localhost"),
             (b":path", path.encode()),
-            *(headers or []),
+            *[h for h in extra if h[0].startswith(b":")],  # pseudo-headers come first
+            *[h for h in extra if not h[0].startswith(b":")],
         ]
         self._responses[sid] = Response(sid)
         self.h3.send_headers(sid, block, end_stream=end and not body)
@@ -386,3 +388,77 @@ def example_server(*command: str) -> Iterator[int]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+class H3WebSocket:
+    """A WebSocket over one extended CONNECT stream (RFC 9220) of an :class:`H3Client`:
+    wsproto's frame layer over the stream's DATA."""
+
+    def __init__(self, client: H3Client, stream_id: int) -> None:
+        from wsproto.connection import Connection, ConnectionType
+
+        self.client = client
+        self.stream_id = stream_id
+        self.ws = Connection(ConnectionType.CLIENT)
+        self._offset = 0
+        self._messages: list[Any] = []
+        self._parts: list[Any] = []
+
+    @property
+    def response(self) -> Response:
+        return self.client.response(self.stream_id)
+
+    async def send(self, data: str | bytes) -> None:
+        from wsproto.events import BytesMessage, TextMessage
+
+        event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+        await self.client.send_body(self.stream_id, self.ws.send(event))
+
+    async def close(self, code: int = 1000) -> None:
+        from wsproto.events import CloseConnection
+
+        await self.client.send_body(self.stream_id, self.ws.send(CloseConnection(code)))
+
+    async def recv(self) -> Any:
+        """The next message (``str`` or ``bytes``), or wsproto's ``CloseConnection``."""
+        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+        while not self._messages:
+            response = self.response
+            fresh = response.body[self._offset :]
+            self._offset = len(response.body)
+            if fresh:
+                self.ws.receive_data(fresh)
+                for event in self.ws.events():
+                    if isinstance(event, TextMessage | BytesMessage):
+                        self._parts.append(event.data)
+                        if event.message_finished:
+                            text = isinstance(event, TextMessage)
+                            parts = self._parts
+                            self._messages.append("".join(parts) if text else b"".join(parts))
+                            self._parts = []
+                    elif isinstance(event, Ping):
+                        await self.client.send_body(self.stream_id, self.ws.send(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        self._messages.append(event)
+                continue
+            if response.ended or response.reset_code is not None:
+                raise ConnectionError("the WebSocket stream ended")
+            await self.client._wait_change()
+        return self._messages.pop(0)
+
+
+async def open_websocket(
+    client: H3Client, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> H3WebSocket:
+    """Extended CONNECT ``:protocol websocket`` to ``path``; returns once answered."""
+    sid = await client.start(
+        "CONNECT",
+        path,
+        [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13"), *(headers or [])],
+        end=False,
+    )
+    response = client.response(sid)
+    while response.status == 0 and not response.ended and response.reset_code is None:
+        await client._wait_change()
+    return H3WebSocket(client, sid)
