@@ -164,6 +164,45 @@ def test_trailers_both_ways() -> None:
     assert pair.server.idle
 
 
+def test_extended_connect_is_a_tunnel() -> None:
+    pair = link(Config(max_body_bytes=10))
+    pair.take_server_events()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(
+        sid,
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"https"),
+            (b":authority", b"a"),
+            (b":path", b"/ws"),
+            (b"sec-websocket-version", b"13"),
+        ],
+    )
+    pair.client_h3.send_data(sid, b"w" * 100, end_stream=False)  # over max_body_bytes
+    pair.pump()
+    events = pair.take_server_events()
+    assert isinstance(events[0], RequestReceived)
+    assert (events[0].method, events[0].upgrade, events[0].target) == (
+        "CONNECT",
+        b"websocket",
+        b"/ws",
+    )
+    assert events[1:] == [BodyReceived(sid, b"w" * 100)]
+    # :protocol on anything but CONNECT is malformed: a stream error.
+    bad = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(
+        bad,
+        [(b":method", b"GET"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+         (b":authority", b"a"), (b":path", b"/")],
+        end_stream=True,
+    )  # fmt: skip
+    pair.pump()
+    assert not [e for e in pair.take_server_events() if isinstance(e, RequestReceived)]
+    resets = [e for e in pair.client_quic_events if isinstance(e, QuicStreamReset)]
+    assert (bad, H3_MESSAGE_ERROR) in [(e.stream_id, e.error_code) for e in resets]
+
+
 def test_large_response_flows_under_flow_control() -> None:
     pair = link()
     pair.take_server_events()
