@@ -138,7 +138,8 @@ class WebSocketSession:
                 return WebSocketClose(code, self._proto.close_reason)
             if self._done.is_set():
                 return WebSocketClose(ABNORMAL_CLOSURE, "connection lost")
-            self._readable = anyio.Event()
+            if self._readable.is_set():  # replaced only once fired: no waiter is orphaned
+                self._readable = anyio.Event()
             await self._readable.wait()
 
     async def send(self, data: str | bytes) -> None:
