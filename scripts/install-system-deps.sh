@@ -6,6 +6,8 @@ set -euo pipefail
 needed=()
 command -v curl >/dev/null 2>&1 || needed+=(curl)
 command -v h2load >/dev/null 2>&1 || needed+=(nghttp2-client)
+# The broadcast tests run a real Redis (pub/sub across server processes).
+command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
 [ -x /usr/bin/chromium ] || needed+=(chromium)  # the HTTP/3 browser test
 
 if [ ${#needed[@]} -eq 0 ]; then
