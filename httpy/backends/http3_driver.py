@@ -28,6 +28,7 @@ from ..core.events import (
     ConnectionTerminated,
     Event,
     Headers,
+    ProtocolError,
     RequestReceived,
     ResetStream,
     SendData,
@@ -163,6 +164,7 @@ class HTTP3Driver:
                 self._dispatch(self._conn.receive_datagram(*first, time.monotonic()))
                 await self._loop()
                 handlers.cancel_scope.cancel()
+                await self._transmit()  # a CONNECTION_CLOSE the core queued as it ended
         except Exception:
             error_log.exception("HTTP/3 connection task failed")
         finally:
@@ -320,6 +322,10 @@ class HTTP3Driver:
                 self._router.route(event.connection_id, self)
             elif isinstance(event, ConnectionIdRetired):
                 self._router.unroute(event.connection_id)
+            elif isinstance(event, ProtocolError):
+                self._context.bad_requests.warning(
+                    "bad HTTP/3 input from %s: %s", format_peer(self._client), event.reason
+                )
             elif isinstance(event, ConnectionTerminated):
                 for stream in self._streams.values():
                     stream.fail(ClientDisconnected(event.reason))

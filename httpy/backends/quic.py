@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import os
 import ssl
+import time
 
 import anyio
 import anyio.abc
@@ -39,6 +40,7 @@ from aioquic.quic.packet import (
 from aioquic.quic.retry import QuicRetryTokenHandler
 
 from ..core.config import Config, parse_bind
+from ..core.http2_checks import TokenBucket
 from ..core.http3 import HTTP3Connection
 from .cert_files import cert_chain_of
 from .connection import ConnectionContext
@@ -49,6 +51,9 @@ from .logs import error_log
 MIN_INITIAL_SIZE = 1200
 #: A stateless reset is at least this long (RFC 9000 10.3).
 MIN_RESET_SIZE = 21
+#: Stateless answers allowed in a burst, and per second after it.
+STATELESS_BURST = 100
+STATELESS_RATE = 100.0
 _CID_LENGTH = 8
 
 
@@ -88,6 +93,9 @@ class QuicListener:
         self._secret = os.urandom(32)
         self._retry = QuicRetryTokenHandler() if self._config.quic_retry else None
         self._closing = False
+        #: Answers to packets for no connection (VN, Retry, Stateless Reset) per second:
+        #: a flood of junk must not become a flood of our packets or tasks.
+        self._stateless = TokenBucket(STATELESS_BURST, STATELESS_RATE)
         self._all_closed = anyio.Event()
         self._all_closed.set()
         local = socket.extra(anyio.abc.SocketAttribute.local_address)
@@ -179,7 +187,7 @@ class QuicListener:
                         destination_cid=scid,
                         supported_versions=self._configuration.supported_versions,
                     )
-                    connections.start_soon(self.send_datagrams, [(packet, addr)])
+                    self._answer(packet, addr, connections)
                 return
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=_CID_LENGTH)
@@ -219,7 +227,7 @@ class QuicListener:
                         now=now,
                     ),
                 )
-                connections.start_soon(self.send_datagrams, [(packet, addr)])
+                self._answer(packet, addr, connections)
                 return
             try:
                 original_dcid = self._retry.validate_token(
@@ -260,6 +268,13 @@ class QuicListener:
             if not self._drivers:
                 self._all_closed.set()
 
+    def _answer(
+        self, packet: bytes, addr: NetworkAddress, connections: anyio.abc.TaskGroup
+    ) -> None:
+        """Send a stateless answer, within the listener's budget for them."""
+        if self._stateless.take(time.monotonic()):
+            connections.start_soon(self.send_datagrams, [(packet, addr)])
+
     def _stateless_reset(
         self,
         cid: bytes,
@@ -275,7 +290,7 @@ class QuicListener:
         unpredictable = bytearray(os.urandom(length - 16))
         unpredictable[0] = 0x40 | (unpredictable[0] & 0x3F)  # short header, fixed bit
         packet = bytes(unpredictable) + self.reset_token(cid)
-        connections.start_soon(self.send_datagrams, [(packet, addr)])
+        self._answer(packet, addr, connections)
 
 
 async def open_quic_listeners(

@@ -26,6 +26,13 @@ to their caller:
 * **Stateless reset tokens** derived from the connection ID (``reset_token``), so a
   server that lost the connection's state can still reset it (RFC 9000 10.3).
 * **Server push** via :meth:`push` when the client sent MAX_PUSH_ID.
+* **Extended CONNECT** (RFC 9220, WebSockets): ``RequestReceived.upgrade`` is the
+  ``:protocol``; the stream's DATA is a tunnel, not a body (no ``max_body_bytes``).
+* **Rapid reset defence**: streams reset by the client or refused as malformed spend
+  the HTTP/2 reset budget (``h2_max_reset_streams``, ``h2_reset_rate``); over it,
+  CONNECTION_CLOSE H3_EXCESSIVE_LOAD.
+
+What this needs of aioquic beyond its public API is in :mod:`.http3_aioquic`.
 
 Nothing raises out of ``receive_datagram``: a broken peer ends in
 :class:`ConnectionTerminated` (with CONNECTION_CLOSE sent) or a :class:`StreamReset`.
@@ -41,7 +48,6 @@ from http import HTTPStatus
 import aioquic.h3.connection as h3c
 import aioquic.h3.events as h3e
 import aioquic.quic.events as qe
-from aioquic.buffer import encode_uint_var
 from aioquic.h3.exceptions import NoAvailablePushIDError
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
@@ -55,6 +61,7 @@ from .events import (
     ConnectionTerminated,
     Event,
     Headers,
+    ProtocolError,
     RequestReceived,
     ResetStream,
     SendData,
@@ -65,13 +72,24 @@ from .events import (
     StreamReset,
     TrailersReceived,
 )
-from .http2_checks import REQUEST_RULES, TRAILER_RULES, malformed
+from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
+from .http3_aioquic import (
+    RequestRejected,
+    ServerH3Connection,
+    all_acknowledged,
+    connection_ids,
+    derive_reset_tokens,
+    has_peer,
+    set_stream_limits,
+    unsent_bytes,
+)
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
 H3_REQUEST_REJECTED = h3c.ErrorCode.H3_REQUEST_REJECTED
 H3_REQUEST_CANCELLED = h3c.ErrorCode.H3_REQUEST_CANCELLED
 H3_MESSAGE_ERROR = h3c.ErrorCode.H3_MESSAGE_ERROR
+H3_EXCESSIVE_LOAD = h3c.ErrorCode.H3_EXCESSIVE_LOAD
 
 #: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9114 4.2).
 CONNECTION_SPECIFIC = frozenset(
@@ -91,39 +109,6 @@ class ConnectionIdRetired(Event):
     """The peer stopped using ``connection_id``: stop routing it here."""
 
     connection_id: bytes
-
-
-class _Rejected(Exception):
-    """A request stream's header block broke RFC 9114 4.1.2 (a stream error)."""
-
-    def __init__(self, stream_id: int, reason: str) -> None:
-        super().__init__(reason)
-        self.stream_id = stream_id
-
-
-class _H3(h3c.H3Connection):
-    """``H3Connection`` whose malformed requests are stream errors, not connection ones.
-
-    aioquic raises ``MessageError`` out of its frame handler and closes the connection;
-    we turn it into :class:`_Rejected` for request streams, which escapes aioquic's
-    error handling and is answered by :class:`HTTP3Connection` on that stream only.
-    """
-
-    def _handle_request_or_push_frame(
-        self,
-        frame_type: int,
-        frame_data: bytes | None,
-        stream: h3c.H3Stream,
-        stream_ended: bool,
-    ) -> list[h3e.H3Event]:
-        try:
-            return super()._handle_request_or_push_frame(
-                frame_type, frame_data, stream, stream_ended
-            )
-        except h3c.MessageError as exc:
-            if stream.stream_type is not None:  # a push stream; we never receive those
-                raise
-            raise _Rejected(stream.stream_id, exc.reason_phrase or "malformed") from exc
 
 
 class HTTP3Connection:
@@ -152,21 +137,19 @@ class HTTP3Connection:
         )
         # Stream limits are not part of QuicConfiguration; they become transport
         # parameters at the handshake, so set them before the first datagram.
-        for limit, value in (
-            (self._quic._local_max_streams_bidi, config.quic_max_streams_bidi),
-            (self._quic._local_max_streams_uni, config.quic_max_streams_uni),
-        ):
-            limit.value = limit.sent = value
+        set_stream_limits(self._quic, config.quic_max_streams_bidi, config.quic_max_streams_uni)
         self._reset_token = reset_token
         self._tokens_fixed: set[int] = set()
         self._fix_reset_tokens()
-        self._h3 = _H3(self._quic)
+        self._h3 = ServerH3Connection(self._quic)
         self._open_streams: set[int] = set()
         self._receiving: set[int] = set()
         self._responded: set[int] = set()
         self._bodiless: set[int] = set()
         self._body_bytes: dict[int, int] = {}
         self._rejected: set[int] = set()
+        self._resets = TokenBucket(config.h2_max_reset_streams, config.h2_reset_rate)
+        self._now = 0.0
         #: Extended CONNECT streams (RFC 9220): their DATA is a tunnel (a WebSocket).
         self._tunnels: set[int] = set()
         #: Finished responses whose bytes may still be in flight (graceful close waits).
@@ -175,7 +158,7 @@ class HTTP3Connection:
         self._closing = False
         self._terminated = False
         self._highest_request = -1
-        self._pending: list[Event] = [ConnectionIdIssued(c.cid) for c in self._quic._host_cids]
+        self._pending: list[Event] = [ConnectionIdIssued(c) for c in connection_ids(self._quic)]
 
     # ------------------------------------------------------------------ inspection
 
@@ -196,7 +179,7 @@ class HTTP3Connection:
     @property
     def host_cids(self) -> list[bytes]:
         """Every connection ID the peer may currently use to reach this connection."""
-        return [c.cid for c in self._quic._host_cids]
+        return connection_ids(self._quic)
 
     @property
     def peer_address(self) -> NetworkAddress | None:
@@ -204,21 +187,12 @@ class HTTP3Connection:
 
     @property
     def push_enabled(self) -> bool:
-        h3 = self._h3
-        return (
-            not self._goaway_sent
-            and h3._max_push_id is not None
-            and h3._next_push_id <= h3._max_push_id
-        )
+        return not self._goaway_sent and self._h3.push_allowed
 
     def pending_bytes(self, stream_id: int) -> int:
         """Response bytes written on ``stream_id`` that QUIC has not sent yet (flow
         control or congestion control is holding them)."""
-        stream = self._quic._streams.get(stream_id)
-        if stream is None:
-            return 0
-        sender = stream.sender
-        return max(0, sender._buffer_stop - sender.next_offset)
+        return unsent_bytes(self._quic, stream_id)
 
     # ------------------------------------------------------------------ input
 
@@ -227,9 +201,10 @@ class HTTP3Connection:
         events, self._pending = self._pending, []
         if self._terminated:
             return events
+        self._now = now
         self._quic.receive_datagram(data, addr, now)
         self._drain_quic(events)
-        if not self._quic._network_paths:
+        if not has_peer(self._quic):
             # Not one packet of it was valid (aioquic only learns the peer's address
             # from a packet it could decrypt): keep no state for it.
             self._terminate(events, 0, "no valid packet")
@@ -243,6 +218,7 @@ class HTTP3Connection:
         """Loss detection, idle timeout, end of the closing period."""
         events, self._pending = self._pending, []
         if not self._terminated:
+            self._now = now
             self._quic.handle_timer(now)
             self._drain_quic(events)
         return events
@@ -259,7 +235,7 @@ class HTTP3Connection:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         """Datagrams to send now, each with its destination."""
-        if not self._quic._network_paths:
+        if not has_peer(self._quic):
             return []  # nowhere to send yet (see receive_datagram)
         datagrams = self._quic.datagrams_to_send(now)
         self._collect_quic_events()
@@ -320,14 +296,8 @@ class HTTP3Connection:
     # ------------------------------------------------------------------ internals
 
     def _fix_reset_tokens(self) -> None:
-        """Replace aioquic's random reset tokens with derived ones, for each new CID
-        before it is announced (transport parameters, NEW_CONNECTION_ID frames)."""
-        if self._reset_token is None:
-            return
-        for cid in self._quic._host_cids:
-            if cid.sequence_number not in self._tokens_fixed:
-                cid.stateless_reset_token = self._reset_token(cid.cid)
-                self._tokens_fixed.add(cid.sequence_number)
+        if self._reset_token is not None:
+            derive_reset_tokens(self._quic, self._reset_token, self._tokens_fixed)
 
     def _collect_quic_events(self) -> None:
         """Connection-ID events can come from sending too (replenishing CIDs)."""
@@ -345,18 +315,25 @@ class HTTP3Connection:
             if isinstance(quic_event, qe.ConnectionTerminated):
                 self._terminate(events, quic_event.error_code, quic_event.reason_phrase)
                 continue
+            if self._terminated:
+                continue  # closed by a flood defence while this batch was handled
             if isinstance(quic_event, qe.StreamDataReceived):
                 if quic_event.stream_id in self._rejected:
+                    if quic_event.end_stream:
+                        self._rejected.discard(quic_event.stream_id)
                     continue  # the rest of a request we refused
             elif isinstance(quic_event, qe.StreamReset | qe.StopSendingReceived):
                 sid = quic_event.stream_id
+                self._rejected.discard(sid)
                 if sid in self._open_streams:
                     self._forget(sid)
                     events.append(StreamReset(sid, quic_event.error_code))
+                    self._spend_reset(events, "client reset")
             try:
                 h3_events = self._h3.handle_event(quic_event)
-            except _Rejected as exc:
+            except RequestRejected as exc:
                 self._reject(exc.stream_id, H3_MESSAGE_ERROR)
+                self._spend_reset(events, "malformed request")
                 continue
             for h3_event in h3_events:
                 self._translate(h3_event, events)
@@ -384,6 +361,7 @@ class HTTP3Connection:
         reason = malformed(event.headers, REQUEST_RULES)
         if reason is not None:
             self._reject(sid, H3_MESSAGE_ERROR)
+            self._spend_reset(events, "malformed request")
             return
         self._highest_request = max(self._highest_request, sid)
         method = path = b""
@@ -547,11 +525,22 @@ class HTTP3Connection:
     def _reject(self, sid: int, code: int) -> None:
         """Refuse a request stream before any handler saw it (both directions)."""
         self._rejected.add(sid)
-        self._h3._stream.pop(sid, None)
+        self._h3.forget_stream(sid)
         with contextlib.suppress(ValueError):
             self._quic.reset_stream(sid, code)
         with contextlib.suppress(ValueError):
             self._quic.stop_stream(sid, code)
+
+    def _spend_reset(self, events: list[Event], kind: str) -> None:
+        """Streams the client opens only to reset (or to send malformed) cost a token:
+        the rapid-reset defence (CVE-2023-44487) HTTP/2 has, with the same budget.  Over
+        budget: CONNECTION_CLOSE H3_EXCESSIVE_LOAD."""
+        if self._resets.take(self._now) or self._terminated:
+            return
+        reason = f"too many streams reset or malformed ({kind}): rapid reset"
+        self._quic.close(error_code=H3_EXCESSIVE_LOAD, reason_phrase=reason)
+        events.append(ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
+        self._terminate(events, H3_EXCESSIVE_LOAD, reason)
 
     def _goaway(self) -> None:
         """Graceful shutdown: GOAWAY, refuse new requests, finish open ones, then close."""
@@ -559,16 +548,8 @@ class HTTP3Connection:
             return
         self._goaway_sent = True
         self._closing = True
-        control = self._h3._local_control_stream_id
-        if control is not None:
-            # The first request stream id we will not process (RFC 9114 5.2).
-            self._quic.send_stream_data(
-                control,
-                h3c.encode_frame(
-                    h3c.FrameType.GOAWAY,
-                    encode_uint_var(self._highest_request + 4 if self._highest_request >= 0 else 0),
-                ),
-            )
+        # The first request stream id we will not process (RFC 9114 5.2).
+        self._h3.send_goaway(self._highest_request + 4 if self._highest_request >= 0 else 0)
         self._check_done()
 
     def _check_done(self) -> None:
@@ -576,10 +557,7 @@ class HTTP3Connection:
             return
         # CONNECTION_CLOSE discards whatever is unsent or unacknowledged: wait until
         # every finished response has been delivered (an idle peer hits the timeout).
-        streams = self._quic._streams
-        self._unacked = {
-            sid for sid in self._unacked if sid in streams and not streams[sid].sender.is_finished
-        }
+        self._unacked = {s for s in self._unacked if not all_acknowledged(self._quic, s)}
         if not self._unacked:
             self._closing = False
             self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server shutting down")

@@ -19,6 +19,7 @@ from httpy.core.events import (
     BodyReceived,
     CloseConnection,
     ConnectionTerminated,
+    ProtocolError,
     RequestReceived,
     ResetStream,
     SendData,
@@ -279,6 +280,29 @@ def test_client_reset_becomes_stream_reset() -> None:
     assert StreamReset(sid, 0x10C) in pair.take_server_events()
     with pytest.raises(StreamClosedError):
         pair.server.send(SendResponse(sid, 200, ()))
+
+
+def test_rapid_reset_closes_the_connection() -> None:
+    pair = link(Config(h2_max_reset_streams=5, h2_reset_rate=1.0))
+    pair.take_server_events()
+    for _ in range(10):
+        sid = pair.client.get_next_available_stream_id()
+        pair.client_h3.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"),
+             (b":path", b"/")],
+        )  # fmt: skip
+        pair.pump()
+        pair.client.reset_stream(sid, 0x10C)
+        pair.pump()
+    events = pair.take_server_events()
+    assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error_code == 0x107  # H3_EXCESSIVE_LOAD
+    assert any(isinstance(e, ProtocolError) and "rapid reset" in e.reason for e in events)
+    assert pair.server.terminated
+    pair.run_timers(2.0)
+    closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    assert closes and closes[0].error_code == 0x107
 
 
 def test_server_reset_reaches_client() -> None:
