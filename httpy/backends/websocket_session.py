@@ -103,7 +103,9 @@ class WebSocketSession:
         self._proto = protocol
         self._config = config
         self._peer = peer
-        self._lock = anyio.Lock()
+        # fast_acquire: no event-loop round trip when the lock is free (the common case,
+        # twice per echoed message); waiters still queue in FIFO order.
+        self._lock = anyio.Lock(fast_acquire=True)
         self._queue: deque[WebSocketData] = deque()
         self._readable = anyio.Event()
         self._room = anyio.Event()
@@ -272,6 +274,8 @@ class WebSocketSession:
             ) from exc
 
     async def _flush_quietly(self) -> None:
+        if not self._proto.has_data_to_send:
+            return
         # A lost peer: the reader sees the end at its next read.
         async with self._lock:
             with contextlib.suppress(WebSocketDisconnect):

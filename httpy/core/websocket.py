@@ -253,6 +253,11 @@ class WebSocketProtocol:
         return self._sent_close or self.close_code is not None
 
     @property
+    def has_data_to_send(self) -> bool:
+        """True when ``data_to_send`` would return bytes."""
+        return bool(self._out)
+
+    @property
     def finished(self) -> bool:
         """True once the closing handshake is complete, failed, or the transport ended:
         flush ``data_to_send`` and close the transport."""
