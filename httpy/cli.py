@@ -248,6 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--no-access-log", action="store_true", help="don't write the httpy.access log"
     )
+    logs.add_argument(
+        "--access-log-format",
+        choices=("common", "combined", "json"),
+        default=_DEFAULTS.access_log_format,
+        help="Common Log Format, combined (plus referer, user agent), or JSON lines",
+    )
+    logs.add_argument(
+        "--request-id",
+        action="store_true",
+        help="give every request an X-Request-ID (kept from the client or generated), "
+        "echoed on the response and written in the JSON access log",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="tracebacks in 500 responses (development only)"
     )
@@ -332,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             proxy_protocol=args.proxy_protocol,
             access_log=not args.no_access_log,
+            access_log_format=args.access_log_format,
+            request_id=args.request_id,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,

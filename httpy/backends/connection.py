@@ -51,8 +51,9 @@ from ..core.events import (
 )
 from ..core.http1 import HTTP1Connection
 from ..core.http2_checks import valid_upgrade_settings
-from .logs import HTTPDate, RateLimitedLog, access_log, error_log
-from .proxy import proxy_headers_hook
+from .logs import HTTPDate, RateLimitedLog, access_line, access_log, error_log
+from .proxy import chain, proxy_headers_hook
+from .request_id import RequestIdEchoApp, ensure_request_id, with_request_id_echo
 
 READ_SIZE = 64 * 1024
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -73,13 +74,18 @@ class ConnectionContext:
 
     @classmethod
     def create(cls, app: Application, config: Config, scheme: str = "http") -> ConnectionContext:
+        head_hook = proxy_headers_hook(config)
+        if config.request_id:
+            head_hook = chain(ensure_request_id, head_hook)
+            if not isinstance(app, RequestIdEchoApp):
+                app = with_request_id_echo(app)
         return cls(
             app=app,
             config=config,
             bad_requests=RateLimitedLog(error_log, config.bad_request_log_rate),
             date=HTTPDate(),
             scheme=scheme,
-            head_hook=proxy_headers_hook(config),
+            head_hook=head_hook,
         )
 
     def adjust(self, head: RequestHead) -> RequestHead:
@@ -655,16 +661,9 @@ def log_access(
     """One ``httpy.access`` line for a finished exchange (any HTTP version)."""
     if not config.access_log or not access_log.isEnabledFor(logging.INFO):
         return
-    query = head.query_string.decode("latin-1")
+    line = access_line(config.access_log_format)
     access_log.info(
-        '%s - "%s %s HTTP/%s" %d %d %.1fms',
-        format_peer(client),
-        head.method,
-        head.path + ("?" + query if query else ""),
-        head.http_version,
-        status,
-        bytes_sent,
-        (time.monotonic() - started_at) * 1000,
+        "%s", line.format(client, head, status, bytes_sent, time.monotonic() - started_at)
     )
 
 

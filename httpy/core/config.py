@@ -156,6 +156,13 @@ class Config:
     # -- logging -----------------------------------------------------------------------
     #: Write one ``httpy.access`` line per response.
     access_log: bool = True
+    #: Its format: ``"common"`` (Common Log Format), ``"combined"`` (plus referer and
+    #: user agent) or ``"json"`` (one JSON object per line, with duration and request id).
+    access_log_format: str = "common"
+    #: Give every request an ``X-Request-ID``: the client's (or proxy's) when it sent a
+    #: valid one, else a generated one; echoed on the response, in the JSON access log,
+    #: and on the request (``request.request_id``).
+    request_id: bool = False
     #: Bad-request log lines allowed per second (the rest are counted, then summarised).
     bad_request_log_rate: float = 5.0
 
@@ -206,6 +213,8 @@ class Config:
             raise ValueError("Config.verify_client must be 'none', 'optional' or 'required'")
         if self.verify_client != "none" and not self.ca_certs:
             raise ValueError("Config.verify_client needs ca_certs (the clients' CA bundle)")
+        if self.access_log_format not in ("common", "combined", "json"):
+            raise ValueError("Config.access_log_format must be 'common', 'combined' or 'json'")
         if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
             raise ValueError("Config.ssl_min_version must be 'TLSv1.2' or 'TLSv1.3'")
         if not self.binds and not self.tls_binds:

@@ -287,10 +287,12 @@ class App:
                 exc.status, exc.detail, exc.headers, request.headers.get("accept", "")
             )
         logger.error(
-            "unhandled %s in %s %s",
+            "unhandled %s in %s %s (client %s, request id %s)",
             type(exc).__name__,
             request.method,
             request.path,
+            _peer(request.client),
+            request.request_id or "-",
             exc_info=exc,
         )
         return self._server_error(request, exc)
@@ -354,3 +356,9 @@ add_exception_handler_for_route = default_app.add_exception_handler_for_route
 on_startup = default_app.on_startup
 on_shutdown = default_app.on_shutdown
 websocket = default_app.websocket
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    if client is None:
+        return "-"
+    return f"[{client[0]}]:{client[1]}" if ":" in client[0] else f"{client[0]}:{client[1]}"

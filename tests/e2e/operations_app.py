@@ -43,5 +43,15 @@ async def slow(request: Request) -> Response:
 async def describe(request: Request) -> Response:
     """What the server made of the request (client, scheme, host)."""
     return Response.json(
-        {"client": request.client, "scheme": request.scheme, "host": request.headers.get("host")}
+        {
+            "client": request.client,
+            "scheme": request.scheme,
+            "host": request.headers.get("host"),
+            "request_id": request.request_id,
+        }
     )
+
+
+@app.get("/boom")
+async def boom(request: Request) -> Response:
+    raise RuntimeError("the database is on fire")
