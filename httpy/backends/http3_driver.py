@@ -9,9 +9,9 @@ thread and sending always happens in one place.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -133,10 +133,11 @@ class HTTP3Driver:
         self._server = server
         self._handlers: anyio.abc.TaskGroup | None = None
         self._streams: dict[int, HTTP3Stream] = {}
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[
-            tuple[bytes, NetworkAddress]
-        ](INBOX_SIZE)
-        self._wait_scope: anyio.CancelScope | None = None
+        #: Datagrams routed here, not yet fed to the core.  A deque and an event, not a
+        #: memory stream: waking up (a timer, a handler's command) never cancels a
+        #: receive, so no datagram is lost in the hand-over.
+        self._inbox: deque[tuple[bytes, NetworkAddress]] = deque()
+        self._wakeup = anyio.Event()
         self._dirty = False
         self.closed = anyio.Event()
 
@@ -144,8 +145,9 @@ class HTTP3Driver:
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         """Queue a datagram routed to this connection; dropped when the inbox is full."""
-        with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError):
-            self._inbox_send.send_nowait((data, addr))
+        if len(self._inbox) < INBOX_SIZE:
+            self._inbox.append((data, addr))
+        self._wakeup.set()
 
     def begin_shutdown(self) -> None:
         """GOAWAY, let open streams finish (WebSockets close with 1012), then
@@ -170,8 +172,7 @@ class HTTP3Driver:
         finally:
             for cid in self._conn.host_cids:
                 self._router.unroute(cid)
-            self._inbox_send.close()
-            self._inbox.close()
+            self._inbox.clear()
             self.closed.set()
 
     # -- used by HTTP3Stream -------------------------------------------------------------
@@ -252,8 +253,7 @@ class HTTP3Driver:
     def _kick(self) -> None:
         """Wake the connection task: there is something to send."""
         self._dirty = True
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()
+        self._wakeup.set()
 
     async def _loop(self) -> None:
         conn = self._conn
@@ -263,26 +263,16 @@ class HTTP3Driver:
                 break
             timer = conn.get_timer()
             delay = math.inf if timer is None else max(0.0, timer - time.monotonic())
-            item: tuple[bytes, NetworkAddress] | None = None
-            if not self._dirty:
-                with anyio.move_on_after(delay) as scope:
-                    self._wait_scope = scope
-                    try:
-                        item = await self._inbox.receive()
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        return
-                self._wait_scope = None
+            if not self._inbox and not self._dirty:
+                with anyio.move_on_after(delay):
+                    await self._wakeup.wait()
+            self._wakeup = anyio.Event()
             self._dirty = False
             now = time.monotonic()
-            if item is not None:
-                self._dispatch(conn.receive_datagram(item[0], item[1], now))
-                # Take what else has arrived before sending: one flight answers them all.
-                while True:
-                    try:
-                        data, addr = self._inbox.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                        break
-                    self._dispatch(conn.receive_datagram(data, addr, time.monotonic()))
+            # Everything that has arrived, before sending: one flight answers it all.
+            while self._inbox and not conn.terminated:
+                data, addr = self._inbox.popleft()
+                self._dispatch(conn.receive_datagram(data, addr, time.monotonic()))
             timer = conn.get_timer()
             if timer is not None and timer <= now:
                 self._dispatch(conn.handle_timer(now))
