@@ -478,6 +478,7 @@ class MemoryScenario(Scenario):
 
 # The HTTP/3 scenario lives in its own module and subclasses Scenario (defined above).
 from bench.h3_scenario import H3Scenario  # noqa: E402
+from bench.ws_scenario import WebSocketEchoScenario  # noqa: E402
 
 #: Every scenario, in run order within a server session.  Memory comes last: it reuses the
 #: RSS sampled during the keep-alive GET / run, and leaves thousands of sockets behind.
@@ -505,6 +506,7 @@ SCENARIOS: dict[str, Scenario] = {
             extra=("-H", "Connection: close"),
         ),
         H2cScenario(),
+        WebSocketEchoScenario(),
         H3Scenario(),
         MemoryScenario(),
     )

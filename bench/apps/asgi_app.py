@@ -3,7 +3,8 @@
 No framework: routing is a dict lookup, bodies are pre-encoded.  ``GET /`` answers
 ``Hello, world!`` as text/plain and ``GET /json`` a small JSON object, with the same
 content types HTTPy's ``Response.text`` and ``Response.json`` use.  Anything else is 404.
-It answers the lifespan protocol so no server logs a warning about it.
+It answers the lifespan protocol so no server logs a warning about it, and ``/ws`` is a
+WebSocket echo.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":
+        await _websocket_echo(receive, send)
+        return
     if scope["type"] != "http":
         return
     route = _ROUTES.get(scope["path"]) if scope["method"] in ("GET", "HEAD") else None
@@ -53,3 +57,18 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _websocket_echo(receive: Receive, send: Send) -> None:
+    """``/ws``: accept, then send every message back as it came."""
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif message["type"] == "websocket.receive":
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+        elif message["type"] == "websocket.disconnect":
+            return
