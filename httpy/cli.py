@@ -191,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every connection starts with a PROXY protocol v1/v2 header (HAProxy, AWS NLB)",
     )
+    ops = parser.add_argument_group("health and metrics (off by default)")
+    ops.add_argument(
+        "--health-path",
+        metavar="PATH",
+        help="answer 200 ok on PATH (503 while draining), e.g. /healthz",
+    )
+    ops.add_argument(
+        "--metrics-path",
+        metavar="PATH",
+        help="answer Prometheus metrics on PATH, e.g. /metrics",
+    )
     limits = parser.add_argument_group("limits and timeouts")
     for name, kind, text in (
         ("max_connections", int, "concurrent connections"),
@@ -346,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log=not args.no_access_log,
             access_log_format=args.access_log_format,
             request_id=args.request_id,
+            health_path=args.health_path,
+            metrics_path=args.metrics_path,
             max_connections=args.max_connections,
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,

@@ -51,6 +51,7 @@ from .connection import (
 from .http2_driver import HTTP2Driver
 from .listeners import bind_sockets, remove_socket_file
 from .logs import error_log
+from .metrics import with_operations
 from .proxy import chain, read_proxy_header
 from .tls import client_cert_hook, config_ssl_context, enable_alpn, peer_certificate, tls_handshake
 from .websocket_driver import WebSocketDriver
@@ -85,6 +86,13 @@ class Server:
         self, app: Application, config: Config, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self.config = config
+        # Health check and metrics endpoints, when configured (else app is unchanged).
+        app, self.metrics = with_operations(
+            app,
+            config,
+            connections=lambda: self._connection_tasks,
+            draining=lambda: self._draining,
+        )
         self._context = ConnectionContext.create(app, config)
         self._tls_context_conn = ConnectionContext.create(app, config, scheme="https")
         if ssl_context is None and config.tls_binds:

@@ -166,6 +166,14 @@ class Config:
     #: Bad-request log lines allowed per second (the rest are counted, then summarised).
     bad_request_log_rate: float = 5.0
 
+    # -- operations --------------------------------------------------------------------
+    #: Path answering ``200 ok`` (``503 draining`` during shutdown) for load balancers
+    #: and orchestrators; None: no health endpoint.
+    health_path: str | None = None
+    #: Path answering Prometheus metrics (requests by method and status class, active
+    #: connections and requests, body bytes); None: no metrics, and no counting.
+    metrics_path: str | None = None
+
     # -- identity ----------------------------------------------------------------------
     #: ``Server`` response header; empty string to omit it.
     server_header: str = "httpy"
@@ -213,6 +221,10 @@ class Config:
             raise ValueError("Config.verify_client must be 'none', 'optional' or 'required'")
         if self.verify_client != "none" and not self.ca_certs:
             raise ValueError("Config.verify_client needs ca_certs (the clients' CA bundle)")
+        for name in ("health_path", "metrics_path"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith("/"):
+                raise ValueError(f"Config.{name} must start with '/', got {value!r}")
         if self.access_log_format not in ("common", "combined", "json"):
             raise ValueError("Config.access_log_format must be 'common', 'combined' or 'json'")
         if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
