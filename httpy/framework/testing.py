@@ -96,7 +96,9 @@ class AsyncTestClient:
 
     ``http_version="2"`` speaks HTTP/2 instead (h2c with prior knowledge, through the
     real HTTP/2 core and driver); the client allows server push, and pushed responses
-    are in ``response.pushed`` (each with its ``path``).
+    are in ``response.pushed`` (each with its ``path``).  ``http_version="3"`` speaks
+    HTTP/3 through the real HTTP/3 core and driver over in-memory datagrams (needs the
+    ``http3`` extra; see :mod:`httpy.framework.testing_h3`).
     """
 
     __test__ = False
