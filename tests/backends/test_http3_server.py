@@ -284,6 +284,17 @@ async def test_connection_survives_new_connection_ids() -> None:
             assert (await client.get("/")).status == 200
 
 
+async def test_client_address_change_is_followed() -> None:
+    async with h3_server(make_app(Probe())) as (server, _tcp, udp):
+        async with h3_connect(*udp) as client:
+            assert (await client.get("/")).status == 200
+            new_port = await client.rebind()  # same connection, new source address
+            client.quic.change_connection_id()
+            assert (await client.get("/")).body == b"hello over HTTP/3"
+            (driver,) = server._quic_listeners[0]._drivers
+            assert driver._conn.peer_address == ("127.0.0.1", new_port)
+
+
 async def test_several_clients_on_one_socket() -> None:
     async with h3_server(make_app(Probe())) as (server, _tcp, udp):
         clients: list[H3Client] = []

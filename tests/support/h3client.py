@@ -90,6 +90,7 @@ class H3Client:
         self.connected = anyio.Event()
         self._send_lock = anyio.Lock()
         self.peer: tuple[str, int] = ("127.0.0.1", 0)
+        self._extra_sockets: list[anyio.abc.ConnectedUDPSocket] = []
 
     # -- requests --------------------------------------------------------------------
 
@@ -182,13 +183,25 @@ class H3Client:
             timeout = max(0.0, timer - time.monotonic()) if timer is not None else 3600
             data: bytes | None = None
             with anyio.move_on_after(timeout):
-                data = await self._socket.receive()
+                try:
+                    data = await self._socket.receive()
+                except anyio.ClosedResourceError:
+                    continue  # rebind() swapped the socket
             if data is None:
                 self.quic.handle_timer(time.monotonic())
             else:
                 self.quic.receive_datagram(data, self.peer, time.monotonic())
             self._process()
         self._notify()
+
+    async def rebind(self) -> int:
+        """Continue on a new UDP socket (a new source port, like a NAT rebinding or a
+        network change); returns the new local port."""
+        old = self._socket
+        self._socket = await anyio.create_connected_udp_socket(*self.peer)
+        self._extra_sockets.append(self._socket)
+        await old.aclose()
+        return int(self._socket.extra(anyio.abc.SocketAttribute.local_address)[1])
 
     def _process(self) -> None:
         while (event := self.quic.next_event()) is not None:
@@ -259,6 +272,8 @@ async def h3_connect(
                 client.quic.close()
                 await client.send_all()
                 tasks.cancel_scope.cancel()
+                for extra in client._extra_sockets:
+                    await extra.aclose()
 
 
 class MemoryLink:
