@@ -21,8 +21,8 @@ The supervisor:
 * on SIGHUP replaces the workers one by one (a rolling restart): a new worker first,
   and only once it is serving, SIGTERM to an old one.  A new worker that fails to start
   stops the rolling restart; the old workers keep serving;
-* exits 1 when the application fails to start in the first workers (the worker printed
-  the cause);
+* exits 1 when the application fails to start (the first worker starts alone, so the
+  cause is printed once, by it);
 * with ``reload`` (development), watches the source tree with ``watchfiles`` and does a
   rolling restart on every change: a change that breaks the app leaves the previous
   version serving, and the next change is tried again.
@@ -104,16 +104,35 @@ async def serve_process(app: Application, config: Config) -> None:
             await anyio.sleep(1.0)
         log.warning("supervisor %d is gone: shutting down", supervisor)
 
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(
-            partial(
-                serve, app, config, install_signal_handlers=True, shutdown_trigger=supervisor_gone
+    try:
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(
+                partial(
+                    serve,
+                    app,
+                    config,
+                    install_signal_handlers=True,
+                    shutdown_trigger=supervisor_gone,
+                )
             )
-        )
-        if ready_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.write(ready_fd, b"1")
-                os.close(ready_fd)
+            if ready_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(ready_fd, b"1")
+                    os.close(ready_fd)
+    except BaseExceptionGroup as group:
+        # The task group wraps what serve() raised (StartupError, OSError): unwrap a
+        # lone exception so the command line reports it as it does without workers.
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from leaves[0].__cause__
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 def _fds(text: str) -> tuple[str, ...]:
@@ -210,14 +229,21 @@ class Supervisor:
     # -- main loop ---------------------------------------------------------------
 
     def _supervise(self) -> int:
-        self.workers = [self._spawn() for _ in range(self.count)]
-        log.info(
-            "httpy supervisor %d started %d worker(s): %s",
-            os.getpid(),
-            self.count,
-            " ".join(str(w.pid) for w in self.workers),
-        )
-        if not self._wait_ready(self.workers) and self._stop_signal is None:
+        # One worker first, the others once it serves: an application that cannot start
+        # fails once, with its cause printed once, instead of in every worker at once.
+        self.workers = [self._spawn()]
+        started = self._wait_ready(self.workers)
+        if started:
+            self.workers += [self._spawn() for _ in range(self.count - 1)]
+            started = self._wait_ready(self.workers)
+        if started:
+            log.info(
+                "httpy supervisor %d started %d worker(s): %s",
+                os.getpid(),
+                self.count,
+                " ".join(str(w.pid) for w in self.workers),
+            )
+        elif self._stop_signal is None:
             if not self.reload_dirs:
                 log.error("a worker failed to start: stopping")
                 return 1
