@@ -8,6 +8,7 @@ values are decoded as latin-1, as RFC 9110 5.5 allows for field values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TypeVar, overload
 
@@ -18,6 +19,8 @@ HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # Characters that would split a header and let a value inject another one.
 _FORBIDDEN_IN_VALUE = ("\r", "\n", "\x00")
+# RFC 9110 5.1: a field name is a token.
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 
 
 class Headers(Mapping[str, str]):
@@ -167,8 +170,8 @@ def _pairs(headers: HeaderInput) -> Iterable[tuple[str, str]]:
 
 
 def _check(name: str, value: str) -> None:
-    if not name or any(c in name for c in ":\r\n\x00 \t"):
-        raise ValueError(f"invalid header name {name!r}")
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"invalid header name {name!r} (a field name is an RFC 9110 token)")
     if any(c in value for c in _FORBIDDEN_IN_VALUE):
         raise ValueError(f"header {name!r} has a CR, LF or NUL in its value")
     try:

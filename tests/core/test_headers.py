@@ -169,3 +169,14 @@ def test_mutable_refuses_invalid_names(name: str) -> None:
     with pytest.raises(ValueError):
         headers.append(name, "v")
     assert len(headers) == 0
+
+
+def test_mutable_headers_refuse_names_that_are_not_tokens() -> None:
+    """Found by fuzz/fuzz_request_parts.py: a non-latin-1 or control-character name was
+    accepted and failed only when the response was written."""
+    headers = MutableHeaders()
+    for name in ("Ā", "\x08", "x y", "a:b", ""):
+        with pytest.raises(ValueError, match="invalid header name"):
+            headers[name] = "v"
+    headers["X-Ok_1"] = "v"
+    assert headers.raw() == ((b"x-ok_1", b"v"),)
