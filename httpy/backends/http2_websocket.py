@@ -109,7 +109,9 @@ class HTTP2WebSocketStream(WebSocketHandshake):
         await self._stream.send_body(b"")  # the HEADERS go out now, not with the first frame
         protocol = WebSocketProtocol(extensions, max_message_bytes=config.ws_max_message_bytes)
         peer = format_peer(self._stream.head.client)
-        session = WebSocketSession(HTTP2StreamTransport(self._stream), protocol, config, peer)
+        session = WebSocketSession(
+            HTTP2StreamTransport(self._stream), protocol, config, peer, self._context.bad_requests
+        )
         session.start(self._tasks)
         self.sessions.append(session)
         tasks = self._tasks

@@ -270,7 +270,11 @@ class WebSocketDriver:
         leftover = self._conn.take_unparsed()
         protocol = WebSocketProtocol(extensions, max_message_bytes=self.config.ws_max_message_bytes)
         session = WebSocketSession(
-            StreamTransport(self._stream), protocol, self.config, format_peer(self._client)
+            StreamTransport(self._stream),
+            protocol,
+            self.config,
+            format_peer(self._client),
+            self._context.bad_requests,
         )
         assert self._tasks is not None  # invariant: accept runs inside run()
         session.start(self._tasks, leftover)

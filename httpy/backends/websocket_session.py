@@ -43,7 +43,7 @@ from ..core.websocket import (
     WebSocketPong,
     WebSocketProtocol,
 )
-from .logs import error_log
+from .logs import RateLimitedLog, error_log
 
 READ_SIZE = 64 * 1024
 # Close codes that mean the peer broke the rules: worth a log line.
@@ -97,9 +97,17 @@ class WebSocketSession:
     with :meth:`finish` (the backend does both around the application's call)."""
 
     def __init__(
-        self, transport: Transport, protocol: WebSocketProtocol, config: Config, peer: str
+        self,
+        transport: Transport,
+        protocol: WebSocketProtocol,
+        config: Config,
+        peer: str,
+        bad_peer_log: RateLimitedLog | None = None,
     ) -> None:
+        """``bad_peer_log`` gets one line per peer that broke the protocol (rate-limited,
+        like bad requests); without it they go to ``httpy.error`` at INFO."""
         self._transport = transport
+        self._bad_peer_log = bad_peer_log
         self._proto = protocol
         self._config = config
         self._peer = peer
@@ -234,9 +242,11 @@ class WebSocketSession:
             elif isinstance(event, WebSocketPong):
                 self._pong.set()
             elif isinstance(event, WebSocketClose) and event.code in _FAILURES:
-                error_log.info(
-                    "WebSocket from %s failed with %d: %s", self._peer, event.code, event.reason
-                )
+                message = "bad WebSocket input from %s: closed with %d (%s)"
+                if self._bad_peer_log is not None:
+                    self._bad_peer_log.warning(message, self._peer, event.code, event.reason)
+                else:
+                    error_log.info(message, self._peer, event.code, event.reason)
 
     async def _keepalive(self, interval: float) -> None:
         timeout = self._config.ws_ping_timeout

@@ -433,3 +433,15 @@ async def test_server_waits_for_close_answer_then_hangs_up() -> None:
             await client.send("still serving")
             assert await client.recv() == "still serving"
     assert seen["close_code"] == 1006  # no close frame came back
+
+
+async def test_protocol_violation_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    seen: dict[str, Any] = {}
+    with caplog.at_level(logging.WARNING, logger="httpy.error"):
+        async with running_server(make_app(seen)) as address:
+            async with ws_connect(*address, "/record") as client:
+                await client.send_raw(b"\x81\x02hi")  # unmasked
+                close = await client.recv()
+                assert isinstance(close, CloseConnection) and close.code == 1002
+    lines = [r.getMessage() for r in caplog.records if "bad WebSocket input" in r.getMessage()]
+    assert len(lines) == 1 and "1002" in lines[0]
