@@ -245,3 +245,48 @@ def test_supervisor_gone_stops_the_workers() -> None:
         while children_alive({worker}) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not children_alive({worker})
+
+
+def test_tls_and_mutual_tls_through_workers(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    authority = trustme.CA()
+    server = authority.issue_cert("127.0.0.1")
+    server.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    server.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client_cert = authority.issue_cert("carol@example.com", common_name="carol")
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    client_cert.configure_cert(context)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    args = httpy_command(
+        APP, "--bind", f"127.0.0.1:{free_port()}", "--tls-bind", f"127.0.0.1:{port}",
+        "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
+        "--ca-certs", str(tmp_path / "ca.pem"), "--require-client-cert", "--workers", "2",
+    )
+    with running(args, http_ready(url + "/", verify=context)) as supervisor:
+        with httpx.Client(verify=context) as client:
+            assert client.get(url + "/request").json()["scheme"] == "https"
+        bare = ssl.create_default_context()
+        authority.configure_trust(bare)
+        with httpx.Client(verify=bare) as client, pytest.raises(httpx.TransportError):
+            client.get(url + "/")  # no client certificate: refused
+        output = stop(supervisor, signal.SIGTERM)
+    assert "HTTP/2 and HTTP/1.1 (TLS) on https://127.0.0.1:" in output
+
+
+def test_shutdown_hooks_run_in_every_worker() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = httpy_command(APP, "--port", str(port), "--workers", "2")
+    env = {"HTTPY_TEST_PRINT_HOOKS": "1"}
+    with running(args, http_ready(url + "/"), env=env) as supervisor:
+        pids = worker_pids(url, 2)  # both workers answer: both started
+        assert len(pids) == 2
+        output = stop(supervisor, signal.SIGTERM)
+    for pid in pids:
+        assert output.count(f"hook: startup in {pid}") == 1
+        assert output.count(f"hook: shutdown in {pid}") == 1

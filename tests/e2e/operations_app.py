@@ -21,6 +21,18 @@ def maybe_fail() -> None:
         raise RuntimeError("config file /etc/app.toml is missing")
 
 
+@app.on_startup
+def announce_start() -> None:
+    if os.environ.get("HTTPY_TEST_PRINT_HOOKS"):
+        print(f"hook: startup in {os.getpid()}", flush=True)
+
+
+@app.on_shutdown
+def announce_stop() -> None:
+    if os.environ.get("HTTPY_TEST_PRINT_HOOKS"):
+        print(f"hook: shutdown in {os.getpid()}", flush=True)
+
+
 @app.get("/")
 async def index(request: Request) -> Response:
     return Response.text("ok\n")
