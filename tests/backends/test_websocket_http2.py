@@ -3,7 +3,9 @@ trio, with an h2-based client (tests/support/h2ws.py)."""
 
 from __future__ import annotations
 
+import ssl
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,6 +13,7 @@ import pytest
 from wsproto.events import CloseConnection
 
 from httpy import App, Request, Response, WebSocketConnection, serve
+from httpy.backends.tls import generate_dev_certificate
 from tests.support.h2ws import h2_connect
 from tests.support.servers import make_config, running_server
 
@@ -137,3 +140,25 @@ async def test_shutdown_closes_http2_websockets_with_1012() -> None:
     assert close_frame in raw
     # the client never answered, so the handler sees an abnormal closure
     assert seen["close_code"] == 1006
+
+
+async def test_websocket_over_http2_with_tls(tmp_path: Path) -> None:
+    cert, key, ca = generate_dev_certificate(tmp_path)
+    seen: dict[str, Any] = {}
+    options = {
+        "binds": (),
+        "tls_binds": ("127.0.0.1:0",),
+        "certfile": str(cert),
+        "keyfile": str(key),
+    }
+    async with running_server(make_app(seen), **options) as (host, port):
+        context = ssl.create_default_context(cafile=str(ca))
+        async with h2_connect(host, port, context) as client:
+            ws = await client.open("/echo/tls")
+            assert ws.status == 200
+            assert await ws.recv() == "hello tls"
+            await ws.send("h2 over TLS")
+            assert await ws.recv() == "h2 over TLS"
+            await ws.close()
+            await ws.wait_ended()
+    assert seen["close_code"] == 1000

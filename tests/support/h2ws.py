@@ -4,6 +4,7 @@ stream's DATA.  anyio sockets, so it runs on asyncio and trio."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -184,8 +185,18 @@ class H2Client:
 
 
 @asynccontextmanager
-async def h2_connect(host: str, port: int) -> AsyncIterator[H2Client]:
-    sock = await anyio.connect_tcp(host, port)
+async def h2_connect(
+    host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[H2Client]:
+    """h2c with prior knowledge, or HTTP/2 over TLS (ALPN h2) with ``ssl_context``."""
+    if ssl_context is not None:
+        ssl_context.set_alpn_protocols(["h2"])
+        sock: anyio.abc.SocketStream = await anyio.connect_tcp(  # type: ignore[assignment]
+            host, port, tls=True, ssl_context=ssl_context, tls_hostname="localhost",
+            tls_standard_compatible=False,
+        )  # fmt: skip
+    else:
+        sock = await anyio.connect_tcp(host, port)
     client = H2Client(sock)
     try:
         await client.flush()
