@@ -42,9 +42,11 @@ from httpy.core.events import (
     ResetStream,
     SendData,
     SendResponse,
+    SendTrailers,
     StreamEnded,
     StreamReset,
     StreamWritable,
+    TrailersReceived,
 )
 from httpy.core.http2 import HTTP2Connection
 from tests.support.h2peer import (
@@ -100,6 +102,10 @@ class Model:
                 sid = event.stream_id
                 assert sid in self.announced and sid not in self.ended | self.reset, events
                 assert event.data
+            elif isinstance(event, TrailersReceived):
+                sid = event.stream_id
+                assert sid in self.announced and sid not in self.ended | self.reset, events
+                assert all(not name.startswith(b":") for name, _ in event.headers)
             elif isinstance(event, StreamEnded):
                 sid = event.stream_id
                 assert sid in self.announced and sid not in self.ended | self.reset, events
@@ -120,8 +126,8 @@ class Model:
         assert conn.open_stream_count <= len((self.announced | self.pushed) - self.reset)
 
 
-def feed(conn: HTTP2Connection, model: Model, data: bytes) -> list[Event]:
-    events = conn.receive_data(data)  # must not raise
+def feed(conn: HTTP2Connection, model: Model, data: bytes, now: float = 0.0) -> list[Event]:
+    events = conn.receive_data(data, now)  # must not raise
     model.check(conn, events)
     if conn.should_close:
         assert conn.receive_data(b"\x00" * 9) == []
@@ -261,6 +267,11 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("server_reset"), st.integers(0, 9)),
     st.tuples(st.just("push"), st.integers(0, 9)),
     st.tuples(st.just("ack"), st.integers(0, 9), st.integers(0, 50_000)),
+    st.tuples(
+        st.just("trailers"), st.integers(0, 9), st.lists(st.tuples(NAMES, VALUES), max_size=3)
+    ),
+    st.tuples(st.just("respond_trailers"), st.integers(0, 9), st.integers(0, 50_000)),
+    st.tuples(st.just("tick"), st.floats(0, 5)),  # time passes: flood budgets refill
 )
 
 VALID_SETTING = {
@@ -281,6 +292,10 @@ class Exchange:
     streams: list[int] = field(default_factory=list)  # every stream the client opened
     responded: set[int] = field(default_factory=set)
     wire: bytearray = field(default_factory=bytearray)  # everything the client sent
+    now: float = 0.0  # the clock given to the server
+    #: HEAD requests get no trailers: h2's client forgets the method when it sends them
+    #: and then rejects the answer's Content-Length.
+    head_requests: set[int] = field(default_factory=set)
 
     def pump(self) -> None:
         """Move bytes both ways until quiet (the client must accept what we send)."""
@@ -288,7 +303,7 @@ class Exchange:
             data = self.client.data_to_send()
             if data:
                 self.wire += data
-                events = feed(self.server, self.model, data)
+                events = feed(self.server, self.model, data, self.now)
                 for event in events:
                     if isinstance(event, BodyReceived):
                         # The application reads at once, and so the window reopens.
@@ -324,7 +339,9 @@ class Exchange:
     def apply(self, op: tuple[object, ...]) -> None:
         kind = op[0]
         try:
-            if kind in ("respond", "server_reset", "push"):
+            if kind == "tick":
+                self.now += float(op[1])  # type: ignore[arg-type]
+            elif kind in ("respond", "respond_trailers", "server_reset", "push"):
                 self.apply_server(op)
             else:
                 self.apply_client(op)
@@ -340,6 +357,8 @@ class Exchange:
             headers = request_headers(str(method), str(path), extra=extra)  # type: ignore[arg-type]
             client.send_headers(sid, headers, end_stream=bool(end))
             self.streams.append(sid)
+            if method == "HEAD":
+                self.head_requests.add(sid)
         elif op[0] == "data":
             sid = self.stream(int(op[1]), sending=True)  # type: ignore[call-overload]
             if sid is not None:
@@ -367,6 +386,11 @@ class Exchange:
             sid = self.stream(int(op[1]))  # type: ignore[call-overload]
             if sid is not None:
                 self.server.acknowledge(sid, int(op[2]))  # type: ignore[call-overload]
+        elif op[0] == "trailers":
+            sid = self.stream(int(op[1]), sending=True)  # type: ignore[call-overload]
+            if sid is not None and sid not in self.head_requests:
+                fields = [(n.encode(), v.encode()) for n, v in op[2]]  # type: ignore[attr-defined]
+                client.send_headers(sid, fields or [(b"x-t", b"1")], end_stream=True)
 
     def apply_server(self, op: tuple[object, ...]) -> None:
         sid = self.stream(int(op[1]))  # type: ignore[call-overload]
@@ -378,6 +402,11 @@ class Exchange:
                 size = int(op[2])  # type: ignore[call-overload]
                 self.server.send(SendResponse(sid, 200, ((b"content-length", b"%d" % size),)))
                 self.server.send(SendData(sid, b"r" * size, end_stream=True))
+            elif op[0] == "respond_trailers" and sid not in self.responded:
+                self.responded.add(sid)
+                self.server.send(SendResponse(sid, 200))
+                self.server.send(SendData(sid, b"r" * int(op[2])))  # type: ignore[call-overload]
+                self.server.send(SendTrailers(sid, ((b"x-checksum", b"1"),)))
             elif op[0] == "server_reset":
                 self.server.send(ResetStream(sid))
             elif op[0] == "push" and sid not in self.responded:

@@ -3,7 +3,7 @@
 Same contract as :class:`~httpy.core.http1.HTTP1Connection`::
 
     conn = HTTP2Connection(config)       # the server preface is queued at once
-    events = conn.receive_data(data)
+    events = conn.receive_data(data, now)   # now: the backend's clock (flood budgets)
     conn.send(SendResponse(...)); conn.send(SendData(...))
     out = conn.data_to_send()
     conn.should_close
@@ -23,10 +23,21 @@ h2 does framing, HPACK and stream states.  This class adds what h2 leaves to its
 * **Connection-specific headers** (``connection``, ``transfer-encoding``, ...) from the
   application are dropped from responses, as RFC 9113 8.2.2 requires; so is content in
   answers to HEAD and in 204/304 responses.
-* **Flood defences**: rapid reset (CVE-2023-44487), PING/SETTINGS/empty-DATA floods end
-  the connection with GOAWAY ENHANCE_YOUR_CALM; oversized frames are refused from their
-  header; h2 itself bounds CONTINUATION sequences and the decoded header list.
-* **Graceful GOAWAY**: built here, since h2 stops sending on any GOAWAY.
+* **Concurrency**: streams over SETTINGS_MAX_CONCURRENT_STREAMS are refused one by one
+  (REFUSED_STREAM, RFC 9113 5.1.2); h2 would end the connection.
+* **Flood defences**: two token buckets refilled on the caller's clock.  Resets (the
+  client's, CVE-2023-44487, and those its input provokes, "MadeYouReset") and control
+  frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty or tiny DATA, unknown) end the
+  connection with GOAWAY ENHANCE_YOUR_CALM when their budget runs dry.  Oversized frames
+  are refused from their header; h2 bounds CONTINUATION sequences and the header list.
+* **Error codes h2 gets wrong** (RFC 9113 4.3, 5.1, 6.5): COMPRESSION_ERROR for HPACK
+  errors, FRAME_SIZE_ERROR for a SETTINGS ACK with a payload, STREAM_CLOSED as a
+  connection error for DATA after END_STREAM both ways (:mod:`.http2_checks`).
+* **Trailers** both ways: :class:`TrailersReceived` events, :class:`SendTrailers` sent as
+  a HEADERS frame once the stream's queued data is out.
+* **Graceful GOAWAY**: built here, since h2 stops sending on any GOAWAY; a client's
+  graceful GOAWAY lets its open streams finish.  :attr:`said_goodbye` tells the backend
+  to close lingering.
 * **h2c upgrade** (RFC 7540 3.2): ``HTTP2Connection(config, upgrade=(settings, request))``
   answers the upgraded request as stream 1.
 * **Server push** via :meth:`push`, when the client allows it.
