@@ -71,8 +71,8 @@ class HTTP3Stream(StreamBase):
     """The :class:`~httpy.core.application.HTTPStream` of one HTTP/3 request stream (the
     body buffer, back-pressure and the end-of-handler rule are :class:`StreamBase`'s).
 
-    QUIC credits flow control itself as data arrives (aioquic), so reading the body
-    needs no acknowledgement; ``send_body`` waits while QUIC holds the data back."""
+    Reading the body credits the client's stream window (``_consumed``); ``send_body``
+    waits while QUIC holds our data back."""
 
     cancel_code = H3_REQUEST_CANCELLED
 
@@ -90,6 +90,10 @@ class HTTP3Stream(StreamBase):
 
     async def _submit(self, command: Command) -> None:
         self._driver.command(command)
+
+    async def _consumed(self, size: int) -> None:
+        # Consumed: the client may send that much more on this stream.
+        self._driver.acknowledge(self._head.stream_id, size)
 
     def _pending(self) -> int:
         return self._driver.pending_bytes(self._head.stream_id)
@@ -187,6 +191,10 @@ class HTTP3Driver:
 
     def pending_bytes(self, stream_id: int) -> int:
         return self._conn.pending_bytes(stream_id)
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        self._conn.acknowledge(stream_id, size)
+        self._kick()
 
     def add_server_headers(self, headers: Headers) -> Headers:
         extra: Headers = ((b"date", self._context.date.now()),)

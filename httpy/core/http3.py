@@ -50,7 +50,7 @@ import aioquic.h3.events as h3e
 import aioquic.quic.events as qe
 from aioquic.h3.exceptions import NoAvailablePushIDError
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import NetworkAddress
 
 from .config import Config
 from .errors import LocalProtocolError, StreamClosedError
@@ -76,6 +76,7 @@ from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
 from .http3_aioquic import (
     RequestRejected,
     ServerH3Connection,
+    ServerQuicConnection,
     all_acknowledged,
     connection_ids,
     derive_reset_tokens,
@@ -130,7 +131,7 @@ class HTTP3Connection:
         if quic_configuration.is_client:
             raise ValueError("HTTP3Connection is the server side: is_client must be False")
         self._config = config
-        self._quic = QuicConnection(
+        self._quic = ServerQuicConnection(
             configuration=quic_configuration,
             original_destination_connection_id=original_destination_connection_id,
             retry_source_connection_id=retry_source_connection_id,
@@ -224,12 +225,9 @@ class HTTP3Connection:
         return events
 
     def acknowledge(self, stream_id: int, size: int) -> None:
-        """The application consumed ``size`` body bytes.
-
-        aioquic raises stream and connection credit itself as data arrives (up to
-        ``quic_max_stream_data`` ahead), so there is nothing to do; kept so that every
-        connection class offers the same back-pressure call.
-        """
+        """The application consumed ``size`` body bytes of ``stream_id``: the client may
+        send that much more (MAX_STREAM_DATA, with the next datagrams)."""
+        self._quic.consume(stream_id, size)
 
     # ------------------------------------------------------------------ output
 
@@ -397,6 +395,7 @@ class HTTP3Connection:
             return
         if not event.stream_ended:
             self._receiving.add(sid)
+            self._quic.track(sid)  # body credit follows what the application reads
         if protocol is not None:
             self._tunnels.add(sid)
         if method == b"HEAD":
@@ -515,6 +514,7 @@ class HTTP3Connection:
         self._bodiless.discard(sid)
         self._body_bytes.pop(sid, None)
         self._tunnels.discard(sid)
+        self._quic.untrack(sid)
 
     def _reset(self, sid: int, code: int) -> None:
         if sid in self._open_streams:

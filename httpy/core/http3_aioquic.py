@@ -1,6 +1,8 @@
 """Everything :mod:`httpy.core.http3` needs from aioquic beyond its public API, in one
 place: when aioquic changes, this is the module to check.
 
+* :class:`ServerQuicConnection`: a ``QuicConnection`` whose request streams get credit
+  (MAX_STREAM_DATA) as the application consumes their data, not as it arrives.
 * :class:`ServerH3Connection`: an ``H3Connection`` whose malformed requests are stream
   errors (it raises :class:`RequestRejected`) instead of closing the connection, and
   which can send a GOAWAY (aioquic has no call for it).
@@ -16,7 +18,70 @@ from collections.abc import Callable
 import aioquic.h3.connection as h3c
 import aioquic.h3.events as h3e
 from aioquic.buffer import encode_uint_var
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection
+from aioquic.quic.packet import QuicFrameType
+from aioquic.quic.packet_builder import QuicPacketBuilder
+from aioquic.quic.recovery import QuicPacketSpace
+from aioquic.quic.stream import QuicStream
+
+
+class ServerQuicConnection(QuicConnection):
+    """Request-body back-pressure for QUIC.
+
+    aioquic doubles a stream's receive limit once half of it has *arrived*, so a client
+    may send as fast as the network allows however slowly the handler reads.  For the
+    streams given to :meth:`track`, the limit is instead what the application consumed
+    (:meth:`consume`) plus one window (``max_stream_data``), raised by half a window at a
+    time: a slow handler throttles its own stream, as HTTP/2's window does.
+    """
+
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
+    ) -> None:
+        super().__init__(
+            configuration=configuration,
+            original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
+        )
+        self._consumed: dict[int, int] = {}
+
+    def track(self, stream_id: int) -> None:
+        self._consumed.setdefault(stream_id, 0)
+
+    def consume(self, stream_id: int, size: int) -> None:
+        if stream_id in self._consumed:
+            self._consumed[stream_id] += size
+
+    def untrack(self, stream_id: int) -> None:
+        self._consumed.pop(stream_id, None)
+
+    def _write_stream_limits(
+        self, builder: QuicPacketBuilder, space: QuicPacketSpace, stream: QuicStream
+    ) -> None:
+        sid = stream.stream_id
+        consumed = self._consumed.get(sid) if sid is not None else None
+        if sid is None or consumed is None:
+            super()._write_stream_limits(builder, space, stream)
+            return
+        window = self._configuration.max_stream_data
+        wanted = consumed + window
+        if wanted - stream.max_stream_data_local >= window // 2:
+            stream.max_stream_data_local = wanted
+        if stream.max_stream_data_local_sent != stream.max_stream_data_local:
+            buf = builder.start_frame(
+                QuicFrameType.MAX_STREAM_DATA,
+                capacity=MAX_STREAM_DATA_FRAME_CAPACITY,
+                handler=self._on_max_stream_data_delivery,
+                handler_args=(stream,),
+            )
+            buf.push_uint_var(sid)
+            buf.push_uint_var(stream.max_stream_data_local)
+            stream.max_stream_data_local_sent = stream.max_stream_data_local
 
 
 class RequestRejected(Exception):
