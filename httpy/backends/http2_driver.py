@@ -361,6 +361,7 @@ class HTTP2Driver:
             body_expected=event.body_expected,
             stream_id=event.stream_id,
         )
+        head = self._context.adjust(head)
         stream = HTTP2Stream(self, head, ended=not event.body_expected)
         if event.method == "CONNECT":
             stream.connect_protocol = event.upgrade

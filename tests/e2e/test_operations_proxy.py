@@ -32,11 +32,10 @@ async def test_trusted_proxy_sets_client_scheme_and_host(http2: bool) -> None:
         async with httpx.AsyncClient(http1=not http2, http2=http2) as client:
             response = await client.get(f"http://{host}:{port}/request", headers=FORWARDED)
     assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
-    assert response.json() == {
-        "client": ["203.0.113.7", 0],
-        "scheme": "https",
-        "host": "shop.example.com",
-    }
+    body = response.json()
+    assert body["client"] == ["203.0.113.7", 0]
+    assert body["scheme"] == "https"
+    assert body["host"] == "shop.example.com"
 
 
 @pytest.mark.anyio
