@@ -335,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if http3_binds and importlib.util.find_spec("aioquic") is None:
         print("httpy: HTTP/3 needs aioquic: pip install 'httpy[http3]'", file=sys.stderr)
         return 2
+    if http3_binds and (args.workers or 1) > 1 and not args.reuse_port:
+        # Each worker binds the UDP port itself: only SO_REUSEPORT lets them share it.
+        print("httpy: HTTP/3 with --workers needs --reuse-port", file=sys.stderr)
+        return 2
     try:
         config = Config(
             binds=binds,

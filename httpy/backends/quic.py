@@ -106,7 +106,11 @@ class QuicListener:
         cls, bind: str, context: ConnectionContext, configuration: QuicConfiguration
     ) -> QuicListener:
         host, port = parse_bind(bind)
-        socket = await anyio.create_udp_socket(local_host=host, local_port=port)
+        # With reuse_port (--workers): every worker binds the port and the kernel spreads
+        # clients by address, so a connection's datagrams keep reaching one worker.
+        socket = await anyio.create_udp_socket(
+            local_host=host, local_port=port, reuse_port=context.config.reuse_port
+        )
         return cls(socket, context, configuration)
 
     @property
