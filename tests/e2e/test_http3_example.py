@@ -61,3 +61,17 @@ async def test_command_line_http3_port(anyio_backend: str) -> None:
         async with httpx.AsyncClient(verify=trust(), http2=True) as http:
             reply = await http.get(f"https://127.0.0.1:{port}/hello")
             assert reply.headers["alt-svc"] == f'h3=":{port}"; ma=86400'
+
+
+async def test_workers_share_the_udp_port_with_reuse_port() -> None:
+    cert, key, _ = certificate_files()
+    command = (
+        sys.executable, "-m", "httpy", "examples.http3_app:app", "--host", "127.0.0.1",
+        "--bind", "127.0.0.1:0", "--tls-bind", "127.0.0.1:{port}",
+        "--certfile", str(cert), "--keyfile", str(key), "--http3-port", "{port}",
+        "--workers", "2", "--reuse-port",
+    )  # fmt: skip
+    with example_server(*command) as port:
+        for _ in range(4):  # new connections: the kernel may pick either worker
+            async with h3_connect("127.0.0.1", port) as client:
+                assert (await client.get("/hello")).body == b"Hello over HTTP/3!\n"
