@@ -342,8 +342,9 @@ class HTTP3Connection:
             sid = event.stream_id
             if sid in self._open_streams:
                 self._on_trailers(event, events)
-                return
-            self._on_request(event, events)
+            elif sid > self._highest_request:
+                self._on_request(event, events)
+            # else: trailers for a request already answered and forgotten: nothing to do
         elif isinstance(event, h3e.DataReceived):
             sid = event.stream_id
             if sid in self._receiving and event.data and self._accept_body(sid, event, events):

@@ -236,6 +236,31 @@ def test_request_body_credit_follows_what_the_application_reads() -> None:
     assert received == body
 
 
+def test_late_trailers_after_the_response_are_ignored() -> None:
+    # A budget of one reset: were late trailers taken for malformed requests, the
+    # second would close the connection (rapid-reset defence).
+    pair = link(Config(h2_max_reset_streams=1, h2_reset_rate=0.001))
+    pair.take_server_events()
+    for _ in range(2):
+        sid = pair.client.get_next_available_stream_id()
+        pair.client_h3.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"),
+             (b":path", b"/")],
+        )  # fmt: skip
+        pair.pump()
+        assert isinstance(pair.take_server_events()[0], RequestReceived)
+        # The rest of the body and trailers are on their way when the server answers.
+        pair.client_h3.send_data(sid, b"late body", end_stream=False)
+        pair.client_h3.send_headers(sid, [(b"x-late", b"1")], end_stream=True)
+        pair.server.send(SendResponse(sid, 200, ((b"content-length", b"5"),)))
+        pair.server.send(SendData(sid, b"early", end_stream=True))
+        pair.pump()
+        assert pair.take_server_events() == []  # not a new request
+        assert client_body(pair.take_client_events(), sid) == b"early"
+    assert not pair.server.terminated
+
+
 def test_large_response_flows_under_flow_control() -> None:
     pair = link()
     pair.take_server_events()
