@@ -21,12 +21,15 @@ which is how the backend drives the core.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import h11
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from httpy.core import http1, http1_head
 from httpy.core.config import Config
 from httpy.core.events import (
     BodyReceived,
@@ -41,6 +44,19 @@ from httpy.core.events import (
     TrailersReceived,
 )
 from httpy.core.http1 import HTTP1Connection
+
+
+@pytest.fixture(autouse=True, scope="module", params=["python", "httptools"])
+def _head_parser(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs with both request-head parsers (h11 handles the rest)."""
+    if request.param == "httptools" and http1_head.httptools is None:
+        pytest.skip("httptools is not installed (the speed extra)")
+    chosen = http1_head.head_parser(request.param)
+    original = http1.head_parser
+    http1.head_parser = lambda name: chosen  # type: ignore[assignment]
+    yield
+    http1.head_parser = original
+
 
 # ------------------------------------------------------------------- driving the core
 

@@ -107,6 +107,10 @@ class Config:
     #: twice the requests/s of the portable anyio driver, which TLS, trio and upgraded
     #: connections use).  False: the portable driver everywhere (for comparison).
     http1_fast_path: bool = True
+    #: Request-head parser for HTTP/1.1: "python" (ours, over h11's grammar), "httptools"
+    #: (llhttp, the ``speed`` extra), or "auto" (httptools when installed).  Either way
+    #: h11 parses what they decline (chunked bodies, anything unusual, every error).
+    http1_parser: str = "auto"
 
     # -- WebSockets -------------------------------------------------------------------
     #: Largest WebSocket message (after decompression); beyond it: close 1009.  16 MiB
@@ -179,6 +183,8 @@ class Config:
     server_header: str = "httpy"
 
     def __post_init__(self) -> None:
+        if self.http1_parser not in ("auto", "python", "httptools"):
+            raise ValueError("Config.http1_parser must be 'auto', 'python' or 'httptools'")
         positive = (
             "max_request_line_bytes",
             "max_header_bytes",

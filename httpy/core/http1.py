@@ -64,7 +64,7 @@ from .events import (
     StreamReset,
     TrailersReceived,
 )
-from .http1_head import SimpleHead, parse_simple_head
+from .http1_head import SimpleHead, head_parser
 from .http1_writer import ResponseWriter, informational_head, start_response
 
 _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
@@ -75,6 +75,7 @@ class HTTP1Connection:
 
     def __init__(self, config: Config | None = None) -> None:
         self._config = config if config is not None else Config()
+        self._parse_head = head_parser(self._config.http1_parser)
         # Input not yet handed to h11: the start of the next request head, or requests
         # pipelined behind the one in flight.
         self._buffer = bytearray()
@@ -268,7 +269,7 @@ class HTTP1Connection:
             self._fail(events, 431, "request head too large")
             return False
         head = bytes(buffer[:head_length])
-        simple = parse_simple_head(head)
+        simple = self._parse_head(head)
         if simple is not None:
             body = _FixedLengthBody(simple.content_length)
             body.receive_data(buffer[head_length:])

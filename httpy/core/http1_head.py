@@ -10,13 +10,21 @@ a control character,
 an unusual ``Content-Length``, a version other than 1.0 / 1.1.  The caller then hands the
 head to h11, which accepts or rejects it with its own error.  So this parser never has
 to be right about an error: it only has to agree with h11 on what it accepts, and the
-differential fuzz target (``fuzz/fuzz_http1.py``) checks that against h11.
+differential fuzz targets (``fuzz/fuzz_http1.py``, ``fuzz/fuzz_http1_head.py``) check
+that against h11.
+
+With the ``speed`` extra installed, :func:`parse_simple_head_httptools` does the same
+with the C parser of httptools (llhttp) and a few checks of ours where llhttp is more
+lenient than h11; ``HTTP1Connection`` picks it by ``Config.http1_parser``.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .events import Headers
 
@@ -76,3 +84,93 @@ def parse_simple_head(head: bytes) -> SimpleHead | None:
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         return None
     return SimpleHead(method, target, version, tuple(headers), content_length)
+
+
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_OWS = b" \t"
+
+
+class _HeadCollector:
+    """httptools callbacks: the target and the fields, as they are parsed."""
+
+    __slots__ = ("fields", "target")
+
+    def __init__(self) -> None:
+        self.target = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+
+
+def _load_httptools() -> Any:
+    try:
+        return importlib.import_module("httptools")
+    except ImportError:
+        return None
+
+
+#: The httptools module when the ``speed`` extra is installed, else None.
+httptools: Any = _load_httptools()
+
+
+def parse_simple_head_httptools(head: bytes) -> SimpleHead | None:
+    """:func:`parse_simple_head` on llhttp; the same contract (None: let h11 decide)."""
+    # llhttp takes some things h11 refuses, or reports them differently: control
+    # characters, obsolete line folding, bare CR or LF.  Those heads go to h11.
+    if (
+        _CONTROL.search(head) is not None
+        or b"\r\n " in head
+        or b"\r\n\t" in head
+        or head.count(b"\n") != head.count(b"\r\n")
+        or head.count(b"\r") != head.count(b"\r\n")
+    ):
+        return None
+    collector = _HeadCollector()
+    parser = httptools.HttpRequestParser(collector)
+    try:
+        parser.feed_data(head)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        return None  # errors are h11's to word; upgrades go the portable way
+    version = parser.get_http_version().encode("ascii")
+    if version not in (b"1.1", b"1.0") or _TARGET.fullmatch(collector.target) is None:
+        return None
+    if head[: head.index(b" ")] != parser.get_method():
+        return None  # llhttp knows a fixed method list; h11 takes any token
+    headers: list[tuple[bytes, bytes]] = []
+    hosts = 0
+    content_length = 0
+    seen_length = False
+    for raw_name, raw_value in collector.fields:
+        name = raw_name.lower()
+        value = raw_value.strip(_OWS)
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            if seen_length or _DIGITS.fullmatch(value) is None:
+                return None
+            seen_length = True
+            content_length = int(value)
+        elif name == b"transfer-encoding":
+            return None
+        headers.append((name, value))
+    if hosts > 1 or (hosts == 0 and version == b"1.1"):
+        return None
+    return SimpleHead(
+        parser.get_method(), collector.target, version, tuple(headers), content_length
+    )
+
+
+def head_parser(name: str) -> Callable[[bytes], SimpleHead | None]:
+    """The head parser ``Config.http1_parser`` names: ``"python"``, ``"httptools"``, or
+    ``"auto"`` (httptools when installed)."""
+    if name == "python" or (name == "auto" and httptools is None):
+        return parse_simple_head
+    if httptools is None:
+        raise RuntimeError(
+            "http1_parser='httptools' needs the speed extra: pip install 'httpy[speed]'"
+        )
+    return parse_simple_head_httptools

@@ -6,11 +6,12 @@ what a real client would see, not about our own serialisation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import h11
 import pytest
 
+from httpy.core import http1, http1_head
 from httpy.core.config import Config
 from httpy.core.errors import LocalProtocolError, StreamClosedError
 from httpy.core.events import (
@@ -28,6 +29,19 @@ from httpy.core.events import (
     StreamReset,
 )
 from httpy.core.http1 import HTTP1Connection
+
+
+@pytest.fixture(autouse=True, scope="module", params=["python", "httptools"])
+def _head_parser(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs with both request-head parsers (h11 handles the rest)."""
+    if request.param == "httptools" and http1_head.httptools is None:
+        pytest.skip("httptools is not installed (the speed extra)")
+    chosen = http1_head.head_parser(request.param)
+    original = http1.head_parser
+    http1.head_parser = lambda name: chosen  # type: ignore[assignment]
+    yield
+    http1.head_parser = original
+
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
