@@ -67,10 +67,13 @@ class ServerSpec:
         return ["taskset", "-c", str(SERVER_CPU), str(self.python), *self.args(port)]
 
 
-def _httpy(backend: str, loop: str = "asyncio") -> Callable[[int], list[str]]:
+def _httpy(
+    backend: str, loop: str = "asyncio", parser: str = "python"
+) -> Callable[[int], list[str]]:
     def args(port: int) -> list[str]:
         return [
             "-m", "httpy", HTTPY_APP, "--backend", backend, "--loop", loop, "--no-access-log",
+            "--http1-parser", parser,
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             "--keepalive-timeout", str(KEEPALIVE_SECONDS),
         ]  # fmt: skip
@@ -123,10 +126,10 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("httpy-asyncio", "HTTPy asyncio", "main", _httpy("asyncio"), _HTTPY_PACKAGES),
         ServerSpec(
             "httpy-uvloop",
-            "HTTPy asyncio+uvloop",
+            "HTTPy speed (uvloop+httptools)",
             "main",
-            _httpy("asyncio", "uvloop"),
-            (*_HTTPY_PACKAGES, "uvloop"),
+            _httpy("asyncio", "uvloop", "httptools"),
+            (*_HTTPY_PACKAGES, "uvloop", "httptools"),
         ),
         ServerSpec("httpy-trio", "HTTPy trio", "main", _httpy("trio"), (*_HTTPY_PACKAGES, "trio")),
         ServerSpec(
