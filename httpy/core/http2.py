@@ -49,7 +49,6 @@ or :class:`StreamReset` events (stream errors); nothing raises out of ``receive_
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from http import HTTPStatus
 
 import h2.config
@@ -91,6 +90,7 @@ from .http2_checks import (
     TokenBucket,
     malformed,
 )
+from .http2_outbound import CONNECTION_SPECIFIC, Outbound, send_window
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -101,29 +101,6 @@ _CLOSED_BY_END = (
     h2.stream.StreamClosedBy.SEND_END_STREAM,
 )
 _ENDED_KEPT = 256
-
-#: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9113 8.2.2).
-CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-
-
-class _Outbound:
-    """Response data waiting for flow-control window on one stream.
-
-    ``offset`` is how much of ``chunks[0]`` was sent already: a large chunk goes out one
-    frame at a time without re-slicing the rest of it each time.
-    """
-
-    __slots__ = ("chunks", "end", "offset", "size", "trailers")
-
-    def __init__(self) -> None:
-        self.chunks: deque[bytes] = deque()
-        self.offset = 0
-        self.size = 0
-        self.end = False
-        #: Trailer fields to send (a HEADERS frame with END_STREAM) once the data is out.
-        self.trailers: list[tuple[bytes, bytes]] | None = None
 
 
 class HTTP2Connection:
@@ -158,7 +135,7 @@ class HTTP2Connection:
         # (otherwise the decoder keeps h2's 64 KiB default).  The decoder reports
         # decoding errors as COMPRESSION_ERROR (RFC 9113 4.3).
         self._h2.decoder = StrictDecoder(max_header_list_size=cfg.max_header_bytes)
-        self._outbound: dict[int, _Outbound] = {}
+        self._outbound: dict[int, Outbound] = {}
         self._closed = False
         self._goaway_sent = False
         #: The peer closed, or went away with its own GOAWAY: nothing left to linger for.
@@ -607,60 +584,23 @@ class HTTP2Connection:
             raise StreamClosedError(f"stream {stream_id} is closed")
         if stream_id in self._bodiless:
             data, trailers = b"", None
-        outbound = self._outbound.setdefault(stream_id, _Outbound())
+        outbound = self._outbound.setdefault(stream_id, Outbound())
         if outbound.end:
             raise LocalProtocolError(f"the response on stream {stream_id} is complete")
-        if data:
-            outbound.chunks.append(data)
-            outbound.size += len(data)
-        if trailers:
-            # RFC 9113 8.1: no pseudo-header fields in trailers; 8.2.2: nor
-            # connection-specific ones.  Names are lower-case on the wire (8.2).
-            outbound.trailers = [
-                (name.lower(), value)
-                for name, value in trailers
-                if not name.startswith(b":") and name.lower() not in CONNECTION_SPECIFIC
-            ]
-        outbound.end = end
+        outbound.add(data, end, trailers)
         self._send_window(stream_id, outbound, None)
 
     def _flush_outbound(self, events: list[Event]) -> None:
         for stream_id, outbound in list(self._outbound.items()):
             self._send_window(stream_id, outbound, events)
 
-    def _send_window(self, stream_id: int, outbound: _Outbound, events: list[Event] | None) -> None:
+    def _send_window(self, stream_id: int, outbound: Outbound, events: list[Event] | None) -> None:
         """Send as much of ``outbound`` as the windows allow."""
-        h2conn = self._h2
-        while outbound.chunks:
-            window = min(
-                h2conn.local_flow_control_window(stream_id), h2conn.max_outbound_frame_size
-            )
-            if window <= 0:
-                return
-            head, start = outbound.chunks[0], outbound.offset
-            stop = min(len(head), start + window)
-            chunk = head if start == 0 and stop == len(head) else head[start:stop]
-            if stop == len(head):
-                outbound.chunks.popleft()
-                outbound.offset = 0
-            else:
-                outbound.offset = stop
-            outbound.size -= len(chunk)
-            last = outbound.end and not outbound.chunks and not outbound.trailers
-            h2conn.send_data(stream_id, chunk, end_stream=last)
-            self._control.give(2)  # the WINDOW_UPDATEs (stream, connection) it earns
-            if last:
-                self._stream_done(stream_id)
-                if events is not None:
-                    events.append(StreamWritable(stream_id))
-                return
-        if outbound.end:
-            if outbound.trailers:
-                h2conn.send_headers(stream_id, outbound.trailers, end_stream=True)
-            else:
-                h2conn.end_stream(stream_id)
+        frames, progress = send_window(self._h2, stream_id, outbound)
+        self._control.give(2 * frames)  # the WINDOW_UPDATEs (stream, connection) they earn
+        if progress == "finished":
             self._stream_done(stream_id)
-        if events is not None:
+        if progress != "blocked" and events is not None:
             events.append(StreamWritable(stream_id))
 
     def _forget(self, stream_id: int) -> None:
