@@ -386,6 +386,21 @@ def h2c_upgrade(peer: Peer) -> None:
     first_frame_settings(peer)
 
 
+#: ``user-agent: h2spec``, indexed name, Huffman value (with its representation byte).
+HUFFMAN_UA = b"\x40\x87\xb5\x05\xb1\x61\xcc\x5a\x93\x84\x9c\x48\xac\xa4"
+#: ``x-test: h2spec``, new name, both Huffman (without the representation byte).
+HUFFMAN_X_TEST = b"\x85\xf2\xb2\x4a\x84\xff\x84\x9c\x48\xac\xa4"
+
+
+def request_with_field(representation: bytes) -> Callable[[Peer], None]:
+    """A GET whose header block ends with ``representation`` (an HPACK field, raw)."""
+
+    def act(peer: Peer) -> None:
+        peer.send(peer.headers(1, raw_block=peer.block(common()) + representation))
+
+    return act
+
+
 def concurrency_overflow(peer: Peer) -> None:
     # Zero window: the server cannot finish its responses, so all streams stay open.
     peer.send(settings_frame({0x4: 0}))
@@ -1187,6 +1202,81 @@ CASES = [
         "table size update above SETTINGS_HEADER_TABLE_SIZE",
         lambda p: p.send(p.headers(1, raw_block=b"\x3f\xe2\x1f" + p.block(common()))),
         connection_error(COMPRESSION_ERROR),
+    ),
+    # h2spec's generic group: what a server must accept
+    Case(
+        "generic 2", "PRIORITY on an idle stream", lambda p: p.send(priority(1), ping()), PING_ACK
+    ),
+    Case(
+        "generic 2",
+        "WINDOW_UPDATE on a half-closed (remote) stream",
+        lambda p: p.send(settings_frame({0x4: 0}), p.headers(1), window_update(1, 1)),
+        frame(is_data(1), "a DATA frame of 1 octet"),
+    ),
+    Case(
+        "generic 2",
+        "PRIORITY on a half-closed (remote) stream",
+        lambda p: p.send(settings_frame({0x4: 0}), p.headers(1), priority(1), window_update(1, 1)),
+        frame(is_data(1), "a DATA frame of 1 octet"),
+    ),
+    Case(
+        "generic 2",
+        "RST_STREAM on a half-closed (remote) stream",
+        lambda p: p.send(p.headers(1), rst(1), ping()),
+        PING_ACK,
+    ),
+    Case(
+        "generic 2",
+        "PRIORITY on a closed stream",
+        lambda p: (p.send(p.headers(1)), response_complete(p), p.send(priority(1), ping())),
+        PING_ACK,
+    ),
+    Case("generic 4", "GET request", lambda p: p.send(p.headers(1)), RESPONSE),
+    Case("generic 4", "HEAD request", lambda p: p.send(p.headers(1, common("HEAD"))), RESPONSE),
+    Case(
+        "generic 4",
+        "POST request",
+        lambda p: p.send(p.headers(1, common("POST"), end_stream=False), data(1)),
+        RESPONSE,
+    ),
+    Case(
+        "generic 4",
+        "POST request with trailers",
+        lambda p: p.send(
+            p.headers(1, [*common("POST"), ("trailer", "x-test")], end_stream=False),
+            data(1, end_stream=False),
+            p.headers(1, [("x-test", "ok")]),
+        ),
+        RESPONSE,
+    ),
+    *[
+        Case(
+            "generic 5",
+            f"HPACK {kind}",
+            request_with_field(rep),
+            RESPONSE,
+        )
+        for kind, rep in [
+            ("indexed field", b"\xba"),
+            ("incremental indexing, indexed name", b"\x40\x0auser-agent\x06h2spec"),
+            ("incremental indexing, indexed name, Huffman", HUFFMAN_UA),
+            ("incremental indexing, new name", b"\x40\x06x-test\x06h2spec"),
+            ("incremental indexing, new name, Huffman", b"\x40" + HUFFMAN_X_TEST),
+            ("without indexing, indexed name", b"\x00\x0auser-agent\x06h2spec"),
+            ("without indexing, indexed name, Huffman", b"\x00" + HUFFMAN_UA[1:]),
+            ("without indexing, new name", b"\x00\x06x-test\x06h2spec"),
+            ("without indexing, new name, Huffman", b"\x00" + HUFFMAN_X_TEST),
+            ("never indexed, indexed name", b"\x10\x0auser-agent\x06h2spec"),
+            ("never indexed, indexed name, Huffman", b"\x10" + HUFFMAN_UA[1:]),
+            ("never indexed, new name", b"\x10\x06x-test\x06h2spec"),
+            ("never indexed, new name, Huffman", b"\x10" + HUFFMAN_X_TEST),
+        ]
+    ],
+    Case(
+        "generic 5",
+        "HPACK dynamic table size update to 0 first",
+        lambda p: p.send(p.headers(1, raw_block=b"\x20" + p.block(common()))),
+        RESPONSE,
     ),
 ]
 
