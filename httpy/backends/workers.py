@@ -61,6 +61,11 @@ SOCKETS_ENV = "HTTPY_WORKER_SOCKETS"
 TLS_SOCKETS_ENV = "HTTPY_WORKER_TLS_SOCKETS"
 READY_FD_ENV = "HTTPY_WORKER_READY_FD"
 SUPERVISOR_ENV = "HTTPY_SUPERVISOR_PID"
+#: With reuse_port: the TCP binds each worker binds itself (newline-separated), as the
+#: supervisor resolved them (a worker must not re-derive them: systemd's LISTEN_FDS, for
+#: one, names the supervisor's pid, not the worker's).
+TCP_BINDS_ENV = "HTTPY_WORKER_TCP_BINDS"
+TCP_TLS_BINDS_ENV = "HTTPY_WORKER_TCP_TLS_BINDS"
 
 #: How long a new worker gets to start serving before it counts as failed.
 STARTUP_TIMEOUT = 60.0
@@ -83,8 +88,8 @@ def worker_config(config: Config) -> Config:
     own_tcp: tuple[str, ...] = ()
     own_tls: tuple[str, ...] = ()
     if config.reuse_port:  # each worker binds its own TCP sockets
-        own_tcp = tuple(b for b in config.binds if _is_tcp(b))
-        own_tls = tuple(b for b in config.tls_binds if _is_tcp(b))
+        own_tcp = _lines(os.environ.get(TCP_BINDS_ENV, ""))
+        own_tls = _lines(os.environ.get(TCP_TLS_BINDS_ENV, ""))
     return replace(config, binds=own_tcp + plain, tls_binds=own_tls + tls)
 
 
@@ -137,6 +142,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def _fds(text: str) -> tuple[str, ...]:
     return tuple(f"fd:{n}" for n in text.split(",") if n.strip().isdigit())
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.split("\n") if line)
 
 
 def _is_tcp(bind: str) -> bool:
@@ -276,6 +285,8 @@ class Supervisor:
             TLS_SOCKETS_ENV: ",".join(tls),
             READY_FD_ENV: str(write_fd),
             SUPERVISOR_ENV: str(os.getpid()),
+            TCP_BINDS_ENV: "\n".join(b for b in self.config.binds if _is_tcp(b)),
+            TCP_TLS_BINDS_ENV: "\n".join(b for b in self.config.tls_binds if _is_tcp(b)),
         }
         try:
             process = subprocess.Popen(
