@@ -723,6 +723,7 @@ async def test_zero_window_stall_is_reset_after_send_timeout() -> None:
             sid = peer.conn.get_next_available_stream_id()
             peer.conn.send_headers(sid, request_headers("GET", "/big?n=100000"), end_stream=True)
             await peer.flush()
+            await assert_still_serving(address)  # while the stalled stream waits
             with anyio.fail_after(5):
                 await peer.until(lambda _: peer.stream_ended(sid))
             resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
