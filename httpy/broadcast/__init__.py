@@ -20,7 +20,8 @@ backend (pub/sub) reaches every subscriber of every process connected to that se
 so a chat room works across ``--workers`` and across machines.  Delivery is at most
 once, as with Redis pub/sub: a subscriber that falls ``max_buffer`` messages behind is
 dropped (its iteration raises :class:`SubscriberTooSlow`) rather than slowing the
-publishers or growing memory without bound.
+publishers or growing memory without bound; a Redis subscription whose connection
+breaks raises :class:`SubscriptionLost` (subscribe again to carry on).
 
 Both backends run on asyncio and trio (see :mod:`httpy.broadcast.redis` for why the
 Redis client is our own).
@@ -33,9 +34,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from .memory import MemoryBackend, SubscriberTooSlow
+from .memory import BroadcastError, MemoryBackend, SubscriberTooSlow, SubscriptionLost
 
-__all__ = ["Broadcast", "BroadcastBackend", "SubscriberTooSlow"]
+__all__ = [
+    "Broadcast",
+    "BroadcastBackend",
+    "BroadcastError",
+    "SubscriberTooSlow",
+    "SubscriptionLost",
+]
 
 #: Messages a subscriber may fall behind before it is dropped.
 DEFAULT_MAX_BUFFER = 1000

@@ -9,8 +9,17 @@ from contextlib import asynccontextmanager
 import anyio
 
 
-class SubscriberTooSlow(Exception):
+class BroadcastError(Exception):
+    """A subscription ended abnormally: its iteration raises a subclass of this."""
+
+
+class SubscriberTooSlow(BroadcastError):
     """This subscriber fell too far behind and was dropped (messages were lost)."""
+
+
+class SubscriptionLost(BroadcastError):
+    """The backend connection carrying the subscription broke (Redis restarted, the
+    network failed, or Redis dropped a subscriber over its output buffer limit)."""
 
 
 class Subscription:

@@ -14,7 +14,8 @@ Connections:
   cleanly when its ``async with`` does.  This costs a Redis connection per subscriber
   (Redis allows 10 000 clients by default); Redis itself drops a subscriber that
   falls too far behind (``client-output-buffer-limit pubsub``), which ends its
-  iteration with :class:`~httpy.broadcast.memory.SubscriberTooSlow`.
+  iteration with :class:`~httpy.broadcast.memory.SubscriptionLost`, as does any lost
+  connection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .memory import SubscriberTooSlow
+from .memory import SubscriptionLost
 
 #: The longest reply line (status, error, length prefixes) and bulk string we accept.
 MAX_LINE = 64 * 1024
@@ -186,7 +187,7 @@ class _Messages:
             try:
                 reply = await self._connection.read_reply()
             except RedisError as exc:
-                raise SubscriberTooSlow(f"subscription to {self._channel!r} ended: {exc}") from exc
+                raise SubscriptionLost(f"subscription to {self._channel!r} ended: {exc}") from exc
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
                 data = reply[2]
                 if isinstance(data, bytes):

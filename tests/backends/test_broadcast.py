@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from httpy.broadcast import Broadcast, SubscriberTooSlow
+from httpy.broadcast import Broadcast, SubscriberTooSlow, SubscriptionLost
 from httpy.broadcast.redis import RedisConnection, RedisError
 from tests.backends.broadcast_support import redis_server
 
@@ -104,3 +104,20 @@ async def test_redis_errors(redis_url: str) -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="memory:// or redis://"):
         Broadcast("kafka://x")
+
+
+@pytest.mark.anyio
+async def test_lost_redis_connection_ends_the_subscription(redis_url: str) -> None:
+    broadcast = Broadcast(redis_url)
+    admin = await RedisConnection.open(redis_url)
+    try:
+        async with broadcast.subscribe("doomed") as messages:
+            # Redis drops every pub/sub client (as on a restart or an overflow).
+            await admin.command("CLIENT", "KILL", "TYPE", "pubsub")
+            with anyio.fail_after(10), pytest.raises(SubscriptionLost):
+                await anext(aiter(messages))
+        # Publishing still works (the publisher connection is separate and reopened).
+        await broadcast.publish("doomed", "after")
+    finally:
+        await admin.aclose()
+        await broadcast.aclose()
