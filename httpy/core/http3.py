@@ -342,9 +342,11 @@ class HTTP3Connection:
             sid = event.stream_id
             if sid in self._open_streams:
                 self._on_trailers(event, events)
-            elif sid > self._highest_request:
+            else:
+                # Streams are independent: requests may arrive in any order.  (Trailers
+                # after we answered never get here: the STOP_SENDING we sent with the
+                # answer makes aioquic drop the rest of the stream.)
                 self._on_request(event, events)
-            # else: trailers for a request already answered and forgotten: nothing to do
         elif isinstance(event, h3e.DataReceived):
             sid = event.stream_id
             if sid in self._receiving and event.data and self._accept_body(sid, event, events):

@@ -261,6 +261,23 @@ def test_late_trailers_after_the_response_are_ignored() -> None:
     assert not pair.server.terminated
 
 
+def test_requests_may_arrive_out_of_order() -> None:
+    pair = link()
+    pair.take_server_events()
+    block = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")]
+    flights = []
+    for _ in range(2):
+        pair.now += 0.01  # past the client's pacer
+        sid = pair.client.get_next_available_stream_id()
+        pair.client_h3.send_headers(sid, block, end_stream=True)
+        flights.append((sid, pair.client.datagrams_to_send(pair.now)))
+    (first, first_datagrams), (second, second_datagrams) = flights
+    for data, _ in second_datagrams + first_datagrams:  # the network reorders them
+        pair.server_events += pair.server.receive_datagram(data, MemoryLink.CLIENT, pair.now)
+    opened = [e.stream_id for e in pair.take_server_events() if isinstance(e, RequestReceived)]
+    assert opened == [second, first]
+
+
 def test_large_response_flows_under_flow_control() -> None:
     pair = link()
     pair.take_server_events()
