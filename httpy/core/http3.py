@@ -156,6 +156,8 @@ class HTTP3Connection:
         #: Finished responses whose bytes may still be in flight (graceful close waits).
         self._unacked: set[int] = set()
         self._goaway_sent = False
+        #: After GOAWAY: requests on streams from this id on are refused (RFC 9114 5.2).
+        self._goaway_id = 0
         self._closing = False
         self._terminated = False
         self._highest_request = -1
@@ -356,8 +358,8 @@ class HTTP3Connection:
 
     def _on_request(self, event: h3e.HeadersReceived, events: list[Event]) -> None:
         sid = event.stream_id
-        if self._goaway_sent:
-            self._reject(sid, H3_REQUEST_REJECTED)
+        if self._goaway_sent and sid >= self._goaway_id:
+            self._reject(sid, H3_REQUEST_REJECTED)  # the client may retry it elsewhere
             return
         reason = malformed(event.headers, REQUEST_RULES)
         if reason is not None:
@@ -552,7 +554,8 @@ class HTTP3Connection:
         self._goaway_sent = True
         self._closing = True
         # The first request stream id we will not process (RFC 9114 5.2).
-        self._h3.send_goaway(self._highest_request + 4 if self._highest_request >= 0 else 0)
+        self._goaway_id = self._highest_request + 4 if self._highest_request >= 0 else 0
+        self._h3.send_goaway(self._goaway_id)
         self._check_done()
 
     def _check_done(self) -> None:
