@@ -476,7 +476,8 @@ class MemoryScenario(Scenario):
         return value
 
 
-# The HTTP/3 scenario lives in its own module and subclasses Scenario (defined above).
+# The HTTP/3 and WebSocket scenarios live in their own modules and subclass Scenario
+# (defined above).
 from bench.h3_scenario import H3Scenario  # noqa: E402
 from bench.ws_scenario import WebSocketEchoScenario  # noqa: E402
 
