@@ -16,7 +16,6 @@ import anyio
 import anyio.abc
 
 from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
-from ..core.errors import LocalProtocolError
 from ..core.events import (
     BodyReceived,
     CloseConnection,
@@ -26,8 +25,6 @@ from ..core.events import (
     Headers,
     ProtocolError,
     RequestReceived,
-    ResetStream,
-    SendData,
     SendInformational,
     SendResponse,
     StreamEnded,
@@ -39,7 +36,7 @@ from ..core.http2 import HTTP2Connection
 from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
-from .stream_base import StreamBase
+from .stream_base import StreamBase, pushed_request
 
 #: How long a connection we said GOAWAY on keeps reading (and dropping) the client's
 #: bytes before it is closed (see ``HTTP2Driver._linger``).
@@ -74,6 +71,9 @@ class HTTP2Stream(StreamBase):
 
     async def _body_timed_out(self) -> None:
         await self._driver.body_timed_out(self)
+
+    def _server_headers(self, headers: Headers) -> Headers:
+        return self._driver.add_server_headers(headers)
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         await self._driver.command(SendInformational(self._head.stream_id, status, headers))
@@ -219,29 +219,13 @@ class HTTP2Driver:
                     raise ClientDisconnected(f"connection lost while sending: {exc!r}") from exc
 
     async def body_timed_out(self, stream: HTTP2Stream) -> None:
-        """The request body stalled for ``body_timeout``: answer 408 (or reset the stream
-        if the response has started); the handler's ``receive`` raises RequestBodyError."""
-        sid = stream.head.stream_id
-        reason = "request body not received in time"
-        stream.fail(RequestBodyError(408, reason))
-        try:
-            if not stream.response_started:
-                body = b"408 Request Timeout: %s\n" % reason.encode()
-                headers = (
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"%d" % len(body)),
-                )
-                self.queue(SendResponse(sid, 408, self.add_server_headers(headers)))
-                stream.response_started, stream.status = True, 408
-                await self.command(SendData(sid, body, True))
-                stream.response_complete = True
-                stream.bytes_sent = len(body)
-            else:
-                await self.command(ResetStream(sid, 0x8))  # CANCEL
-        except (ClientDisconnected, LocalProtocolError):
-            pass
+        """The request body stalled for ``body_timeout``: 408 or a reset (see
+        :meth:`StreamBase.answer_body_timeout`), and a log line."""
+        await stream.answer_body_timeout()
         self._context.bad_requests.warning(
-            "HTTP/2 request body from %s timed out (stream %d)", format_peer(self._client), sid
+            "HTTP/2 request body from %s timed out (stream %d)",
+            format_peer(self._client),
+            stream.head.stream_id,
         )
 
     async def push(self, parent: HTTP2Stream, path: str) -> bool:
@@ -251,23 +235,7 @@ class HTTP2Driver:
         if promised is None or self._tasks is None:
             return False
         await self.flush()
-        pushed_path, _, query = path.partition("?")
-        forwarded = tuple(
-            (n, v) for n, v in head.headers if n in (b"host", b"user-agent", b"accept-encoding")
-        )
-        pushed_head = RequestHead(
-            method="GET",
-            path=pushed_path,
-            query_string=query.encode("latin-1"),
-            headers=forwarded,
-            http_version="2",
-            scheme=head.scheme,
-            client=self._client,
-            server=self._server,
-            body_expected=False,
-            stream_id=promised,
-        )
-        stream = HTTP2Stream(self, pushed_head, ended=True)
+        stream = HTTP2Stream(self, pushed_request(head, path, promised), ended=True)
         self._streams[promised] = stream
         self._tasks.start_soon(self._run_handler, stream)
         return True

@@ -20,7 +20,7 @@ import anyio.abc
 from aioquic.quic.connection import NetworkAddress
 
 from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
-from ..core.errors import LocalProtocolError, StreamClosedError
+from ..core.errors import StreamClosedError
 from ..core.events import (
     BodyReceived,
     CloseConnection,
@@ -30,8 +30,6 @@ from ..core.events import (
     Headers,
     ProtocolError,
     RequestReceived,
-    ResetStream,
-    SendData,
     SendInformational,
     SendResponse,
     StreamEnded,
@@ -47,7 +45,7 @@ from ..core.http3 import (
 from .connection import ConnectionContext, format_peer, log_access
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
-from .stream_base import StreamBase
+from .stream_base import StreamBase, pushed_request
 
 if TYPE_CHECKING:
     from .http2_driver import HTTP2Stream
@@ -100,6 +98,9 @@ class HTTP3Stream(StreamBase):
 
     async def _body_timed_out(self) -> None:
         await self._driver.body_timed_out(self)
+
+    def _server_headers(self, headers: Headers) -> Headers:
+        return self._driver.add_server_headers(headers)
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
         self._driver.command(SendInformational(self._head.stream_id, status, headers))
@@ -209,51 +210,17 @@ class HTTP3Driver:
         if promised is None:
             return False
         self._kick()
-        pushed_path, _, query = path.partition("?")
-        forwarded = tuple(
-            (n, v) for n, v in head.headers if n in (b"host", b"user-agent", b"accept-encoding")
-        )
-        self._start(
-            RequestHead(
-                method="GET",
-                path=pushed_path,
-                query_string=query.encode("latin-1"),
-                headers=forwarded,
-                http_version="3",
-                scheme=head.scheme,
-                client=self._client,
-                server=self._server,
-                body_expected=False,
-                stream_id=promised,
-            ),
-            ended=True,
-        )
+        self._start(pushed_request(head, path, promised), ended=True)
         return True
 
     async def body_timed_out(self, stream: HTTP3Stream) -> None:
-        """The request body stalled for ``body_timeout``: 408, or a reset once the
-        response has started; the handler's ``receive`` raises RequestBodyError."""
-        sid = stream.head.stream_id
-        reason = "request body not received in time"
-        stream.fail(RequestBodyError(408, reason))
-        try:
-            if not stream.response_started:
-                body = b"408 Request Timeout: %s\n" % reason.encode()
-                headers = (
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"%d" % len(body)),
-                )
-                self.command(SendResponse(sid, 408, self.add_server_headers(headers)))
-                stream.response_started, stream.status = True, 408
-                self.command(SendData(sid, body, True))
-                stream.response_complete = True
-                stream.bytes_sent = len(body)
-            else:
-                self.command(ResetStream(sid, H3_REQUEST_CANCELLED))
-        except (ClientDisconnected, LocalProtocolError):
-            pass
+        """The request body stalled for ``body_timeout``: 408 or a reset (see
+        :meth:`StreamBase.answer_body_timeout`), and a log line."""
+        await stream.answer_body_timeout()
         self._context.bad_requests.warning(
-            "HTTP/3 request body from %s timed out (stream %d)", format_peer(self._client), sid
+            "HTTP/3 request body from %s timed out (stream %d)",
+            format_peer(self._client),
+            stream.head.stream_id,
         )
 
     # -- internals ---------------------------------------------------------------------

@@ -15,16 +15,24 @@ and optionally :meth:`_consumed` (credit flow control for bytes the handler read
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 
 import anyio
 
-from ..core.application import ClientDisconnected, RequestHead
+from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
 from ..core.config import Config
 from ..core.errors import LocalProtocolError
-from ..core.events import Command, Headers, ResetStream, SendData, SendTrailers
+from ..core.events import (
+    Command,
+    Headers,
+    ResetStream,
+    SendData,
+    SendResponse,
+    SendTrailers,
+)
 
 _ERROR_BODY = b"Internal Server Error\n"
 
@@ -63,7 +71,12 @@ class StreamBase(ABC):
 
     @abstractmethod
     async def _body_timed_out(self) -> None:
-        """The request body stalled for ``body_timeout``: answer 408 and :meth:`fail`."""
+        """The request body stalled for ``body_timeout``: :meth:`answer_body_timeout`
+        (and the driver logs it)."""
+
+    @abstractmethod
+    def _server_headers(self, headers: Headers) -> Headers:
+        """``headers`` plus what the server adds to every response (Date, Server)."""
 
     async def _consumed(self, size: int) -> None:  # noqa: B027 (optional hook)
         """The handler read ``size`` body bytes (credit the peer's window, if needed)."""
@@ -120,6 +133,28 @@ class StreamBase(ABC):
     async def abort(self) -> None:
         """Abandon a started response (the client sees the stream reset)."""
         await self._submit(ResetStream(self._head.stream_id))
+
+    async def answer_body_timeout(self) -> None:
+        """Answer 408 (or reset the stream if the response has started); the handler's
+        ``receive`` then raises :class:`RequestBodyError`."""
+        sid = self._head.stream_id
+        reason = "request body not received in time"
+        self.fail(RequestBodyError(408, reason))
+        try:
+            if not self.response_started:
+                body = b"408 Request Timeout: %s\n" % reason.encode()
+                headers = (
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(body)),
+                )
+                self.response_started, self.status = True, 408
+                self.response_complete, self.bytes_sent = True, len(body)
+                await self._submit(SendResponse(sid, 408, self._server_headers(headers)))
+                await self._submit(SendData(sid, body, True))
+            else:
+                await self._submit(ResetStream(sid, self.cancel_code))
+        except (ClientDisconnected, LocalProtocolError):
+            pass
 
     async def finish_incomplete(self) -> None:
         """The handler returned without completing its response: 500 if it had not
@@ -197,3 +232,21 @@ class StreamBase(ABC):
         size = sum(len(chunk) for chunk in self._chunks)
         self._chunks.clear()
         return size
+
+
+def pushed_request(parent: RequestHead, path: str, stream_id: int) -> RequestHead:
+    """The request a server push of ``path`` answers: a GET on ``stream_id`` from the
+    same client as ``parent``, with the parent's Host, User-Agent and Accept-Encoding."""
+    pushed_path, _, query = path.partition("?")
+    forwarded = tuple(
+        (n, v) for n, v in parent.headers if n in (b"host", b"user-agent", b"accept-encoding")
+    )
+    return dataclasses.replace(
+        parent,
+        method="GET",
+        path=pushed_path,
+        query_string=query.encode("latin-1"),
+        headers=forwarded,
+        body_expected=False,
+        stream_id=stream_id,
+    )

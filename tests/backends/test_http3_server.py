@@ -222,6 +222,17 @@ async def test_stream_reset_cancels_the_handler() -> None:
             assert (await client.get("/")).status == 200
 
 
+async def test_stalled_request_body_gets_408_after_body_timeout() -> None:
+    async with h3_server(make_app(Probe()), body_timeout=0.3) as (_server, _tcp, udp):
+        async with h3_connect(*udp) as client:
+            sid = await client.start("POST", "/echo", body=b"partial", end=False)
+            with anyio.fail_after(10):
+                response = await client.wait(sid)
+            assert response.status == 408
+            assert response.body.startswith(b"408 Request Timeout")
+            assert (await client.get("/")).status == 200  # the connection goes on
+
+
 async def test_handler_error_is_500() -> None:
     async with h3_server(make_app(Probe())) as (_server, _tcp, udp):
         async with h3_connect(*udp) as client:
