@@ -135,7 +135,10 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
     def begin_shutdown(self) -> None:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
         self._closing = True
-        self._conn.send(CloseConnection())
+        if self._seen_request:
+            # Before the first request, closing the core now would drop the request the
+            # client connected to send: it is answered, then closed (see _dispatch).
+            self._conn.send(CloseConnection())
         if self._current is None and self._conn.awaiting_head and self._seen_request:
             self._close()
 
@@ -217,6 +220,8 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         for index, event in enumerate(events):
             if isinstance(event, RequestReceived):
                 self._head_deadline = None
+                if self._closing and not self._seen_request:
+                    self._conn.send(CloseConnection())  # answer it with Connection: close
                 self._seen_request = True
                 if event.upgrade is not None and not self._closing:
                     # h2c, WebSocket and other upgrades: the portable driver knows them.
@@ -235,9 +240,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
                 )
                 new.on_drained = self.resume_body
                 if self._task is None:
-                    self._current = new
-                    self._task = self._loop.create_task(self._serve(new))
-                    self._task.add_done_callback(self._serve_done)
+                    self._start(new)
                 else:
                     self._pending = new
             elif isinstance(event, BodyReceived):
@@ -329,6 +332,12 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
             self._resume_reading()
             self._after_input()
 
+    def _start(self, stream: HTTP1Stream) -> None:
+        """Run ``stream``'s handler (and those pipelined behind it) in a new task."""
+        self._current = stream
+        self._task = self._loop.create_task(self._serve(stream))
+        self._task.add_done_callback(self._serve_done)
+
     def _serve_done(self, task: asyncio.Task[None]) -> None:
         """After the request task, however it ended (a task cancelled before its first
         step never runs its body, so this is a callback, not a ``finally``)."""
@@ -346,6 +355,10 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
             self._flush_core()
             self._close()
         elif not self._done.done():
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                # Parsed after _serve's last look but before this callback ran.
+                self._start(pending)
             self._resume_reading()
             self._after_input()
 
