@@ -109,17 +109,28 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             self._transport.resume_reading()
         return chunk
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: bytes, max_wait: float | None = None) -> None:
+        """Write ``item``; wait while the transport's buffer is over its high-water mark,
+        at most ``max_wait`` seconds (then :class:`TimeoutError`)."""
         protocol = self._protocol
         if protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError
         self._transport.write(item)
+        if not protocol.writing_paused:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = None if max_wait is None else loop.time() + max_wait
         while protocol.writing_paused and not protocol.lost:
-            protocol.drain_waiter = asyncio.get_running_loop().create_future()
+            waiter = protocol.drain_waiter = loop.create_future()
+            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                await protocol.drain_waiter
+                await waiter
             finally:
                 protocol.drain_waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if deadline is not None and protocol.writing_paused and loop.time() >= deadline:
+                raise TimeoutError("peer did not read for the send timeout")
         if protocol.lost:
             raise anyio.BrokenResourceError
 
@@ -130,3 +141,8 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
     async def aclose(self) -> None:
         if not self._transport.is_closing():
             self._transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

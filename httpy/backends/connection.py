@@ -51,6 +51,7 @@ from ..core.events import (
 )
 from ..core.http1 import HTTP1Connection
 from ..core.http2_checks import valid_upgrade_settings
+from .asyncio_stream import AsyncioSocketStream
 from .logs import HTTPDate, RateLimitedLog, access_line, access_log, error_log
 from .proxy import chain, proxy_headers_hook
 from .request_id import RequestIdEchoApp, ensure_request_id, with_request_id_echo
@@ -276,7 +277,8 @@ class HTTP1Driver:
         self._current: HTTP1Stream | None = None
         self._pending: HTTP1Stream | None = None
         self._wake = anyio.Event()
-        self._cycle_done = anyio.Event()
+        # Made only when the reader waits for pipelined bytes to be consumed.
+        self._cycle_done: anyio.Event | None = None
         self._reader_done = False
         self._read_scope: anyio.CancelScope | None = None
         self._head_deadline: float | None = None
@@ -341,7 +343,10 @@ class HTTP1Driver:
     def begin_shutdown(self) -> None:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
         self._closing = True
-        self._conn.send(CloseConnection())
+        if self._seen_request:
+            # Before the first request, closing the core now would drop the request the
+            # client connected to send: it is answered, then closed (see _dispatch).
+            self._conn.send(CloseConnection())
         if (
             self._conn.awaiting_head
             and self._current is None
@@ -372,8 +377,13 @@ class HTTP1Driver:
     async def _flush(self) -> None:
         data = self._conn.data_to_send()
         if data:
-            with anyio.fail_after(self.config.send_timeout):
-                await self._stream.send(data)
+            if isinstance(self._stream, AsyncioSocketStream):
+                # It waits only when the transport's buffer is full, and then applies
+                # send_timeout itself: no cancel scope per write.
+                await self._stream.send(data, max_wait=self.config.send_timeout)
+            else:
+                with anyio.fail_after(self.config.send_timeout):
+                    await self._stream.send(data)
 
     async def _respond_loop(self) -> None:
         while True:
@@ -391,8 +401,9 @@ class HTTP1Driver:
                 stream.bytes_sent,
                 stream.started_at,
             )
-            old, self._cycle_done = self._cycle_done, anyio.Event()
-            old.set()
+            if self._cycle_done is not None:
+                self._cycle_done.set()
+                self._cycle_done = None
             if self._read_scope is not None:
                 # The reader's pending read was armed while the request was in flight
                 # (no timeout); the connection is now idle, so the keep-alive one applies.
@@ -436,52 +447,68 @@ class HTTP1Driver:
 
     async def _reader(self) -> None:
         try:
-            while not self._conn.should_close and self._h2c is None and self._websocket is None:
-                await self._wait_for_room()
-                if self._conn.should_close:
-                    break
-                timeout = self._read_timeout()
-                data: bytes | None = None
-                with anyio.move_on_after(timeout) as scope:
+            while self._reading:
+                # One cancel scope for as many reads as pass without a timeout (entering
+                # a scope per read cost more than parsing a request): each read moves its
+                # deadline; the scope ends when a deadline passes or begin_shutdown
+                # cancels it, and that is answered as receive_timeout / receive_eof.
+                with anyio.CancelScope() as scope:
                     self._read_scope = scope
-                    try:
-                        data = await self._stream.receive(READ_SIZE)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                        data = b""
+                    await self._read_until_timeout(scope)
                 self._read_scope = None
-                if data is None:
-                    events = (
-                        self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
-                    )
-                elif data:
-                    if self._first_bytes is not None:
-                        # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge.
-                        seen = self._first_bytes + data
-                        if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
-                            if len(seen) >= len(HTTP2_PREFACE):
-                                self._prior_knowledge = seen
-                                self._wake.set()
-                                break
-                            self._first_bytes = seen
-                            continue
-                        data, self._first_bytes = seen, None
-                    events = self._conn.receive_data(data)
-                else:
-                    self._dispatch(self._conn.receive_eof())
-                    break  # nothing more will come; the responder finishes up
+                if not scope.cancel_called:
+                    break
+                events = self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
                 self._dispatch(events)
-                if self._h2c is not None or self._websocket is not None:
-                    break  # what follows is HTTP/2: the connection changes hands
-                current = self._current or self._pending
-                if current is not None:
-                    await current.wait_drained()
         finally:
+            self._read_scope = None
             self._reader_done = True
             self._wake.set()
+
+    @property
+    def _reading(self) -> bool:
+        return not self._conn.should_close and self._h2c is None and self._websocket is None
+
+    async def _read_until_timeout(self, scope: anyio.CancelScope) -> None:
+        """Read and dispatch until the connection stops being HTTP/1.1 or ends; returns
+        early only by ``scope`` being cancelled (a timeout or a graceful shutdown)."""
+        while self._reading:
+            scope.deadline = math.inf  # waiting for the application is not a read
+            await self._wait_for_room()
+            if self._conn.should_close:
+                return
+            scope.deadline = anyio.current_time() + self._read_timeout()
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                data = b""
+            scope.deadline = math.inf
+            if not data:
+                self._dispatch(self._conn.receive_eof())
+                return  # nothing more will come; the responder finishes up
+            if self._first_bytes is not None:
+                # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge.
+                seen = self._first_bytes + data
+                if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
+                    if len(seen) >= len(HTTP2_PREFACE):
+                        self._prior_knowledge = seen
+                        self._wake.set()
+                        return
+                    self._first_bytes = seen
+                    continue
+                data, self._first_bytes = seen, None
+            self._dispatch(self._conn.receive_data(data))
+            if self._h2c is not None or self._websocket is not None:
+                return  # what follows is another protocol: the connection changes hands
+            current = self._current or self._pending
+            if current is not None:
+                await current.wait_drained()
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: don't read while pipelined bytes pile up unparsed."""
         while self._conn.buffered_bytes > self.config.max_pipeline_bytes:
+            if self._cycle_done is None:
+                self._cycle_done = anyio.Event()
             await self._cycle_done.wait()
 
     def _read_timeout(self) -> float:
@@ -506,6 +533,8 @@ class HTTP1Driver:
         for event in events:
             if isinstance(event, RequestReceived):
                 self._head_deadline = None
+                if self._closing and not self._seen_request:
+                    self._conn.send(CloseConnection())  # answer it with Connection: close
                 self._seen_request = True
                 # h2c is cleartext HTTP/2: over TLS, HTTP/2 is chosen by ALPN only.
                 if _wants_h2c(event) and not self._closing and self._context.scheme == "http":
