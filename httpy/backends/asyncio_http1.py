@@ -134,13 +134,17 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
+        # Idle is judged before CloseConnection: the core counts itself closed after it.
+        idle = self._current is None and self._conn.awaiting_head
         self._closing = True
         if self._seen_request:
             # Before the first request, closing the core now would drop the request the
             # client connected to send: it is answered, then closed (see _dispatch).
             self._conn.send(CloseConnection())
-        if self._current is None and self._conn.awaiting_head and self._seen_request:
+        if idle and self._seen_request:
             self._close()
+        elif not self._done.done():
+            self._update_deadline()  # a fresh connection now gets the header timeout
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
