@@ -6,7 +6,7 @@ through every selected scenario, servers alternating (A B C ... A B C ...) for R
 Writes ``bench/results/latest.md``, ``bench/results/latest.png`` and raw JSON under
 ``bench/results/raw/<run id>/``.
 
-    .venv/bin/python bench/run.py                       # full profile (D=8 s, R=3)
+    .venv/bin/python bench/run.py                       # full profile (D=6 s, R=3)
     BENCH_PROFILE=quick .venv/bin/python bench/run.py   # smoke run (D=3 s, R=1)
     .venv/bin/python bench/run.py --profile quick --servers httpy-asyncio,granian \\
         --scenarios h1-plaintext,h2c --duration 2
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default=os.environ.get("BENCH_PROFILE") or "full",
-        help="quick: D=3s R=1 (smoke); full: D=8s R=3 (default; env BENCH_PROFILE)",
+        help="quick: D=3s R=1 (smoke); full: D=6s R=3 (default; env BENCH_PROFILE)",
     )
     parser.add_argument("--servers", help="comma-separated subset of servers (default: all)")
     parser.add_argument("--scenarios", help="comma-separated subset of scenarios (default: all)")

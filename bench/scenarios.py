@@ -55,7 +55,7 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", duration=3, repeats=1, idle_connections=1_000),
-    "full": Profile("full", duration=8, repeats=3, idle_connections=10_000),
+    "full": Profile("full", duration=6, repeats=3, idle_connections=10_000),
 }
 
 
