@@ -5,8 +5,8 @@ application (``App.__call__`` calls :func:`serve_asgi`), so ``uvicorn module:app
 it.  ``http`` scopes run through the same ``App.handle_http`` as under HTTPy's own
 server, over :class:`ASGIHTTPStream` (an ``HTTPStream`` made of ``receive``/``send``), so
 every ``Response`` subclass streams unchanged.  ``lifespan`` scopes run the app's startup
-and shutdown hooks.  ``websocket`` scopes are refused with ``websocket.close`` (the
-server answers 403): WebSockets arrive in a later version.
+and shutdown hooks.  ``websocket`` scopes run the app's WebSocket routes
+(:mod:`httpy.framework.asgi_websocket`).
 
 **Any ASGI app on HTTPy's server.**  :class:`ASGIAdapter` wraps an ASGI 3 application
 into an HTTPy application (``handle_http`` plus the lifespan protocol).
@@ -45,6 +45,7 @@ from ..core.application import (
     StartupError,
 )
 from ..core.events import Headers
+from .asgi_websocket import serve_asgi_websocket
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,9 +74,7 @@ async def serve_asgi(app: ServableApplication, scope: Scope, receive: Receive, s
     elif kind == "lifespan":
         await _serve_lifespan(app, receive, send)
     elif kind == "websocket":
-        # Not supported yet: refuse the handshake (the ASGI server answers 403).
-        await receive()  # websocket.connect
-        await send({"type": "websocket.close", "code": 1000})
+        await serve_asgi_websocket(app, head_from_scope(scope), scope, receive, send)
     else:
         raise ValueError(f"unsupported ASGI scope type {kind!r}")
 

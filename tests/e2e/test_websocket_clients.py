@@ -7,12 +7,15 @@ import asyncio
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import uvicorn
 import websockets
 
 from httpy import App, WebSocketConnection
@@ -263,3 +266,69 @@ def test_websockets_over_tls(backend: str, tmp_path: Path) -> None:
 
         asyncio.run(main())
     assert recorder.wait("echo_close")[0] == 1000
+
+
+# ----------------------------------------------------------------- under an ASGI server
+
+
+@contextmanager
+def uvicorn_thread(app: App, ws: str) -> Iterator[str]:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, ws=ws, lifespan="off", log_level="warning",
+        access_log=False, loop="asyncio",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize("ws_impl", ["websockets-sansio", "wsproto"])
+def test_httpy_websocket_routes_under_uvicorn(ws_impl: str) -> None:
+    recorder = Recorder()
+    app = make_app(recorder)
+
+    async def deny(request: Any, handler: Any) -> Any:
+        if request.headers.get("x-deny"):
+            from httpy import Response
+
+            return Response.json({"error": "Unauthorized"}, status=401)
+        return await handler(request)
+
+    app.add_middleware(deny)
+
+    async def main(url: str) -> None:
+        async with websockets.connect(url + "/echo", subprotocols=["asgi.v1"]) as ws:
+            assert ws.subprotocol == "asgi.v1"
+            await ws.send("through uvicorn")
+            assert await ws.recv() == "through uvicorn"
+            await ws.send(b"\x01")
+            assert await ws.recv() == b"\x01"
+            await ws.close(4003, "bye")
+        received: list[int] = []
+        async with websockets.connect(url + "/numbers") as ws:
+            with pytest.raises(websockets.ConnectionClosedError):
+                async for message in ws:
+                    received.append(json.loads(message)["n"])
+        assert received == list(range(100)) and ws.close_code == 4000
+        async with websockets.connect(url + "/fail") as ws:
+            with pytest.raises(websockets.ConnectionClosedError):
+                await ws.recv()
+        assert ws.close_code == 1011
+        with pytest.raises(websockets.InvalidStatus) as info:
+            async with websockets.connect(url + "/echo", additional_headers={"x-deny": "1"}):
+                pass
+        assert info.value.response.status_code in (401, 403)
+
+    with uvicorn_thread(app, ws_impl) as url:
+        asyncio.run(main(url))
+    assert recorder.wait("echo_close") == (4003, "bye")

@@ -477,9 +477,12 @@ async def test_app_lifespan_shutdown_failure_is_reported_to_the_server() -> None
     assert "ZeroDivisionError" in server.sent[1]["message"]
 
 
-async def test_app_refuses_websockets_for_now() -> None:
+async def test_app_without_the_websocket_route_refuses_the_handshake() -> None:
+    # The 404 becomes a close before accept: the ASGI server answers 403.  (WebSocket
+    # routes under ASGI servers: tests/e2e/test_websocket_clients.py.)
     server = FakeASGIServer([{"type": "websocket.connect"}])
-    await App()({"type": "websocket", "path": "/ws"}, server.receive, server.send)
+    scope = {"type": "websocket", "path": "/ws", "headers": []}
+    await App()(scope, server.receive, server.send)
     assert server.sent == [{"type": "websocket.close", "code": 1000}]
 
 

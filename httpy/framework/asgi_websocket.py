@@ -1,0 +1,202 @@
+"""An HTTPy app's WebSocket routes under an ASGI server (``uvicorn module:app``).
+
+The ASGI server has done the opening handshake's checks and speaks the frames; this
+module turns a ``websocket`` scope into the same handshake stream HTTPy's own server
+gives the app (:class:`~httpy.core.websocket.WebSocketHandshake`), so middleware,
+routing, ``WebSocketConnection`` and close codes behave the same:
+
+* ``accept_websocket`` sends ``websocket.accept`` (subprotocol, extra headers);
+* messages come from ``websocket.receive``, the close from ``websocket.disconnect``
+  (its code: the peer's, 1005, or 1006 as the server reports it);
+* an ordinary response (a middleware's 401/403) goes out through the ASGI
+  ``websocket.http.response`` extension when the server offers it, else as
+  ``websocket.close`` before accept (the server answers 403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+
+from ..core.application import Application, RequestHead
+from ..core.events import Headers
+from ..core.websocket import (
+    ABNORMAL_CLOSURE,
+    NORMAL_CLOSURE,
+    WebSocketChannel,
+    WebSocketClose,
+    WebSocketData,
+    WebSocketDisconnect,
+    WebSocketHandshake,
+    WebSocketOffer,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: How long our close waits for the server to report the peer's answer.
+CLOSE_TIMEOUT = 10.0
+
+
+class ASGIWebSocketChannel:
+    """A :class:`~httpy.core.websocket.WebSocketChannel` over ASGI messages."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._lock = anyio.Lock()
+        self._close: WebSocketClose | None = None
+        self._sent_close = False
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close.code if self._close is not None else None
+
+    @property
+    def close_reason(self) -> str:
+        return self._close.reason if self._close is not None else ""
+
+    @property
+    def closing(self) -> bool:
+        return self._sent_close or self._close is not None
+
+    async def receive(self) -> WebSocketData | WebSocketClose:
+        if self._close is not None:
+            return self._close
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                return WebSocketData(str(text))
+            return WebSocketData(bytes(message.get("bytes") or b""))
+        # websocket.disconnect (anything else means the server is done with us too)
+        self._close = WebSocketClose(
+            int(message.get("code", ABNORMAL_CLOSURE)), str(message.get("reason") or "")
+        )
+        return self._close
+
+    async def send(self, data: str | bytes) -> None:
+        if self.closing:
+            raise WebSocketDisconnect(self.close_code or ABNORMAL_CLOSURE, self.close_reason)
+        message: Message = {"type": "websocket.send"}
+        message["text" if isinstance(data, str) else "bytes"] = data
+        async with self._lock:
+            try:
+                await self._send(message)
+            except Exception as exc:  # ASGI servers raise their own errors (OSError, ...)
+                self._close = WebSocketClose(ABNORMAL_CLOSURE, "connection lost")
+                raise WebSocketDisconnect(ABNORMAL_CLOSURE, "connection lost") from exc
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        if not self.closing:
+            self._sent_close = True
+            async with self._lock:
+                try:
+                    await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                except Exception:  # already gone: the disconnect below says how
+                    self._close = WebSocketClose(ABNORMAL_CLOSURE, "connection lost")
+                    return
+        with anyio.move_on_after(CLOSE_TIMEOUT):
+            while self._close is None:
+                await self.receive()  # messages after our close are dropped
+        if self._close is None:
+            self._close = WebSocketClose(ABNORMAL_CLOSURE, "no close frame from the peer")
+
+
+class ASGIWebSocketStream(WebSocketHandshake):
+    """The handshake stream of an ASGI ``websocket`` scope (see the module docstring)."""
+
+    def __init__(self, head: RequestHead, scope: Scope, receive: Receive, send: Send) -> None:
+        self._head = head
+        self._receive = receive
+        self._send = send
+        self._offer = WebSocketOffer(
+            key=None,  # the ASGI server checked it and computes the accept token
+            subprotocols=tuple(str(p) for p in scope.get("subprotocols") or ()),
+            extensions=(),  # and negotiates extensions itself
+            http_version=head.http_version,
+        )
+        self._can_respond = "websocket.http.response" in (scope.get("extensions") or {})
+        self.channel: ASGIWebSocketChannel | None = None
+        self.response_started = False
+
+    # -- HTTPStream ----------------------------------------------------------------
+
+    @property
+    def head(self) -> RequestHead:
+        return self._head
+
+    @property
+    def disconnected(self) -> bool:
+        return False
+
+    @property
+    def trailers(self) -> Headers:
+        return ()
+
+    async def receive(self) -> bytes:
+        return b""
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        pass
+
+    async def push(self, path: str) -> bool:
+        return False
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        self.response_started = True
+        if self._can_respond:
+            await self._send(
+                {"type": "websocket.http.response.start", "status": status, "headers": headers}
+            )
+        else:
+            # The server turns a close before accept into its own 403.
+            await self._send({"type": "websocket.close", "code": 1000})
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        if self._can_respond:
+            await self._send(
+                {"type": "websocket.http.response.body", "body": data, "more_body": not end}
+            )
+
+    async def send_trailers(self, headers: Headers) -> None:
+        await self.send_body(b"", end=True)
+
+    # -- WebSocketHandshake ----------------------------------------------------------
+
+    @property
+    def websocket_offer(self) -> WebSocketOffer:
+        return self._offer
+
+    async def accept_websocket(
+        self, subprotocol: str | None = None, headers: Headers = ()
+    ) -> WebSocketChannel:
+        if subprotocol is not None and subprotocol not in self._offer.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        await self._send(
+            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": list(headers)}
+        )
+        self.response_started = True
+        self.channel = ASGIWebSocketChannel(self._receive, self._send)
+        return self.channel
+
+
+async def serve_asgi_websocket(
+    app: Application, head: RequestHead, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for one ASGI ``websocket`` scope; ``head`` is the scope's request head."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client left before the handshake reached us
+    stream = ASGIWebSocketStream(head, scope, receive, send)
+    await app.handle_http(stream)
+    if stream.channel is not None:
+        if not stream.channel.closing:
+            await stream.channel.close()
+    elif not stream.response_started:
+        await send({"type": "websocket.close", "code": 1000})  # the server answers 403
