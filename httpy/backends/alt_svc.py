@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.application import Application, HTTPStream, LifespanApplication
 from ..core.events import Headers
+from ..core.websocket import WebSocketHandshake
 
 
 class _AltSvcStream:
@@ -36,6 +37,11 @@ class _AltSvcApp:
         self._header = (b"alt-svc", value)
 
     async def handle_http(self, stream: HTTPStream) -> None:
+        if isinstance(stream, WebSocketHandshake):
+            # WebSocket routes need the handshake stream itself (isinstance checks), and
+            # a 101 has no use for Alt-Svc.
+            await self.app.handle_http(stream)
+            return
         wrapped: Any = _AltSvcStream(stream, self._header)
         await self.app.handle_http(wrapped)
 

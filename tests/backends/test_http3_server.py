@@ -314,3 +314,34 @@ async def test_several_clients_on_one_socket() -> None:
             for client in clients:
                 assert (await client.get("/")).body == b"hello over HTTP/3"
             assert server._quic_listeners[0].connection_count == 3
+
+
+async def test_websocket_over_tcp_still_works_when_http3_is_on() -> None:
+    """Regression: the Alt-Svc wrapper hid the WebSocket handshake stream from the
+    WebSocket route (an isinstance check), so every upgrade over TCP got 426."""
+    from httpy import WebSocketConnection
+    from tests.support.wsclient import ws_connect
+
+    app = make_app(Probe())
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocketConnection) -> None:
+        await ws.send_text(await ws.receive_text())
+
+    cert, key, _ = certificate_files()
+    config = make_config(
+        binds=("127.0.0.1:0",), certfile=str(cert), keyfile=str(key), http3_binds=("127.0.0.1:0",)
+    )
+    server = Server(app, config)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        host, port = (await tasks.start(partial(server.serve, shutdown_trigger=stop.wait)))[0]
+        try:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://{host}:{port}/")
+            assert response.headers["alt-svc"].startswith('h3=":')
+            async with ws_connect(host, port, "/ws") as ws:
+                await ws.send("over TCP")
+                assert await ws.recv() == "over TCP"
+        finally:
+            stop.set()
