@@ -45,7 +45,8 @@ from ..core.application import (
     StartupError,
 )
 from ..core.events import Headers
-from .asgi_websocket import serve_asgi_websocket
+from ..core.websocket import WebSocketHandshake
+from .asgi_websocket import run_asgi_websocket, serve_asgi_websocket
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -291,6 +292,9 @@ class ASGIAdapter:
         return f"ASGIAdapter({self.app!r})"
 
     async def handle_http(self, stream: HTTPStream) -> None:
+        if isinstance(stream, WebSocketHandshake):
+            await run_asgi_websocket(self.app, self.http_scope(stream.head), stream)
+            return
         exchange = _HTTPExchange(stream)
         scope = self.http_scope(stream.head)
         finished = anyio.Event()

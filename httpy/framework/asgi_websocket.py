@@ -1,4 +1,6 @@
-"""An HTTPy app's WebSocket routes under an ASGI server (``uvicorn module:app``).
+"""WebSockets across ASGI, both ways.
+
+**An HTTPy app's WebSocket routes under an ASGI server** (``uvicorn module:app``).
 
 The ASGI server has done the opening handshake's checks and speaks the frames; this
 module turns a ``websocket`` scope into the same handshake stream HTTPy's own server
@@ -11,19 +13,26 @@ routing, ``WebSocketConnection`` and close codes behave the same:
 * an ordinary response (a middleware's 401/403) goes out through the ASGI
   ``websocket.http.response`` extension when the server offers it, else as
   ``websocket.close`` before accept (the server answers 403).
+
+**Any ASGI app's WebSockets on HTTPy's server** (:func:`run_asgi_websocket`, used by
+``ASGIAdapter``): the handshake stream becomes a ``websocket`` scope with the
+``websocket.http.response`` extension.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 
-from ..core.application import Application, RequestHead
+from ..core.application import Application, HTTPStream, RequestHead
 from ..core.events import Headers
 from ..core.websocket import (
     ABNORMAL_CLOSURE,
+    INTERNAL_ERROR,
     NORMAL_CLOSURE,
     WebSocketChannel,
     WebSocketClose,
@@ -37,6 +46,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("httpy.error")
 
 #: How long our close waits for the server to report the peer's answer.
 CLOSE_TIMEOUT = 10.0
@@ -200,3 +212,106 @@ async def serve_asgi_websocket(
             await stream.channel.close()
     elif not stream.response_started:
         await send({"type": "websocket.close", "code": 1000})  # the server answers 403
+
+
+# ------------------------------------------------- any ASGI app on HTTPy's server
+
+
+def websocket_scope(http_scope: Scope, offer: WebSocketOffer) -> Scope:
+    """The ASGI ``websocket`` scope for a handshake, from the request's ``http`` scope."""
+    scope = dict(http_scope)
+    scope.pop("method", None)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope.get("scheme") == "https" else "ws"
+    scope["subprotocols"] = list(offer.subprotocols)
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope
+
+
+class _ASGIWebSocketSession:
+    """ASGI ``receive``/``send`` for an ASGI app, over HTTPy's handshake stream."""
+
+    def __init__(self, handshake: WebSocketHandshake, stream: HTTPStream) -> None:
+        self._handshake = handshake
+        self._stream = stream
+        self._connected = False
+        self.channel: WebSocketChannel | None = None
+        self.responded = False
+
+    async def receive(self) -> Message:
+        if not self._connected:
+            self._connected = True
+            return {"type": "websocket.connect"}
+        if self.channel is None:  # refused (or asked before accepting): nothing will come
+            return {"type": "websocket.disconnect", "code": ABNORMAL_CLOSURE, "reason": ""}
+        event = await self.channel.receive()
+        if isinstance(event, WebSocketClose):
+            return {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
+        if isinstance(event.data, str):
+            return {"type": "websocket.receive", "text": event.data}
+        return {"type": "websocket.receive", "bytes": event.data}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers") or ())
+            self.channel = await self._handshake.accept_websocket(
+                message.get("subprotocol"), headers
+            )
+        elif kind == "websocket.send":
+            if self.channel is None:
+                raise RuntimeError("websocket.send before websocket.accept")
+            text = message.get("text")
+            await self.channel.send(text if text is not None else bytes(message["bytes"]))
+        elif kind == "websocket.close":
+            if self.channel is not None:
+                await self.channel.close(
+                    int(message.get("code", NORMAL_CLOSURE)), str(message.get("reason") or "")
+                )
+            elif not self.responded:
+                await self._refuse()
+        elif kind == "websocket.http.response.start":
+            self.responded = True
+            headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers") or ())
+            await self._stream.send_response(int(message["status"]), headers)
+        elif kind == "websocket.http.response.body":
+            more = bool(message.get("more_body", False))
+            await self._stream.send_body(bytes(message.get("body", b"")), end=not more)
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on a websocket scope")
+
+    async def _refuse(self) -> None:
+        self.responded = True
+        body = b"Forbidden\n"
+        await self._stream.send_response(
+            403,
+            ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"10")),
+        )
+        await self._stream.send_body(body, end=True)
+
+
+async def run_asgi_websocket(app: ASGIApp, scope: Scope, stream: HTTPStream) -> None:
+    """Run an ASGI app for a WebSocket handshake ``stream`` (a
+    :class:`~httpy.core.websocket.WebSocketHandshake`) received by HTTPy's server: the
+    app's ``websocket.*`` messages map to accept, sends, close and refusals.  An app that
+    raises closes with 1011 (or answers 500 before accepting); one that returns without
+    accepting refuses with 403."""
+    if not isinstance(stream, WebSocketHandshake):
+        raise TypeError("run_asgi_websocket needs a WebSocket handshake stream")
+    session = _ASGIWebSocketSession(stream, stream)
+    try:
+        await app(websocket_scope(scope, stream.websocket_offer), session.receive, session.send)
+    except WebSocketDisconnect:
+        return
+    except Exception:
+        logger.exception("ASGI application error on WebSocket %s", scope.get("path"))
+        if session.channel is not None:
+            with contextlib.suppress(WebSocketDisconnect):
+                await session.channel.close(INTERNAL_ERROR, "internal error")
+        elif not session.responded:
+            session.responded = True
+            await stream.send_response(500, ((b"content-length", b"0"),))
+            await stream.send_body(b"", end=True)
+        return
+    if session.channel is None and not session.responded:
+        await session._refuse()

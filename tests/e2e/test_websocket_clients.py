@@ -332,3 +332,57 @@ def test_httpy_websocket_routes_under_uvicorn(ws_impl: str) -> None:
     with uvicorn_thread(app, ws_impl) as url:
         asyncio.run(main(url))
     assert recorder.wait("echo_close") == (4003, "bye")
+
+
+# ----------------------------------------------------------------- ASGI apps on HTTPy
+
+
+def starlette_ws_app(recorder: Recorder) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def echo(websocket: WebSocket) -> None:
+        if websocket.headers.get("x-deny"):
+            await websocket.send_denial_response(PlainTextResponse("denied", status_code=401))
+            return
+        offered = websocket.scope["subprotocols"]
+        await websocket.accept(subprotocol="star.v1" if "star.v1" in offered else None)
+        try:
+            while True:
+                text = await websocket.receive_text()
+                if text == "close":
+                    await websocket.close(4010, "asked to")
+                    return
+                await websocket.send_text(f"starlette: {text}")
+        except WebSocketDisconnect as exc:
+            recorder.put("starlette_close", exc.code)
+
+    return Starlette(routes=[WebSocketRoute("/ws", echo)])
+
+
+def test_starlette_websockets_on_httpy(backend: str) -> None:
+    recorder = Recorder()
+    with server_thread(starlette_ws_app(recorder), backend) as (host, port):
+        url = f"ws://{host}:{port}/ws"
+
+        async def main() -> None:
+            async with websockets.connect(url, subprotocols=["star.v1"]) as ws:
+                assert ws.subprotocol == "star.v1"
+                await ws.send("hi")
+                assert await ws.recv() == "starlette: hi"
+                await ws.close(4020, "client leaves")
+            async with websockets.connect(url) as ws:
+                await ws.send("close")
+                with pytest.raises(websockets.ConnectionClosedError):
+                    await ws.recv()
+            assert (ws.close_code, ws.close_reason) == (4010, "asked to")
+            with pytest.raises(websockets.InvalidStatus) as info:
+                async with websockets.connect(url, additional_headers={"x-deny": "1"}):
+                    pass
+            assert info.value.response.status_code == 401
+            assert info.value.response.body == b"denied"
+
+        asyncio.run(main())
+    assert recorder.wait("starlette_close") == 4020
