@@ -12,7 +12,7 @@ import anyio
 import pytest
 from wsproto.events import CloseConnection
 
-from httpy import App, Request, Response, WebSocketConnection, serve
+from httpy import App, Request, Response, WebSocketConnection, WebSocketDisconnect, serve
 from httpy.backends.tls import generate_dev_certificate
 from tests.support.h2ws import h2_connect
 from tests.support.servers import make_config, running_server
@@ -38,6 +38,16 @@ def make_app(seen: dict[str, Any]) -> App:
     async def bye(ws: WebSocketConnection) -> None:
         await ws.send_text("bye")
         await ws.close(4005, "server says bye")
+
+    @app.websocket("/flood")
+    async def flood(ws: WebSocketConnection) -> None:
+        seen["sent"] = 0
+        try:
+            for _ in range(1000):  # 16 MiB if nothing held the sender back
+                await ws.send_bytes(b"f" * 16384)
+                seen["sent"] += 16384
+        except WebSocketDisconnect as exc:
+            seen["flood_error"] = exc.code
 
     async def guard(request: Request, handler: Any) -> Response:
         if request.headers.get("x-token") == "bad":
@@ -162,3 +172,26 @@ async def test_websocket_over_http2_with_tls(tmp_path: Path) -> None:
             await ws.close()
             await ws.wait_ended()
     assert seen["close_code"] == 1000
+
+
+async def test_stream_window_holds_back_a_sender_whose_client_does_not_read() -> None:
+    """Back-pressure over HTTP/2: the client never reads, so the stream window (64 KiB by
+    default) stops the handler's sends; after send_timeout the stream is reset and the
+    send raises."""
+    seen: dict[str, Any] = {}
+    async with running_server(make_app(seen), send_timeout=2) as address:
+        async with h2_connect(*address) as client:
+            ws = await client.open("/flood")
+            assert ws.status == 200
+            last, still = -1, 0
+            with anyio.fail_after(20):
+                while still < 10:
+                    await anyio.sleep(0.05)
+                    sent = seen.get("sent", 0)
+                    still = still + 1 if sent == last else 0
+                    last = sent
+            assert last <= 128 * 1024  # the window, not the socket buffers
+            with anyio.fail_after(10):
+                while "flood_error" not in seen:
+                    await anyio.sleep(0.05)
+    assert seen["flood_error"] == 1006
