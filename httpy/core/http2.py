@@ -17,7 +17,9 @@ h2 does framing, HPACK and stream states.  This class adds what h2 leaves to its
   is held per stream and sent as WINDOW_UPDATEs arrive; :class:`StreamWritable` tells the
   backend when a stream's queue is empty, so it never queues without bound.
 * **Malformed requests are stream errors** (RST_STREAM PROTOCOL_ERROR, RFC 9113 8.1.1),
-  checked with h2's own rules (:mod:`.http2_checks`); h2 would end the connection.
+  checked with h2's own rules (:mod:`.http2_checks`); h2 would end the connection.  So
+  is a body whose DATA disagrees with its content-length (counted here, not by h2); the
+  handler gets a :class:`StreamReset`, never the end of that body.
 * **Limits** as HTTP/1.1 has them: ``max_body_bytes`` (413), ``max_header_count`` (431),
   answered on the stream; ``max_header_bytes`` is SETTINGS_MAX_HEADER_LIST_SIZE.
 * **Connection-specific headers** (``connection``, ``transfer-encoding``, ...) from the
@@ -49,6 +51,7 @@ or :class:`StreamReset` events (stream errors); nothing raises out of ``receive_
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from http import HTTPStatus
 
 import h2.config
@@ -86,6 +89,7 @@ from .http2_checks import (
     REQUEST_RULES,
     TRAILER_RULES,
     FrameLengthGuard,
+    ServerH2Connection,
     StrictDecoder,
     TokenBucket,
     malformed,
@@ -117,7 +121,7 @@ class HTTP2Connection:
         # Request headers are validated here, not by h2 (validate_inbound_headers=False):
         # h2 makes every malformed request a connection error, while RFC 9113 8.1.1 makes
         # it a stream error, so one bad request must not end its neighbours' streams.
-        self._h2 = h2.connection.H2Connection(
+        self._h2 = ServerH2Connection(
             h2.config.H2Configuration(
                 client_side=False, header_encoding=None, validate_inbound_headers=False
             )
@@ -158,6 +162,8 @@ class HTTP2Connection:
         #: Open streams whose request body is still coming and wanted, with its size so far.
         self._receiving: set[int] = set()
         self._body_bytes: dict[int, int] = {}
+        #: Open streams with a content-length: the body bytes still expected.
+        self._declared: dict[int, int] = {}
         #: Extended CONNECT streams (RFC 8441): their DATA is a tunnel, not a body, so
         #: max_body_bytes does not apply (the WebSocket layer bounds its messages).
         self._tunnels: set[int] = set()
@@ -382,6 +388,10 @@ class HTTP2Connection:
             sid, unread = event.stream_id, event.flow_controlled_length
             if len(event.data) < SMALL_DATA and not event.stream_ended:
                 self._spend_control("empty or tiny DATA frames")
+            if sid in self._declared:
+                self._declared[sid] -= len(event.data)
+                if self._declared[sid] < 0:
+                    self._body_disagrees(sid, events)
             if sid in self._receiving and self._accept_body(sid, len(event.data), events):
                 if event.data:
                     events.append(BodyReceived(sid, bytes(event.data)))
@@ -391,6 +401,8 @@ class HTTP2Connection:
                 # body is over the limit): give the window back now.
                 self._h2.acknowledge_received_data(unread, sid)
         elif isinstance(event, h2.events.StreamEnded):
+            if self._declared.get(event.stream_id):
+                self._body_disagrees(event.stream_id, events)  # fewer bytes than declared
             if event.stream_id in self._receiving:
                 self._receiving.discard(event.stream_id)
                 events.append(StreamEnded(event.stream_id))
@@ -475,7 +487,9 @@ class HTTP2Connection:
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             self._spend_reset("refused")
             return
-        if malformed(event.headers or (), REQUEST_RULES):
+        if malformed(event.headers or (), REQUEST_RULES) or not _valid_content_length(
+            event.headers or ()
+        ):
             # A malformed request is a stream error (RFC 9113 8.1.1, 8.2.1, 8.2.2, 8.3);
             # it counts with client resets against the rapid-reset limit.
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
@@ -515,6 +529,8 @@ class HTTP2Connection:
         if limit is not None and declared.isdigit() and int(declared) > limit:
             self._answer(stream_id, 413, f"Content-Length {int(declared)} over the {limit} limit")
             return
+        if declared and protocol is None:
+            self._declared[stream_id] = int(declared)
         self._receiving.add(stream_id)  # until StreamEnded, which may be in this batch
         if protocol is not None:
             self._tunnels.add(stream_id)
@@ -561,6 +577,15 @@ class HTTP2Connection:
         events.append(StreamReset(stream_id, h2.errors.ErrorCodes.CANCEL))
         self._answer(stream_id, 413, f"request body larger than {limit} bytes")
         return False
+
+    def _body_disagrees(self, stream_id: int, events: list[Event]) -> None:
+        """The DATA sent disagrees with the content-length: a malformed request, so a
+        stream error (RFC 9113 8.1.1) that cancels the handler before its body ends."""
+        self._declared.pop(stream_id, None)
+        if stream_id in self._open_streams:
+            self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._spend_reset("content-length disagrees with DATA")
+            events.append(StreamReset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
     def _answer(self, stream_id: int, status: int, reason: str) -> None:
         """Answer an open stream ourselves (a limit was broken), as HTTP/1.1's core does."""
@@ -610,6 +635,7 @@ class HTTP2Connection:
         self._bodiless.discard(stream_id)
         self._outbound.pop(stream_id, None)
         self._body_bytes.pop(stream_id, None)
+        self._declared.pop(stream_id, None)
         self._tunnels.discard(stream_id)
 
     def _stream_done(self, stream_id: int) -> None:
@@ -681,3 +707,9 @@ class HTTP2Connection:
             events.append(StreamReset(sid, code))
         self._open_streams.clear()
         events.append(ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
+
+
+def _valid_content_length(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """content-length fields are digits, all the same value (RFC 9110 8.6)."""
+    values = {bytes(v) for n, v in headers if bytes(n) == b"content-length"}
+    return len(values) <= 1 and all(v.isdigit() for v in values)

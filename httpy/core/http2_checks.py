@@ -7,6 +7,8 @@
   payload, DATA on a stream closed by END_STREAM both ways (connection errors h2 gets
   wrong or late).
 * :class:`TokenBucket`: the flood budgets (resets, control frames), refilled over time.
+* :class:`ServerH2Connection`: h2 with its content-length checks left to the caller, so
+  a bad or disagreeing content-length is a stream error (h2 ends the connection).
 * :class:`StrictDecoder`: HPACK decoding errors as COMPRESSION_ERROR (h2 says
   PROTOCOL_ERROR; RFC 9113 4.3 wants COMPRESSION_ERROR).
 * :func:`valid_upgrade_settings`: the ``HTTP2-Settings`` of an ``Upgrade: h2c`` request,
@@ -21,6 +23,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
+import h2.stream
 import h2.utilities
 import hpack
 import hpack.exceptions
@@ -45,6 +48,32 @@ def malformed(
     except h2.exceptions.ProtocolError as exc:
         return str(exc) or "malformed header block"
     return None
+
+
+class _LengthBlindStream(h2.stream.H2Stream):
+    """An h2 stream that never checks its body against content-length."""
+
+    def _initialize_content_length(self, headers: Iterable[hpack.struct.Header]) -> None:
+        self._expected_content_length = None
+
+
+class ServerH2Connection(h2.connection.H2Connection):
+    """h2's connection with content-length left to its caller.
+
+    h2 makes an invalid content-length, or DATA that disagrees with it, a connection
+    error (ProtocolError / InvalidBodyLengthError out of ``receive_data``, even when the
+    HEADERS and DATA came in one read, before the caller saw the request).  RFC 9113 8.1.1
+    makes it a stream error, so :class:`~httpy.core.http2.HTTP2Connection` checks the
+    value and counts the DATA itself.  h2 has no switch for this: its streams are made of
+    a subclass whose content-length is never set.
+    """
+
+    def _begin_new_stream(
+        self, stream_id: int, allowed_ids: h2.connection.AllowedStreamIDs
+    ) -> h2.stream.H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream.__class__ = _LengthBlindStream  # no state of its own: only the check differs
+        return stream
 
 
 class CompressionError(h2.exceptions.ProtocolError):

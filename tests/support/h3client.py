@@ -120,6 +120,26 @@ class H3Client:
         await self.send_all()
         return sid
 
+    async def start_raw(
+        self,
+        block: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        trailers: list[tuple[bytes, bytes]] | None = None,
+        end: bool = True,
+    ) -> int:
+        """Send ``block`` exactly as given (pseudo-headers included, in that order, not
+        validated: for attack tests), then ``body`` and ``trailers``; the stream stays
+        open when ``end`` is false.  Returns the stream id."""
+        sid = self.quic.get_next_available_stream_id()
+        self._responses[sid] = Response(sid)
+        self.h3.send_headers(sid, block, end_stream=end and not body and trailers is None)
+        if body:
+            self.h3.send_data(sid, body, end_stream=end and trailers is None)
+        if trailers is not None:
+            self.h3.send_headers(sid, trailers, end_stream=True)
+        await self.send_all()
+        return sid
+
     async def send_body(self, sid: int, data: bytes, end: bool = False) -> None:
         self.h3.send_data(sid, data, end_stream=end)
         await self.send_all()

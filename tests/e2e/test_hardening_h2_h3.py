@@ -1,0 +1,477 @@
+"""Request smuggling and graceful shutdown under load on HTTP/2 and HTTP/3, live servers.
+
+Smuggling (issue #8, item 2, the multiplexed half): a request whose ``content-length``
+disagrees with the DATA sent (more or less), a connection-specific header field
+(``connection``, ``keep-alive``, ``proxy-connection``, ``transfer-encoding``,
+``upgrade``; ``te`` other than ``trailers``), an uppercase field name, a misused
+pseudo-header field.  Each must be a *stream* error (RST_STREAM PROTOCOL_ERROR on h2,
+H3_MESSAGE_ERROR on h3), the handler never completes a body that disagrees with what was
+declared, and the same connection goes on serving the next valid request.
+
+tests/backends/test_http2_conformance.py already checks that each HTTP/2 shape is a
+stream error *in isolation* (frame by frame, one shape per connection, GOAWAY accepted as
+an escalation) for ``connection``, ``te``, uppercase, pseudo-headers and content-length;
+here every shape is sent on one connection between valid requests, with the shapes that
+suite lacks (``keep-alive``, ``proxy-connection``, ``transfer-encoding``, ``upgrade``),
+and with what the handler saw.
+
+Graceful shutdown under load (item 5, multiplexed half): a server subprocess gets SIGTERM
+while clients run many concurrent streams; every stream completes with its full body or
+is refused cleanly (above GOAWAY's last stream id, or REFUSED_STREAM / H3_REQUEST_REJECTED
+before any response byte), and the process exits within the drain timeout.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from httpy import App, Request, Response
+from httpy.backends.server import Server
+from tests.e2e.hardening_app import BIG
+from tests.support.h2peer import PROTOCOL_ERROR, REFUSED_STREAM, SocketPeer, goaway_codes
+from tests.support.servers import free_port, make_config, running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+H3_MESSAGE_ERROR, H3_REQUEST_REJECTED = 0x10E, 0x10B
+
+Fields = list[tuple[bytes, bytes]]
+
+
+class Seen:
+    """What the smuggling app's handlers saw: bodies read in full, handlers still running."""
+
+    def __init__(self) -> None:
+        self.completed: list[tuple[str, bytes]] = []
+        self.running = 0
+
+    async def settled(self) -> None:
+        """Wait until no handler runs (those of refused streams were cancelled)."""
+        with anyio.fail_after(5):
+            while self.running:
+                await anyio.sleep(0.01)
+
+
+def smuggling_app(seen: Seen) -> App:
+    """``POST /echo?tag=T`` records ``(T, body)`` once the whole body was read.  The
+    handler streams the body (it runs before the body is complete), so it would see the
+    end of a body that disagrees with its content-length if the server let one through."""
+    app = App()
+
+    @app.route("/echo", methods=["GET", "POST"], stream=True)
+    async def echo(request: Request) -> Response:
+        seen.running += 1
+        try:
+            body = b"".join([chunk async for chunk in request.stream()])
+        finally:
+            seen.running -= 1
+        seen.completed.append((request.query.get("tag", ""), body))
+        return Response(body)
+
+    return app
+
+
+def _base(method: bytes, path: bytes, scheme: bytes) -> Fields:
+    return [
+        (b":method", method),
+        (b":scheme", scheme),
+        (b":authority", b"localhost"),
+        (b":path", path),
+    ]
+
+
+# (id, header fields after the pseudo-headers, body DATA, trailers or None).  Fields whose
+# name starts with ":" replace the standard pseudo-header block when ``own_pseudo``.
+SHAPES: list[tuple[str, Fields, bytes, Fields | None]] = [
+    ("content-length-more-than-data", [(b"content-length", b"10")], b"abc", None),
+    ("content-length-less-than-data", [(b"content-length", b"2")], b"abcdef", None),
+    ("content-length-zero-with-data", [(b"content-length", b"0")], b"x", None),
+    ("content-length-short-then-trailers", [(b"content-length", b"10")], b"abc", [(b"x-t", b"1")]),
+    ("content-length-not-digits", [(b"content-length", b"3x")], b"abc", None),
+    (
+        "content-length-conflicting",
+        [(b"content-length", b"3"), (b"content-length", b"4")],
+        b"abc",
+        None,
+    ),
+    ("connection", [(b"connection", b"keep-alive")], b"", None),
+    ("keep-alive", [(b"keep-alive", b"timeout=5")], b"", None),
+    ("proxy-connection", [(b"proxy-connection", b"keep-alive")], b"", None),
+    (
+        "transfer-encoding",
+        [(b"transfer-encoding", b"chunked")],
+        b"3\r\nabc\r\n0\r\n\r\nPOST /echo HTTP/1.1\r\n\r\n",
+        None,
+    ),
+    ("upgrade", [(b"upgrade", b"websocket")], b"", None),
+    ("te-gzip", [(b"te", b"gzip")], b"", None),
+    ("te-trailers-and-more", [(b"te", b"trailers, deflate")], b"", None),
+    ("uppercase-name", [(b"X-Smuggle", b"1")], b"", None),
+    ("uppercase-content-length", [(b"Content-Length", b"3")], b"abc", None),
+    ("unknown-pseudo", [(b":smuggle", b"1")], b"", None),
+    ("response-pseudo", [(b":status", b"200")], b"", None),
+    ("duplicate-path", [(b":path", b"/echo?tag=second")], b"", None),
+    ("pseudo-after-regular", [(b"x-a", b"1"), (b":foo", b"bar")], b"", None),
+    ("pseudo-in-trailers", [], b"abc", [(b":method", b"POST")]),
+    ("connection-in-trailers", [], b"abc", [(b"connection", b"close")]),
+]
+SHAPE_IDS = [shape[0] for shape in SHAPES]
+
+
+def _request_fields(tag: str, extra: Fields, scheme: bytes) -> Fields:
+    base = _base(b"POST", f"/echo?tag={tag}".encode(), scheme)
+    pseudo = [f for f in extra if f[0].startswith(b":")]
+    regular = [f for f in extra if not f[0].startswith(b":")]
+    if any(name == b"x-a" for name, _ in extra):  # keep the order as given: pseudo last
+        return base + extra
+    return base + pseudo + regular
+
+
+# ----------------------------------------------------------------------------- HTTP/2
+
+
+def _lax_h2_client() -> h2.connection.H2Connection:
+    """An h2 client that sends header blocks as given (no validation, no lowercasing)."""
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            split_outbound_cookies=False,
+        )
+    )
+    conn.initiate_connection()
+    return conn
+
+
+async def _h2_send(
+    peer: SocketPeer, tag: str, extra: Fields, body: bytes, trailers: Fields | None
+) -> int:
+    conn = peer.conn
+    sid = conn.get_next_available_stream_id()
+    fields = _request_fields(tag, extra, b"http")
+    conn.send_headers(sid, fields, end_stream=not body and trailers is None)
+    if body:
+        conn.send_data(sid, body, end_stream=trailers is None)
+    if trailers is not None:
+        conn.send_headers(sid, trailers, end_stream=True)
+    await peer.flush()
+    return sid
+
+
+@pytest.mark.anyio
+async def test_h2_smuggling_shapes_are_stream_errors_and_the_connection_serves_on() -> None:
+    seen = Seen()
+    async with running_server(smuggling_app(seen)) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            peer = SocketPeer(stream, _lax_h2_client())
+            await peer.flush()
+            for name, extra, body, trailers in SHAPES:
+                sid = await _h2_send(peer, name, extra, body, trailers)
+                await peer.until(lambda _, s=sid: peer.stream_ended(s))  # type: ignore[misc]
+                resets = [
+                    e
+                    for e in peer.events
+                    if isinstance(e, h2.events.StreamReset) and e.stream_id == sid
+                ]
+                assert [e.error_code for e in resets] == [PROTOCOL_ERROR], (
+                    name,
+                    peer.response(sid),
+                )
+                assert peer.response(sid).status == 0, name  # no response began
+                # The same connection serves the next (valid) request.
+                valid = await _h2_send(peer, "valid", [], b"after " + name.encode(), None)
+                await peer.until(lambda _, s=valid: peer.stream_ended(s))  # type: ignore[misc]
+                response = peer.response(valid)
+                assert (response.status, response.body) == (200, b"after " + name.encode())
+            assert not peer.closed
+            assert not goaway_codes(bytes(peer.raw))
+        await seen.settled()  # no handler is left waiting for a body that never ends
+    # The handler completed only the valid requests' bodies: never one that disagreed.
+    assert seen.completed == [("valid", b"after " + name.encode()) for name in SHAPE_IDS]
+
+
+# ----------------------------------------------------------------------------- HTTP/3
+
+
+@asynccontextmanager
+async def h3_server(app: App, **options: Any) -> AsyncIterator[tuple[str, int]]:
+    """Serve ``app`` over HTTP/3 on an ephemeral UDP port; yields that address."""
+    from tests.support.h3client import certificate_files
+
+    cert, key, _ = certificate_files()
+    config = make_config(
+        binds=(),
+        tls_binds=("127.0.0.1:0",),
+        http3_binds=("127.0.0.1:0",),
+        certfile=str(cert),
+        keyfile=str(key),
+        **options,
+    )
+    server = Server(app, config)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(partial(server.serve, shutdown_trigger=stop.wait))
+        try:
+            yield server.http3_addresses[0]
+        finally:
+            stop.set()
+
+
+@pytest.mark.anyio
+async def test_h3_smuggling_shapes_are_stream_errors_and_the_connection_serves_on() -> None:
+    pytest.importorskip("aioquic")
+    from tests.support.h3client import h3_connect
+
+    seen = Seen()
+    async with h3_server(smuggling_app(seen)) as udp:
+        async with h3_connect(*udp) as client:
+            for name, extra, body, trailers in SHAPES:
+                fields = _request_fields(name, extra, b"https")
+                sid = await client.start_raw(fields, body, trailers)
+                with anyio.fail_after(10):
+                    response = await client.wait(sid)
+                assert response.reset_code == H3_MESSAGE_ERROR, (name, response)
+                assert response.status == 0, name  # no response began
+                valid_body = b"after " + name.encode()
+                valid = await client.start_raw(_request_fields("valid", [], b"https"), valid_body)
+                with anyio.fail_after(10):
+                    answer = await client.wait(valid)
+                assert (answer.status, answer.body) == (200, valid_body), name
+            assert client.terminated is None
+        await seen.settled()  # no handler is left waiting for a body that never ends
+    # The handler completed only the valid requests' bodies: never one that disagreed.
+    assert seen.completed == [("valid", b"after " + name.encode()) for name in SHAPE_IDS]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("declared", "sent"), [(10, b"abc"), (2, b"abcdef")], ids=["more", "less"])
+async def test_h3_content_length_mismatch_after_the_handler_started(
+    declared: int, sent: bytes
+) -> None:
+    """The request head arrives first (the handler runs, waiting for the body), then DATA
+    that disagrees with content-length: the stream is reset with H3_MESSAGE_ERROR and the
+    handler is cancelled, never given that body."""
+    pytest.importorskip("aioquic")
+    from tests.support.h3client import h3_connect
+
+    seen = Seen()
+    async with h3_server(smuggling_app(seen)) as udp:
+        async with h3_connect(*udp) as client:
+            fields = _request_fields("split", [(b"content-length", b"%d" % declared)], b"https")
+            sid = await client.start_raw(fields, end=False)
+            with anyio.fail_after(5):
+                while not seen.running:
+                    await anyio.sleep(0.01)
+            await client.send_body(sid, sent, end=True)
+            with anyio.fail_after(10):
+                response = await client.wait(sid)
+            assert response.reset_code == H3_MESSAGE_ERROR, response
+            assert response.status == 0
+            answer = await client.request("POST", "/echo?tag=valid", body=b"next")
+            assert (answer.status, answer.body) == (200, b"next")
+        await seen.settled()
+    assert seen.completed == [("valid", b"next")]
+
+
+# ----------------------------------------------------------------------------- shutdown
+
+STREAMS_PER_CONNECTION = 16
+CONNECTIONS = 4
+SLOW_REQUEST = [
+    (b":method", b"GET"),
+    (b":scheme", b"http"),
+    (b":authority", b"localhost"),
+    (b":path", b"/slow"),
+]
+
+
+class Tally:
+    """Outcome of every stream the load generator opened."""
+
+    def __init__(self) -> None:
+        self.complete = 0
+        self.refused = 0  # no response byte, and the server said it never processed it
+        self.truncated = 0  # a response began but did not end in full, or was lost
+        self.refused_connections_after_term = 0
+        self.goaway_codes: list[int] = []
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def start_server(backend: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "httpy",
+            "tests.e2e.hardening_app:app",
+            "--port",
+            str(port),
+            "--backend",
+            backend,
+            "--drain-timeout",
+            "5",
+            "--no-access-log",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> str:
+    try:
+        return process.communicate(timeout=15)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+async def wait_for_tcp(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+        except OSError:
+            assert process.poll() is None, "server exited at startup"
+            assert time.monotonic() < deadline, "server did not start"
+            await anyio.sleep(0.1)
+            continue
+        await stream.aclose()
+        return
+
+
+async def _h2_connection_load(
+    port: int, tally: Tally, terminated: anyio.Event, process: subprocess.Popen[bytes]
+) -> None:
+    """Keep STREAMS_PER_CONNECTION ``GET /slow`` streams in flight on one h2c connection
+    (prior knowledge), opening new ones as they end, until the server's GOAWAY; then
+    classify every stream; reconnect until the server is gone."""
+    while not (terminated.is_set() and process.poll() is not None):
+        try:
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+        except OSError:
+            if terminated.is_set():
+                tally.refused_connections_after_term += 1
+            await anyio.sleep(0.05)
+            continue
+        async with stream:
+            peer = SocketPeer(stream, _h2_load_client())
+            peer.keep_raw = False
+            await peer.flush()
+            await _drive_h2_streams(peer, tally)
+
+
+def _h2_load_client() -> h2.connection.H2Connection:
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    conn.initiate_connection()
+    return conn
+
+
+async def _drive_h2_streams(peer: SocketPeer, tally: Tally) -> None:
+    received: dict[int, int] = {}  # open stream -> body bytes so far (-1: no response yet)
+    last_stream_id: int | None = None
+    late_stream_sent = False
+    while True:
+        while len(received) < STREAMS_PER_CONNECTION and (
+            last_stream_id is None or not late_stream_sent
+        ):
+            # After the GOAWAY, one more stream: a client that had not read it yet.
+            late_stream_sent = last_stream_id is not None
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, SLOW_REQUEST, end_stream=True)
+            received[sid] = -1
+        try:
+            await peer.flush()
+        except (anyio.BrokenResourceError, OSError):
+            peer.closed = True
+        events = [] if peer.closed else await peer.receive(timeout=15)
+        for event in events:
+            sid = getattr(event, "stream_id", 0)
+            if isinstance(event, h2.events.ResponseReceived):
+                assert dict(event.headers)[b":status"] == b"200"
+                received[sid] = 0
+            elif isinstance(event, h2.events.DataReceived):
+                received[sid] += len(event.data)
+            elif isinstance(event, h2.events.StreamEnded):
+                if received.pop(sid) == len(BIG):
+                    tally.complete += 1
+                else:
+                    tally.truncated += 1
+            elif isinstance(event, h2.events.StreamReset):
+                got = received.pop(sid)
+                if got < 0 and event.error_code == REFUSED_STREAM:
+                    tally.refused += 1
+                else:
+                    tally.truncated += 1
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                tally.goaway_codes.append(int(event.error_code))
+                last = int(event.last_stream_id or 0)
+                last_stream_id = last if last_stream_id is None else min(last, last_stream_id)
+        if peer.closed:
+            for sid, got in received.items():
+                # Above the GOAWAY's last stream id, never answered: refused, cleanly.
+                if got < 0 and last_stream_id is not None and sid > last_stream_id:
+                    tally.refused += 1
+                else:
+                    tally.truncated += 1
+            return
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_h2_sigterm_under_load_completes_or_refuses_every_stream(backend: str) -> None:
+    """SIGTERM while 4 h2c connections keep 16 streams each in flight: every stream ends
+    with its full body or is refused (above GOAWAY's last stream id, or REFUSED_STREAM)
+    before any response byte; new connections are refused; the process exits in time."""
+    port = free_port()
+    process = start_server(backend, port)
+    try:
+        tally, exit_seconds = anyio.run(_h2_load_then_sigterm, process, port)
+    finally:
+        output = stop_server(process)
+    print(f"HTTP/2 SIGTERM under load ({backend}): {tally.as_dict()}, exit {exit_seconds:.2f} s")
+    assert tally.truncated == 0, tally.as_dict()
+    assert tally.complete > CONNECTIONS * STREAMS_PER_CONNECTION, tally.as_dict()
+    assert tally.refused >= CONNECTIONS, tally.as_dict()  # the streams sent after GOAWAY
+    assert tally.goaway_codes and set(tally.goaway_codes) == {0}, tally.as_dict()  # NO_ERROR
+    assert tally.refused_connections_after_term > 0, tally.as_dict()
+    assert process.returncode == 0, output
+    assert exit_seconds < 5 + 3
+
+
+async def _h2_load_then_sigterm(process: subprocess.Popen[bytes], port: int) -> tuple[Tally, float]:
+    await wait_for_tcp(port, process)
+    tally = Tally()
+    terminated = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(CONNECTIONS):
+            tasks.start_soon(_h2_connection_load, port, tally, terminated, process)
+        await anyio.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        term_at = time.monotonic()
+        terminated.set()
+        with anyio.fail_after(15):
+            while process.poll() is None:
+                await anyio.sleep(0.05)
+        exit_seconds = time.monotonic() - term_at
+    return tally, exit_seconds
