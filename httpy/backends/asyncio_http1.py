@@ -55,6 +55,7 @@ from .connection import (
     HTTP2_PREFACE,
     ConnectionContext,
     HTTP1Stream,
+    deliver_body_event,
     finish_incomplete_response,
     format_peer,
     log_access,
@@ -247,18 +248,8 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
                     self._start(new)
                 else:
                     self._pending = new
-            elif isinstance(event, BodyReceived):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.feed(event.data)
-            elif isinstance(event, StreamEnded):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.end()
-            elif isinstance(event, TrailersReceived):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.set_trailers(event.headers)
+            elif isinstance(event, BodyReceived | StreamEnded | TrailersReceived):
+                deliver_body_event(self._stream_for(event.stream_id), event)
             elif isinstance(event, StreamReset | ConnectionTerminated):
                 self._disconnect()
             elif isinstance(event, ProtocolError):

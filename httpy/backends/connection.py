@@ -547,18 +547,8 @@ class HTTP1Driver:
                     continue
                 self._pending = self._open_stream(event)
                 self._wake.set()
-            elif isinstance(event, BodyReceived):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.feed(event.data)
-            elif isinstance(event, StreamEnded):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.end()
-            elif isinstance(event, TrailersReceived):
-                stream = self._stream_for(event.stream_id)
-                if stream is not None:
-                    stream.set_trailers(event.headers)
+            elif isinstance(event, BodyReceived | StreamEnded | TrailersReceived):
+                deliver_body_event(self._stream_for(event.stream_id), event)
             elif isinstance(event, StreamReset | ConnectionTerminated):
                 self._disconnect()
             elif isinstance(event, ProtocolError):
@@ -603,6 +593,21 @@ class SwitchToHTTP2:
 
     upgrade: tuple[bytes, RequestReceived] | None
     unparsed: bytes
+
+
+def deliver_body_event(
+    stream: HTTP1Stream | None, event: BodyReceived | StreamEnded | TrailersReceived
+) -> None:
+    """Hand a body event of the core to its request's stream (None: no one is waiting
+    for it any more, and it is dropped)."""
+    if stream is None:
+        return
+    if isinstance(event, BodyReceived):
+        stream.feed(event.data)
+    elif isinstance(event, StreamEnded):
+        stream.end()
+    else:
+        stream.set_trailers(event.headers)
 
 
 def request_head(

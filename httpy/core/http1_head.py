@@ -59,17 +59,25 @@ def parse_simple_head(head: bytes) -> SimpleHead | None:
     if request_line is None:
         return None
     method, target, version = request_line.groups()
-    headers: list[tuple[bytes, bytes]] = []
-    hosts = 0
-    content_length = 0
-    seen_length = False
+    fields: list[tuple[bytes, bytes]] = []
     fullmatch = _FIELD.fullmatch
     for line in lines[1:]:
         field = fullmatch(line)
         if field is None:
             return None
-        name = field[1].lower()
-        value = field[2]
+        fields.append((field[1].lower(), field[2]))
+    return _simple_head(method, target, version, fields)
+
+
+def _simple_head(
+    method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]]
+) -> SimpleHead | None:
+    """The head from parsed parts (names lower-cased, values stripped), or None when
+    its framing or ``Host`` is not of the simple shape."""
+    hosts = 0
+    content_length = 0
+    seen_length = False
+    for name, value in fields:
         if name == b"host":
             hosts += 1
         elif name == b"content-length":
@@ -79,11 +87,10 @@ def parse_simple_head(head: bytes) -> SimpleHead | None:
             content_length = int(value)
         elif name == b"transfer-encoding":
             return None
-        headers.append((name, value))
     # RFC 9112 3.2: exactly one Host in HTTP/1.1; h11 words the other cases itself.
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         return None
-    return SimpleHead(method, target, version, tuple(headers), content_length)
+    return SimpleHead(method, target, version, tuple(fields), content_length)
 
 
 _TARGET = re.compile(rb"[\x21-\x7e]+")
@@ -140,28 +147,8 @@ def parse_simple_head_httptools(head: bytes) -> SimpleHead | None:
         return None
     if head[: head.index(b" ")] != parser.get_method():
         return None  # llhttp knows a fixed method list; h11 takes any token
-    headers: list[tuple[bytes, bytes]] = []
-    hosts = 0
-    content_length = 0
-    seen_length = False
-    for raw_name, raw_value in collector.fields:
-        name = raw_name.lower()
-        value = raw_value.strip(_OWS)
-        if name == b"host":
-            hosts += 1
-        elif name == b"content-length":
-            if seen_length or _DIGITS.fullmatch(value) is None:
-                return None
-            seen_length = True
-            content_length = int(value)
-        elif name == b"transfer-encoding":
-            return None
-        headers.append((name, value))
-    if hosts > 1 or (hosts == 0 and version == b"1.1"):
-        return None
-    return SimpleHead(
-        parser.get_method(), collector.target, version, tuple(headers), content_length
-    )
+    fields = [(name.lower(), value.strip(_OWS)) for name, value in collector.fields]
+    return _simple_head(parser.get_method(), collector.target, version, fields)
 
 
 def head_parser(name: str) -> Callable[[bytes], SimpleHead | None]:
