@@ -308,7 +308,7 @@ class Tally:
         self.refused = 0  # no response byte, and the server said it never processed it
         self.truncated = 0  # a response began but did not end in full, or was lost
         self.refused_connections_after_term = 0
-        self.goaway_codes: list[int] = []
+        self.close_codes: list[int] = []  # GOAWAY (h2) or CONNECTION_CLOSE (h3) codes
 
     def as_dict(self) -> dict[str, object]:
         return dict(vars(self))
@@ -425,7 +425,7 @@ async def _drive_h2_streams(peer: SocketPeer, tally: Tally) -> None:
                 else:
                     tally.truncated += 1
             elif isinstance(event, h2.events.ConnectionTerminated):
-                tally.goaway_codes.append(int(event.error_code))
+                tally.close_codes.append(int(event.error_code or 0))
                 last = int(event.last_stream_id or 0)
                 last_stream_id = last if last_stream_id is None else min(last, last_stream_id)
         if peer.closed:
@@ -453,7 +453,7 @@ def test_h2_sigterm_under_load_completes_or_refuses_every_stream(backend: str) -
     assert tally.truncated == 0, tally.as_dict()
     assert tally.complete > CONNECTIONS * STREAMS_PER_CONNECTION, tally.as_dict()
     assert tally.refused >= CONNECTIONS, tally.as_dict()  # the streams sent after GOAWAY
-    assert tally.goaway_codes and set(tally.goaway_codes) == {0}, tally.as_dict()  # NO_ERROR
+    assert tally.close_codes and set(tally.close_codes) == {0}, tally.as_dict()  # NO_ERROR
     assert tally.refused_connections_after_term > 0, tally.as_dict()
     assert process.returncode == 0, output
     assert exit_seconds < 5 + 3
@@ -470,6 +470,107 @@ async def _h2_load_then_sigterm(process: subprocess.Popen[bytes], port: int) -> 
         process.send_signal(signal.SIGTERM)
         term_at = time.monotonic()
         terminated.set()
+        with anyio.fail_after(15):
+            while process.poll() is None:
+                await anyio.sleep(0.05)
+        exit_seconds = time.monotonic() - term_at
+    return tally, exit_seconds
+
+
+H3_CONNECTIONS, H3_STREAMS_PER_CONNECTION = 3, 8
+
+
+async def _h3_connection_load(port: int, tally: Tally) -> None:
+    """Keep H3_STREAMS_PER_CONNECTION ``GET /slow`` requests in flight on one HTTP/3
+    connection until the server's GOAWAY (plus one late request, as a client that has not
+    read it yet would send); classify every stream once the connection is closed."""
+    from tests.support.h3client import h3_connect
+
+    async with h3_connect("127.0.0.1", port) as client:
+        outstanding: set[int] = set()
+        late_stream_sent = False
+        while True:
+            while (
+                client.terminated is None
+                and len(outstanding) < H3_STREAMS_PER_CONNECTION
+                and (client.goaway_id is None or not late_stream_sent)
+            ):
+                late_stream_sent = client.goaway_id is not None
+                outstanding.add(await client.start("GET", "/slow"))
+            for sid in sorted(outstanding):
+                response = client.response(sid)
+                if response.ended:
+                    outstanding.discard(sid)
+                    full = (response.status, len(response.body)) == (200, len(BIG))
+                    if full:
+                        tally.complete += 1
+                    else:
+                        tally.truncated += 1
+                elif response.reset_code is not None:
+                    outstanding.discard(sid)
+                    untouched = response.status == 0 and not response.body
+                    if untouched and response.reset_code == H3_REQUEST_REJECTED:
+                        tally.refused += 1
+                    else:
+                        tally.truncated += 1
+            if client.terminated is not None:
+                tally.close_codes.append(client.terminated.error_code)
+                goaway_id = client.goaway_id
+                for sid in outstanding:
+                    # At or above the GOAWAY's id and never answered: not processed, so
+                    # refused cleanly (RFC 9114 5.2).  Anything else was lost.
+                    response = client.response(sid)
+                    if goaway_id is not None and sid >= goaway_id and response.status == 0:
+                        tally.refused += 1
+                    else:
+                        tally.truncated += 1
+                return
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_h3_sigterm_under_load_completes_or_refuses_every_stream(backend: str) -> None:
+    """SIGTERM while 3 HTTP/3 connections keep 8 requests each in flight: each request
+    ends with its full body or is refused (H3_REQUEST_REJECTED, or at/above GOAWAY's id)
+    before any response byte; the connections close with H3_NO_ERROR; the process exits
+    within the drain timeout."""
+    pytest.importorskip("aioquic")
+    from tests.support.h3client import certificate_files, free_tcp_and_udp_port
+
+    cert, key, _ = certificate_files()
+    port = free_tcp_and_udp_port()
+    process = start_server(
+        backend,
+        port,
+        "--certfile",
+        str(cert),
+        "--keyfile",
+        str(key),
+        "--http3-bind",
+        f"127.0.0.1:{port}",
+    )
+    try:
+        tally, exit_seconds = anyio.run(_h3_load_then_sigterm, process, port)
+    finally:
+        output = stop_server(process)
+    print(f"HTTP/3 SIGTERM under load ({backend}): {tally.as_dict()}, exit {exit_seconds:.2f} s")
+    assert tally.truncated == 0, tally.as_dict()
+    assert tally.complete > H3_CONNECTIONS * H3_STREAMS_PER_CONNECTION, tally.as_dict()
+    assert tally.refused >= H3_CONNECTIONS, tally.as_dict()  # the requests sent after GOAWAY
+    assert tally.close_codes == [0x100] * H3_CONNECTIONS, tally.as_dict()  # H3_NO_ERROR
+    assert process.returncode == 0, output
+    assert exit_seconds < 5 + 3
+
+
+async def _h3_load_then_sigterm(process: subprocess.Popen[bytes], port: int) -> tuple[Tally, float]:
+    await wait_for_tcp(port, process)
+    tally = Tally()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(H3_CONNECTIONS):
+            tasks.start_soon(_h3_connection_load, port, tally)
+        await anyio.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        term_at = time.monotonic()
         with anyio.fail_after(15):
             while process.poll() is None:
                 await anyio.sleep(0.05)

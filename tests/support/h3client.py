@@ -24,7 +24,12 @@ from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, PushPromiseReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    QuicEvent,
+    StreamDataReceived,
+    StreamReset,
+)
 
 CERTS = Path(__file__).resolve().parent / "certs"
 
@@ -91,6 +96,9 @@ class H3Client:
         self._send_lock = anyio.Lock()
         self.peer: tuple[str, int] = ("127.0.0.1", 0)
         self._extra_sockets: list[anyio.abc.ConnectedUDPSocket] = []
+        #: The stream id of the server's last GOAWAY (aioquic drops GOAWAY's payload).
+        self.goaway_id: int | None = None
+        self._control: dict[int, bytes] = {}  # server uni stream -> bytes so far
 
     # -- requests --------------------------------------------------------------------
 
@@ -234,10 +242,30 @@ class H3Client:
             return
         if type(event).__name__ == "HandshakeCompleted":
             self.connected.set()
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            self._read_control(event.stream_id, event.data)
         if isinstance(event, StreamReset) and event.stream_id in self._responses:
             self._responses[event.stream_id].reset_code = event.error_code
         for h3_event in self.h3.handle_event(event):
             self._on_h3(h3_event)
+
+    def _read_control(self, stream_id: int, data: bytes) -> None:
+        """Watch the server's control stream (type 0x00) for GOAWAY frames (type 0x07)."""
+        from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
+
+        data = self._control.get(stream_id, b"") + data
+        self._control[stream_id] = data
+        if not data or data[0] != 0x00:
+            return
+        buf = Buffer(data=data[1:])
+        try:
+            while not buf.eof():
+                frame_type, size = buf.pull_uint_var(), buf.pull_uint_var()
+                payload = buf.pull_bytes(size)
+                if frame_type == 0x07:
+                    self.goaway_id = Buffer(data=payload).pull_uint_var()
+        except BufferReadError:
+            pass  # a frame not complete yet: parsed again with more data
 
     def _on_h3(self, event: H3Event) -> None:
         if isinstance(event, PushPromiseReceived):
