@@ -333,6 +333,11 @@ class HTTP3Connection:
                 h3_events = self._h3.handle_event(quic_event)
             except RequestRejected as exc:
                 self._reject(exc.stream_id, H3_MESSAGE_ERROR)
+                if exc.stream_id in self._open_streams:
+                    # Found once the handler runs (DATA disagreeing with content-length):
+                    # cancel it now, not when the body times out.
+                    self._forget(exc.stream_id)
+                    events.append(StreamReset(exc.stream_id, H3_MESSAGE_ERROR))
                 self._spend_reset(events, "malformed request")
                 continue
             for h3_event in h3_events:

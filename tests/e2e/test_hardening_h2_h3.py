@@ -193,6 +193,7 @@ async def test_h2_smuggling_shapes_are_stream_errors_and_the_connection_serves_o
                     peer.response(sid),
                 )
                 assert peer.response(sid).status == 0, name  # no response began
+                await seen.settled()  # a handler that started was cancelled at once
                 # The same connection serves the next (valid) request.
                 valid = await _h2_send(peer, "valid", [], b"after " + name.encode(), None)
                 await peer.until(lambda _, s=valid: peer.stream_ended(s))  # type: ignore[misc]
@@ -200,9 +201,45 @@ async def test_h2_smuggling_shapes_are_stream_errors_and_the_connection_serves_o
                 assert (response.status, response.body) == (200, b"after " + name.encode())
             assert not peer.closed
             assert not goaway_codes(bytes(peer.raw))
-        await seen.settled()  # no handler is left waiting for a body that never ends
     # The handler completed only the valid requests' bodies: never one that disagreed.
     assert seen.completed == [("valid", b"after " + name.encode()) for name in SHAPE_IDS]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("declared", "sent", "trailers"),
+    [(10, b"abc", False), (2, b"abcdef", False), (10, b"abc", True)],
+    ids=["more", "less", "short-then-trailers"],
+)
+async def test_h2_content_length_mismatch_after_the_handler_started(
+    declared: int, sent: bytes, trailers: bool
+) -> None:
+    """The request head arrives first (the handler runs, streaming the body), then DATA
+    that disagrees with content-length: RST_STREAM PROTOCOL_ERROR, the handler cancelled
+    at once, and the connection serves on."""
+    seen = Seen()
+    async with running_server(smuggling_app(seen)) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            peer = SocketPeer(stream, _lax_h2_client())
+            sid = peer.conn.get_next_available_stream_id()
+            fields = _request_fields("split", [(b"content-length", b"%d" % declared)], b"http")
+            peer.conn.send_headers(sid, fields)
+            await peer.flush()
+            with anyio.fail_after(5):
+                while not seen.running:
+                    await anyio.sleep(0.01)
+            peer.conn.send_data(sid, sent, end_stream=not trailers)
+            if trailers:
+                peer.conn.send_headers(sid, [(b"x-t", b"1")], end_stream=True)
+            await peer.flush()
+            await peer.until(lambda _: peer.stream_ended(sid))
+            resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+            assert [(e.stream_id, e.error_code) for e in resets] == [(sid, PROTOCOL_ERROR)]
+            await seen.settled()
+            valid = await _h2_send(peer, "valid", [], b"next", None)
+            await peer.until(lambda _: peer.stream_ended(valid))
+            assert (peer.response(valid).status, peer.response(valid).body) == (200, b"next")
+    assert seen.completed == [("valid", b"next")]
 
 
 # ----------------------------------------------------------------------------- HTTP/3
@@ -247,13 +284,13 @@ async def test_h3_smuggling_shapes_are_stream_errors_and_the_connection_serves_o
                     response = await client.wait(sid)
                 assert response.reset_code == H3_MESSAGE_ERROR, (name, response)
                 assert response.status == 0, name  # no response began
+                await seen.settled()  # a handler that started was cancelled at once
                 valid_body = b"after " + name.encode()
                 valid = await client.start_raw(_request_fields("valid", [], b"https"), valid_body)
                 with anyio.fail_after(10):
                     answer = await client.wait(valid)
                 assert (answer.status, answer.body) == (200, valid_body), name
             assert client.terminated is None
-        await seen.settled()  # no handler is left waiting for a body that never ends
     # The handler completed only the valid requests' bodies: never one that disagreed.
     assert seen.completed == [("valid", b"after " + name.encode()) for name in SHAPE_IDS]
 
@@ -282,9 +319,9 @@ async def test_h3_content_length_mismatch_after_the_handler_started(
                 response = await client.wait(sid)
             assert response.reset_code == H3_MESSAGE_ERROR, response
             assert response.status == 0
+            await seen.settled()  # cancelled now, on the open connection (not at close)
             answer = await client.request("POST", "/echo?tag=valid", body=b"next")
             assert (answer.status, answer.body) == (200, b"next")
-        await seen.settled()
     assert seen.completed == [("valid", b"next")]
 
 
