@@ -12,8 +12,9 @@ tests/backends/test_http2_conformance.py already checks that each HTTP/2 shape i
 stream error *in isolation* (frame by frame, one shape per connection, GOAWAY accepted as
 an escalation) for ``connection``, ``te``, uppercase, pseudo-headers and content-length;
 here every shape is sent on one connection between valid requests, with the shapes that
-suite lacks (``keep-alive``, ``proxy-connection``, ``transfer-encoding``, ``upgrade``),
-and with what the handler saw.
+suite lacks (``keep-alive``, ``proxy-connection``, ``transfer-encoding``, ``upgrade``;
+content-length invalid, conflicting, or short when trailers end the body), and with what
+the handler saw, also when the head arrived (and the handler started) before the DATA.
 
 Graceful shutdown under load (item 5, multiplexed half): a server subprocess gets SIGTERM
 while clients run many concurrent streams; every stream completes with its full body or
@@ -93,8 +94,7 @@ def _base(method: bytes, path: bytes, scheme: bytes) -> Fields:
     ]
 
 
-# (id, header fields after the pseudo-headers, body DATA, trailers or None).  Fields whose
-# name starts with ":" replace the standard pseudo-header block when ``own_pseudo``.
+# (id, fields sent after the four request pseudo-headers in this order, DATA, trailers).
 SHAPES: list[tuple[str, Fields, bytes, Fields | None]] = [
     ("content-length-more-than-data", [(b"content-length", b"10")], b"abc", None),
     ("content-length-less-than-data", [(b"content-length", b"2")], b"abcdef", None),
@@ -124,7 +124,7 @@ SHAPES: list[tuple[str, Fields, bytes, Fields | None]] = [
     ("unknown-pseudo", [(b":smuggle", b"1")], b"", None),
     ("response-pseudo", [(b":status", b"200")], b"", None),
     ("duplicate-path", [(b":path", b"/echo?tag=second")], b"", None),
-    ("pseudo-after-regular", [(b"x-a", b"1"), (b":foo", b"bar")], b"", None),
+    ("unknown-pseudo-after-regular", [(b"x-a", b"1"), (b":foo", b"bar")], b"", None),
     ("pseudo-in-trailers", [], b"abc", [(b":method", b"POST")]),
     ("connection-in-trailers", [], b"abc", [(b"connection", b"close")]),
 ]
@@ -132,12 +132,7 @@ SHAPE_IDS = [shape[0] for shape in SHAPES]
 
 
 def _request_fields(tag: str, extra: Fields, scheme: bytes) -> Fields:
-    base = _base(b"POST", f"/echo?tag={tag}".encode(), scheme)
-    pseudo = [f for f in extra if f[0].startswith(b":")]
-    regular = [f for f in extra if not f[0].startswith(b":")]
-    if any(name == b"x-a" for name, _ in extra):  # keep the order as given: pseudo last
-        return base + extra
-    return base + pseudo + regular
+    return _base(b"POST", f"/echo?tag={tag}".encode(), scheme) + extra
 
 
 # ----------------------------------------------------------------------------- HTTP/2
