@@ -20,7 +20,7 @@ to their caller:
   stream); aioquic would close the whole connection.  Requests also go through the
   HTTP/2 header rules of :mod:`.http2_checks` (RFC 9114 4.2 forbids the same fields).
 * **Limits** as HTTP/1.1 and HTTP/2 have them: ``max_body_bytes`` (413),
-  ``max_header_count`` (431), answered on the stream.
+  ``max_header_count`` and ``max_header_bytes`` (431), answered on the stream.
 * **Graceful shutdown**: a GOAWAY frame (aioquic has none), new requests refused with
   H3_REQUEST_REJECTED, and CONNECTION_CLOSE once the open streams are done.
 * **Stateless reset tokens** derived from the connection ID (``reset_token``), so a
@@ -397,6 +397,12 @@ class HTTP3Connection:
         cfg = self._config
         if len(regular) > cfg.max_header_count:
             self._answer(sid, 431, f"more than {cfg.max_header_count} header fields")
+            return
+        # Field section size as RFC 9114 4.2.2 counts it (as HPACK's header list size):
+        # HTTP/2 bounds the same with SETTINGS_MAX_HEADER_LIST_SIZE.
+        size = sum(len(name) + len(value) + 32 for name, value in event.headers)
+        if size > cfg.max_header_bytes:
+            self._answer(sid, 431, f"header section over {cfg.max_header_bytes} bytes")
             return
         limit = cfg.max_body_bytes
         declared = next((v for n, v in regular if n == b"content-length"), b"")

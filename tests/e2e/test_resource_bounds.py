@@ -19,8 +19,9 @@ Bounds already hit that way by other tests (not repeated here):
 
 Here: the HTTP/1.1 head and body limits (414, 431 by size and by count, 413 declared and
 streamed) with a keep-alive neighbour served before and after on its own connection;
-HTTP/2 and HTTP/3 ``max_header_count`` (431) and HTTP/3 ``max_body_bytes`` (413) on a
-stream, the same connection serving on; ``ws_max_message_bytes`` (close 1009) and the
+HTTP/2 ``max_header_count`` and HTTP/3 ``max_header_count``, ``max_header_bytes`` (431)
+and ``max_body_bytes`` (413, declared and streamed) on a stream, the same connection
+serving on; ``ws_max_message_bytes`` (close 1009) and the
 permessage-deflate decompressed-size cap (a 1 GiB bomb closed with 1009 after at most
 the limit is inflated, server memory flat) while another WebSocket keeps echoing; and
 server memory while a WebSocket client never reads.
@@ -200,7 +201,7 @@ async def h3_server(app: App, **options: Any) -> AsyncIterator[tuple[str, int]]:
             stop.set()
 
 
-async def test_h3_header_count_and_body_limits_answer_and_the_connection_serves_on() -> None:
+async def test_h3_header_and_body_limits_answer_and_the_connection_serves_on() -> None:
     pytest.importorskip("aioquic")
     from tests.support.h3client import h3_connect
 
@@ -208,6 +209,7 @@ async def test_h3_header_count_and_body_limits_answer_and_the_connection_serves_
         async with h3_connect(*udp) as client:
             many = [(b"x-%d" % i, b"1") for i in range(30)]
             assert (await client.get("/", many)).status == 431
+            assert (await client.get("/", [(b"x-big", b"a" * 5000)])).status == 431
             declared = await client.request("POST", "/echo", body=b"a" * 5000)
             assert declared.status == 413
             # No content-length: the limit is hit while the body streams in.
