@@ -43,7 +43,13 @@ import pytest
 from httpy import App, Request, Response
 from httpy.backends.server import Server
 from tests.e2e.hardening_app import BIG
-from tests.support.h2peer import PROTOCOL_ERROR, REFUSED_STREAM, SocketPeer, goaway_codes
+from tests.support.h2peer import (
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    SocketPeer,
+    goaway_codes,
+    raw_data,
+)
 from tests.support.servers import free_port, make_config, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,6 +241,39 @@ async def test_h2_content_length_mismatch_after_the_handler_started(
             await peer.until(lambda _: peer.stream_ended(valid))
             assert (peer.response(valid).status, peer.response(valid).body) == (200, b"next")
     assert seen.completed == [("valid", b"next")]
+
+
+@pytest.mark.anyio
+async def test_h2_body_past_its_content_length_is_dropped_without_starving_the_window() -> None:
+    """25 requests declare 2 bytes and send 60 KB each (1.5 MB in all, more than the
+    connection window): each is reset once it overflows; the bytes that keep coming
+    are dropped but their connection window is given back, so a valid 60 KB upload on
+    the same connection still goes through."""
+    seen = Seen()
+    async with running_server(smuggling_app(seen)) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            peer = SocketPeer(stream, _lax_h2_client())
+            peer.keep_raw = False
+
+            async def upload(tag: str, declared: bytes | None) -> int:
+                extra = [(b"content-length", declared)] if declared is not None else []
+                sid = peer.conn.get_next_available_stream_id()
+                peer.conn.send_headers(sid, _request_fields(tag, extra, b"http"))
+                await peer.flush()
+                # Raw DATA frames: a client that ignores RST_STREAM and flow control.
+                for i in range(4):
+                    await peer.send_raw(raw_data(sid, b"a" * 15_000, end_stream=i == 3))
+                await peer.until(lambda _: peer.stream_ended(sid))
+                return sid
+
+            for _ in range(25):
+                sid = await upload("overflow", b"2")
+                resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+                assert (resets[-1].stream_id, resets[-1].error_code) == (sid, PROTOCOL_ERROR)
+            valid = await upload("valid", None)
+            response = peer.response(valid)
+            assert (response.status, response.body) == (200, b"a" * 60_000)
+    assert seen.completed == [("valid", b"a" * 60_000)]
 
 
 # ----------------------------------------------------------------------------- HTTP/3
