@@ -94,7 +94,7 @@ from .http2_checks import (
     TokenBucket,
     malformed,
 )
-from .http2_outbound import CONNECTION_SPECIFIC, Outbound, send_window
+from .http2_outbound import CONNECTION_SPECIFIC, Outbound, response_fields, send_window
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -123,7 +123,11 @@ class HTTP2Connection:
         # it a stream error, so one bad request must not end its neighbours' streams.
         self._h2 = ServerH2Connection(
             h2.config.H2Configuration(
-                client_side=False, header_encoding=None, validate_inbound_headers=False
+                client_side=False,
+                header_encoding=None,
+                validate_inbound_headers=False,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
             )
         )
         self._settings: dict[h2.settings.SettingCodes, int] = {
@@ -549,12 +553,7 @@ class HTTP2Connection:
         )
 
     def _send_headers(self, stream_id: int, status: int, headers: Headers, end: bool) -> None:
-        block = [(b":status", b"%d" % status)]
-        block.extend(
-            (name.lower(), value)
-            for name, value in headers
-            if name.lower() not in CONNECTION_SPECIFIC
-        )
+        block = [(b":status", b"%d" % status), *response_fields(headers)]
         self._h2.send_headers(stream_id, block, end_stream=end)
         if status >= 200:
             self._responded.add(stream_id)

@@ -21,7 +21,7 @@ import hyperframe.frame as hf
 import pytest
 
 from httpy.core.config import Config
-from httpy.core.errors import StreamClosedError
+from httpy.core.errors import LocalProtocolError, StreamClosedError
 from httpy.core.events import (
     BodyReceived,
     CloseConnection,
@@ -293,6 +293,27 @@ def test_response_headers_status_and_connection_specific_headers_stripped() -> N
         (b"x-custom", b"1"),
     ]
     assert pair.client_body(sid) == b"created"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"x-a", b"a\r\nx-injected: 1"),
+        (b"x-a", b"a\x00b"),
+        (b"x-a", b" padded"),
+        (b"bad name", b"v"),
+        (b"x:a", b"v"),
+    ],
+)
+def test_invalid_response_fields_are_refused(field: tuple[bytes, bytes]) -> None:
+    """Our checks replace h2's outbound validation (off for speed): a field that would
+    be malformed on the wire raises, nothing is sent."""
+    pair = Pair()
+    sid, _ = pair.request()
+    with pytest.raises(LocalProtocolError):
+        pair.server.send(SendResponse(sid, 200, (field,)))
+    pair.to_client()
+    assert not any(isinstance(e, h2.events.ResponseReceived) for e in pair.client_events)
 
 
 def test_headers_only_response_and_informational() -> None:
