@@ -91,7 +91,8 @@ class MutableHeaders:
     """Response headers: case-insensitive set/get/delete, repeated names via ``append``.
 
     Values containing CR, LF or NUL are refused with :class:`ValueError`, so application
-    code can never inject a header or split a response.
+    code can never inject a header or split a response; surrounding spaces and tabs are
+    dropped (RFC 9110 5.5).
     """
 
     __slots__ = ("_items",)
@@ -121,7 +122,7 @@ class MutableHeaders:
     def __setitem__(self, name: str, value: str) -> None:
         """Replace every field called ``name`` with one."""
         key = name.lower()
-        _check(key, value)
+        value = _field_value(key, value)
         self._items = [(n, v) for n, v in self._items if n != key]
         self._items.append((key, value))
 
@@ -135,8 +136,7 @@ class MutableHeaders:
     def append(self, name: str, value: str) -> None:
         """Add a field, keeping existing ones of the same name (``Set-Cookie``)."""
         key = name.lower()
-        _check(key, value)
-        self._items.append((key, value))
+        self._items.append((key, _field_value(key, value)))
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
@@ -167,6 +167,14 @@ def _pairs(headers: HeaderInput) -> Iterable[tuple[str, str]]:
     if isinstance(headers, Mapping):
         return headers.items()
     return headers
+
+
+def _field_value(name: str, value: str) -> str:
+    """``value`` checked for field ``name``, without surrounding spaces and tabs: they
+    are not part of a field value (RFC 9110 5.5), and the wire writers refuse them."""
+    value = value.strip(" \t")
+    _check(name, value)
+    return value
 
 
 def _check(name: str, value: str) -> None:

@@ -180,3 +180,12 @@ def test_mutable_headers_refuse_names_that_are_not_tokens() -> None:
             headers[name] = "v"
     headers["X-Ok_1"] = "v"
     assert headers.raw() == ((b"x-ok_1", b"v"),)
+
+
+def test_mutable_headers_drop_surrounding_whitespace() -> None:
+    """Found by the long fuzz profile: a value of " " was stored, and the HTTP/1.1 writer
+    refused it only when the response was written (a late 500)."""
+    headers = MutableHeaders()
+    headers["x-a"] = " a b\t"
+    headers.append("x-b", " ")
+    assert headers.raw() == ((b"x-a", b"a b"), (b"x-b", b""))
