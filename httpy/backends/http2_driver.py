@@ -9,8 +9,6 @@ handlers are never interleaved mid-write.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -50,14 +48,6 @@ class HTTP2Stream(StreamBase):
     def __init__(self, driver: HTTP2Driver, head: RequestHead, ended: bool) -> None:
         super().__init__(head, ended, driver.config)
         self._driver = driver
-        #: The ``:protocol`` of an extended CONNECT (RFC 8441: a WebSocket), else None.
-        self.connect_protocol: bytes | None = None
-        #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
-        self.on_shutdown: Callable[[], None] | None = None
-
-    def _receive_timeout(self) -> float:
-        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
-        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
     async def _consumed(self, size: int) -> None:
         # Consumed: let the client send more on this stream.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
@@ -77,14 +76,6 @@ class HTTP3Stream(StreamBase):
     def __init__(self, driver: HTTP3Driver, head: RequestHead, ended: bool) -> None:
         super().__init__(head, ended, driver.config)
         self._driver = driver
-        #: The ``:protocol`` of an extended CONNECT (RFC 9220: a WebSocket), else None.
-        self.connect_protocol: bytes | None = None
-        #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
-        self.on_shutdown: Callable[[], None] | None = None
-
-    def _receive_timeout(self) -> float:
-        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
-        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
     async def _submit(self, command: Command) -> None:
         self._driver.command(command)

@@ -16,9 +16,11 @@ and optionally :meth:`_consumed` (credit flow control for bytes the handler read
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 
@@ -58,6 +60,10 @@ class StreamBase(ABC):
         self.started_at = time.monotonic()
         #: Cancelled when the client resets the stream or the connection ends.
         self.cancel_scope = anyio.CancelScope()
+        #: The ``:protocol`` of an extended CONNECT (RFC 8441 / RFC 9220: a WebSocket).
+        self.connect_protocol: bytes | None = None
+        #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
+        self.on_shutdown: Callable[[], None] | None = None
 
     # -- what a subclass provides ---------------------------------------------------------
 
@@ -82,7 +88,8 @@ class StreamBase(ABC):
         """The handler read ``size`` body bytes (credit the peer's window, if needed)."""
 
     def _receive_timeout(self) -> float:
-        return self._config.body_timeout
+        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
+        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
     # -- HTTPStream -------------------------------------------------------------------------
 
