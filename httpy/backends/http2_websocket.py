@@ -133,9 +133,10 @@ class HTTP2StreamTransport:
         except StreamError:
             return b""
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, max_wait: float) -> None:
         try:
-            await self._stream.send_body(data)
+            with anyio.fail_after(max_wait):
+                await self._stream.send_body(data)
         except StreamError as exc:
             raise anyio.BrokenResourceError(str(exc)) from exc
 

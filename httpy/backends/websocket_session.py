@@ -43,6 +43,7 @@ from ..core.websocket import (
     WebSocketPong,
     WebSocketProtocol,
 )
+from .asyncio_stream import AsyncioSocketStream
 from .logs import RateLimitedLog, error_log
 
 READ_SIZE = 64 * 1024
@@ -63,8 +64,9 @@ class Transport(Protocol):
         """Next bytes from the peer; ``b""`` once it sent everything (EOF)."""
         ...
 
-    async def send(self, data: bytes) -> None:
-        """Write ``data``; waits while the peer is not reading.  Raises on a lost peer."""
+    async def send(self, data: bytes, max_wait: float) -> None:
+        """Write ``data``; waits while the peer is not reading, at most ``max_wait``
+        seconds (then TimeoutError).  Raises on a lost peer."""
         ...
 
     async def aclose(self) -> None:
@@ -84,8 +86,13 @@ class StreamTransport:
         except _TRANSPORT_ERRORS:
             return b""
 
-    async def send(self, data: bytes) -> None:
-        await self._stream.send(data)
+    async def send(self, data: bytes, max_wait: float) -> None:
+        if isinstance(self._stream, AsyncioSocketStream):
+            # It applies the limit itself, only when it has to wait: no scope per write.
+            await self._stream.send(data, max_wait=max_wait)
+        else:
+            with anyio.fail_after(max_wait):
+                await self._stream.send(data)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -274,8 +281,7 @@ class WebSocketSession:
         if not data:
             return
         try:
-            with anyio.fail_after(self._config.send_timeout):
-                await self._transport.send(data)
+            await self._transport.send(data, self._config.send_timeout)
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
             self._proto.abort(ABNORMAL_CLOSURE, "connection lost")
             self._scope.cancel()
