@@ -88,9 +88,11 @@ class Request:
         self.method = method.upper()
         raw_path, _, inline_query = path.partition("?")
         self.raw_path = raw_path
-        self.path = unquote(raw_path)
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        self.query = QueryParams(query_string or inline_query)
+        # Parsed on first use: most handlers never look at the query string.
+        self._query_string: str | bytes = query_string or inline_query
+        self._query: QueryParams | None = None
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.http_version = http_version
         self.scheme = scheme
@@ -113,6 +115,17 @@ class Request:
         self.state = SimpleNamespace()
         #: The router's verdict, set by the app before middleware runs (None: not routed).
         self.route_match: object | None = None
+
+    @property
+    def query(self) -> QueryParams:
+        """The query-string parameters (``request.query.get("page")``)."""
+        if self._query is None:
+            self._query = QueryParams(self._query_string)
+        return self._query
+
+    @query.setter
+    def query(self, value: QueryParams) -> None:
+        self._query = value
 
     @property
     def request_id(self) -> str | None:
