@@ -358,6 +358,10 @@ class WebSocketProtocol:
             # wsproto reports our own parse failure as a CloseConnection without a state
             # change: the peer broke the protocol (1002), sent bad UTF-8 (1007) or an
             # oversized message (1009).  Fail the connection with that code.
+            if code == INVALID_DATA:
+                # wsproto passes on the decoder's message, whose byte position depends
+                # on how the input was split into reads: report the same thing always.
+                reason = "invalid UTF-8 in a text message"
             self.abort(code, reason)
             self.close_code, self.close_reason = code, reason
             return WebSocketClose(code, reason)
