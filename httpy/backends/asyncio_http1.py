@@ -50,7 +50,7 @@ from ..core.events import (
     TrailersReceived,
 )
 from ..core.http1 import HTTP1Connection
-from .asyncio_stream import AsyncioSocketStream, StreamProtocol
+from .asyncio_stream import AsyncioSocketStream, StreamProtocol, wake_waiter
 from .connection import (
     HTTP2_PREFACE,
     ConnectionContext,
@@ -198,10 +198,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
     # -- used by HTTP1Stream (the same interface as HTTP1Driver) -----------------------
 
     def add_server_headers(self, headers: Headers) -> Headers:
-        extra: Headers = ((b"date", self._context.date.now()),)
-        if self.config.server_header:
-            extra += ((b"server", self.config.server_header.encode("latin-1")),)
-        return tuple(headers) + extra
+        return self._context.server_headers(headers)
 
     def queue_command(self, command: SendResponse) -> None:
         """Apply a command without writing: the head waits for the first body bytes."""
@@ -390,7 +387,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
     async def _drain(self) -> None:
         """Wait until the transport's buffer drains, at most ``send_timeout``."""
         waiter = self._drain_waiter = self._loop.create_future()
-        timer = self._loop.call_later(self.config.send_timeout, _expire, waiter)
+        timer = self._loop.call_later(self.config.send_timeout, wake_waiter, waiter)
         try:
             await waiter
         finally:
@@ -496,8 +493,3 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
             self._transport.abort()
         if not self._done.done():
             self._done.set_result(None)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

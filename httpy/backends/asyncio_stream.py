@@ -122,7 +122,7 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
         deadline = None if max_wait is None else loop.time() + max_wait
         while protocol.writing_paused and not protocol.lost:
             waiter = protocol.drain_waiter = loop.create_future()
-            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+            timer = None if deadline is None else loop.call_at(deadline, wake_waiter, waiter)
             try:
                 await waiter
             finally:
@@ -143,6 +143,7 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             self._transport.close()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def wake_waiter(waiter: asyncio.Future[None]) -> None:
+    """Timer callback: end ``waiter``'s wait (a timeout), unless it is already over."""
     if not waiter.done():
         waiter.set_result(None)

@@ -73,6 +73,14 @@ class ConnectionContext:
     #: trusted peers, the TLS client certificate (None: nothing to do, no cost).
     head_hook: Callable[[RequestHead], RequestHead] | None = None
 
+    def server_headers(self, headers: Headers) -> Headers:
+        """``headers`` plus what the server adds to every response: Date, and Server
+        unless ``Config.server_header`` is empty."""
+        extra: Headers = ((b"date", self.date.now()),)
+        if self.config.server_header:
+            extra += ((b"server", self.config.server_header.encode("latin-1")),)
+        return (*headers, *extra)
+
     @classmethod
     def create(cls, app: Application, config: Config, scheme: str = "http") -> ConnectionContext:
         head_hook = proxy_headers_hook(config)
@@ -359,10 +367,7 @@ class HTTP1Driver:
     # -- used by HTTP1Stream -------------------------------------------------------
 
     def add_server_headers(self, headers: Headers) -> Headers:
-        extra: Headers = ((b"date", self._context.date.now()),)
-        if self.config.server_header:
-            extra += ((b"server", self.config.server_header.encode("latin-1")),)
-        return tuple(headers) + extra
+        return self._context.server_headers(headers)
 
     def queue_command(self, command: SendResponse) -> None:
         """Apply a command without writing: the head waits for the first body bytes."""

@@ -164,10 +164,7 @@ class HTTP2Driver:
     # -- used by HTTP2Stream -----------------------------------------------------------
 
     def add_server_headers(self, headers: Headers) -> Headers:
-        extra: Headers = ((b"date", self._context.date.now()),)
-        if self.config.server_header:
-            extra += ((b"server", self.config.server_header.encode("latin-1")),)
-        return tuple(headers) + extra
+        return self._context.server_headers(headers)
 
     def queue(self, command: Command) -> None:
         self._conn.send(command)

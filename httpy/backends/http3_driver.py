@@ -189,10 +189,7 @@ class HTTP3Driver:
         self._kick()
 
     def add_server_headers(self, headers: Headers) -> Headers:
-        extra: Headers = ((b"date", self._context.date.now()),)
-        if self.config.server_header:
-            extra += ((b"server", self.config.server_header.encode("latin-1")),)
-        return tuple(headers) + extra
+        return self._context.server_headers(headers)
 
     def push(self, parent: HTTP3Stream, path: str) -> bool:
         head = parent.head

@@ -242,10 +242,7 @@ class WebSocketDriver:
     # -- used by the streams -----------------------------------------------------------
 
     def _server_headers(self, headers: Headers) -> Headers:
-        extra: Headers = ((b"date", self._context.date.now()),)
-        if self.config.server_header:
-            extra += ((b"server", self.config.server_header.encode("latin-1")),)
-        return tuple(headers) + extra
+        return self._context.server_headers(headers)
 
     def refuse(self, status: int, headers: Headers) -> None:
         # After answering an upgrade request with anything but 101 we close: the client
