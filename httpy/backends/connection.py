@@ -406,6 +406,9 @@ class HTTP1Driver:
                 stream.bytes_sent,
                 stream.started_at,
             )
+            # Not kept while the connection idles: an idle keep-alive connection should
+            # hold no request (its head, headers and cancel scope are ~1 KB).
+            del stream
             if self._cycle_done is not None:
                 self._cycle_done.set()
                 self._cycle_done = None
@@ -508,6 +511,7 @@ class HTTP1Driver:
             current = self._current or self._pending
             if current is not None:
                 await current.wait_drained()
+                del current  # the next read may wait for a long, idle time
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: don't read while pipelined bytes pile up unparsed."""
