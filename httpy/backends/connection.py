@@ -51,10 +51,10 @@ from ..core.events import (
 )
 from ..core.http1 import HTTP1Connection
 from ..core.http2_checks import valid_upgrade_settings
-from .asyncio_stream import AsyncioSocketStream
 from .logs import HTTPDate, RateLimitedLog, access_line, access_log, error_log
 from .proxy import chain, proxy_headers_hook
 from .request_id import RequestIdEchoApp, ensure_request_id, with_request_id_echo
+from .send import send_all
 
 READ_SIZE = 64 * 1024
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -382,13 +382,7 @@ class HTTP1Driver:
     async def _flush(self) -> None:
         data = self._conn.data_to_send()
         if data:
-            if isinstance(self._stream, AsyncioSocketStream):
-                # It waits only when the transport's buffer is full, and then applies
-                # send_timeout itself: no cancel scope per write.
-                await self._stream.send(data, max_wait=self.config.send_timeout)
-            else:
-                with anyio.fail_after(self.config.send_timeout):
-                    await self._stream.send(data)
+            await send_all(self._stream, data, self.config.send_timeout)
 
     async def _respond_loop(self) -> None:
         while True:

@@ -51,6 +51,7 @@ from ..core.websocket import (
 )
 from .connection import ConnectionContext, SwitchToWebSocket, format_peer, log_access
 from .logs import error_log
+from .send import send_all
 from .websocket_session import StreamTransport, WebSocketSession
 
 _SEND_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError)
@@ -284,7 +285,6 @@ class WebSocketDriver:
         if not data:
             return
         try:
-            with anyio.fail_after(self.config.send_timeout):
-                await self._stream.send(data)
+            await send_all(self._stream, data, self.config.send_timeout)
         except _SEND_ERRORS as exc:
             raise ClientDisconnected(f"connection lost during the handshake: {exc!r}") from exc

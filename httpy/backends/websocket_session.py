@@ -43,8 +43,8 @@ from ..core.websocket import (
     WebSocketPong,
     WebSocketProtocol,
 )
-from .asyncio_stream import AsyncioSocketStream
 from .logs import RateLimitedLog, error_log
+from .send import send_all
 
 READ_SIZE = 64 * 1024
 # Close codes that mean the peer broke the rules: worth a log line.
@@ -87,12 +87,7 @@ class StreamTransport:
             return b""
 
     async def send(self, data: bytes, max_wait: float) -> None:
-        if isinstance(self._stream, AsyncioSocketStream):
-            # It applies the limit itself, only when it has to wait: no scope per write.
-            await self._stream.send(data, max_wait=max_wait)
-        else:
-            with anyio.fail_after(max_wait):
-                await self._stream.send(data)
+        await send_all(self._stream, data, max_wait)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -1,0 +1,117 @@
+"""``send_all``: the write every driver uses, on the stream each backend serves with.
+
+The server side of a socket pair is wrapped as the server wraps accepted sockets (our
+:class:`AsyncioSocketStream` on asyncio, anyio's socket stream on trio); the other end is
+a plain blocking socket read from a thread, or not read at all.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import pytest
+import sniffio
+
+from httpy.backends.asyncio_stream import AsyncioSocketStream
+from httpy.backends.send import send_all
+
+pytestmark = pytest.mark.anyio
+
+BIG = 16 * 1024 * 1024  # far more than the kernel's socket buffers hold
+
+
+@asynccontextmanager
+async def server_stream() -> AsyncIterator[tuple[anyio.abc.ByteStream, socket.socket]]:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    stream: anyio.abc.ByteStream
+    if sniffio.current_async_library() == "asyncio":
+        stream = await AsyncioSocketStream.from_socket(ours)
+    else:
+        stream = await anyio.abc.SocketStream.from_socket(ours)
+    try:
+        yield stream, peer
+    finally:
+        await stream.aclose()
+        peer.close()
+
+
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    chunks = []
+    while count:
+        chunk = sock.recv(min(count, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+async def test_small_writes_arrive_whole_and_in_order() -> None:
+    async with server_stream() as (stream, peer):
+        parts = [f"part {i};".encode() * (i + 1) for i in range(300)]
+        expected = b"".join(parts)
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await anyio.to_thread.run_sync(read_exactly, peer, len(expected)))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(reader)
+            for part in parts:
+                await send_all(stream, part, max_wait=5)
+        assert received == [expected]
+
+
+async def test_a_write_larger_than_the_socket_buffer_completes_while_the_peer_reads() -> None:
+    data = bytes(range(256)) * (BIG // 256)
+    async with server_stream() as (stream, peer):
+        async with anyio.create_task_group() as tasks:
+            received: list[bytes] = []
+
+            async def reader() -> None:
+                received.append(await anyio.to_thread.run_sync(read_exactly, peer, len(data)))
+
+            tasks.start_soon(reader)
+            await send_all(stream, data, max_wait=10)
+        assert received == [data]
+
+
+async def test_a_peer_that_never_reads_gets_a_timeout() -> None:
+    async with server_stream() as (stream, _peer):
+        with pytest.raises(TimeoutError):
+            await send_all(stream, b"x" * BIG, max_wait=0.3)
+
+
+async def test_an_atomic_write_survives_the_cancellation_of_its_caller() -> None:
+    """Cancelled mid-write, an atomic write still delivers every byte (no half frame)."""
+    data = b"y" * (4 * 1024 * 1024)
+    marker = b"<end>"
+    async with server_stream() as (stream, peer):
+        received: list[bytes] = []
+
+        def late_reader() -> None:
+            time.sleep(0.5)  # starts reading after the caller was cancelled
+            received.append(read_exactly(peer, len(data) + len(marker)))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(anyio.to_thread.run_sync, late_reader)
+            with anyio.move_on_after(0.2) as scope:
+                await send_all(stream, data, max_wait=30, atomic=True)
+            assert scope.cancel_called
+            await send_all(stream, marker, max_wait=30)
+        assert received == [data + marker]
+
+
+async def test_a_closed_peer_is_a_broken_resource() -> None:
+    async with server_stream() as (stream, peer):
+        peer.close()
+        with pytest.raises((anyio.BrokenResourceError, OSError)):
+            for _ in range(100):  # the first writes may still be accepted by the kernel
+                await send_all(stream, b"z" * 65536, max_wait=1)
+                await anyio.sleep(0.01)
