@@ -57,6 +57,16 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+## Soak test: 10 minutes of mixed HTTP/1.1, h2c and WebSocket traffic (a few dozen clients,
+## some leaving mid-response) against one HTTPy process, its RSS sampled every 5 s; fails
+## unless memory is flat after the 60 s warm-up and nothing failed.  Writes this backend's
+## section of bench/results/soak.md (+ soak.png).  `make soak SOAK_BACKEND=trio`.
+SOAK_BACKEND ?= asyncio
+SOAK_DURATION ?= 600
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --backend $(SOAK_BACKEND) --duration $(SOAK_DURATION)
+
 ## Autobahn WebSocket testsuite (fuzzing client, all cases 1-13) against the echo endpoint in
 ## scripts/autobahn_echo.py, over HTTP/1.1 on asyncio and trio: counts per outcome in
 ## build/autobahn/summary.txt.  Installs wstest on first use.  Cases 1-10 take ~30 s per
