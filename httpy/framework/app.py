@@ -216,7 +216,8 @@ class App:
             match = websocket if websocket is not None else match
         request.route_match = match
         if (
-            isinstance(match, Match)
+            head.body_expected
+            and isinstance(match, Match)
             and not match.endpoint.stream
             and request.content_type != "multipart/form-data"
         ):

@@ -107,7 +107,11 @@ class Request:
         self._trailers = (
             trailers if isinstance(trailers, Headers) or trailers is None else Headers(trailers)
         )
-        self._body: bytes | None = body if stream is None else None
+        # A request head that announces no body (no Content-Length, not chunked) has an
+        # empty one, known now: nothing to read from the stream for it.
+        self._body: bytes | None = (
+            body if stream is None else None if stream.head.body_expected else b""
+        )
         self._json: Any = _UNSET
         self._form: FormData | None = None
         self._cookies: dict[str, str] | None = None
@@ -228,7 +232,8 @@ class Request:
         return (await self.body()).decode(self._charset(), errors="replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON.  Invalid JSON answers 400 (an HTTPException).
+        """The body parsed as JSON.  Invalid JSON answers 400 (an HTTPException), and
+        so does JSON nested deeper than Python's recursion limit (``[[[[...``).
 
         Synchronous: the body was read before the handler ran.  On a ``stream=True``
         route, ``await request.body()`` first.
@@ -244,6 +249,12 @@ class Request:
                 self._json = json.loads(self._body) if self._body else None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
+            except RecursionError:
+                # A body of nested brackets ([[[[...) exhausts the parser's recursion
+                # limit: bad input from the client, not a server error.
+                raise HTTPException(
+                    400, "request body is not valid JSON: nested too deeply"
+                ) from None
         return self._json
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
