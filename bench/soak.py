@@ -197,20 +197,22 @@ def _problems(log_path: Path) -> dict[str, int]:
     return counts
 
 
+def _take_sample(server: RunningServer, result: SoakResult, started: float) -> None:
+    server.check_alive()
+    rss, _ = server.memory()
+    requests = {name: result.stats[name].requests for name in PROTOCOLS}
+    connections = established_connections(server.port)
+    result.samples.append(Sample(time.monotonic() - started, rss, connections, requests))
+
+
 async def _sample_until(
     server: RunningServer, result: SoakResult, started: float, config: SoakConfig
 ) -> None:
-    """One sample now, then every ``interval`` s up to and including ``duration``."""
-    ticks = int(config.duration // config.interval)
-    for tick in range(ticks + 1):
+    """A sample every ``interval`` s up to and including ``duration`` (tick 0 is taken
+    before the load starts)."""
+    for tick in range(1, int(config.duration // config.interval) + 1):
         await asyncio.sleep(max(0.0, started + tick * config.interval - time.monotonic()))
-        server.check_alive()
-        rss, _ = server.memory()
-        requests = {name: result.stats[name].requests for name in PROTOCOLS}
-        sample = Sample(
-            time.monotonic() - started, rss, established_connections(server.port), requests
-        )
-        result.samples.append(sample)
+        _take_sample(server, result, started)
 
 
 async def _load(
@@ -220,6 +222,7 @@ async def _load(
     result.stats = traffic.stats
     result.clients = traffic.mix.clients
     started = time.monotonic()
+    _take_sample(server, result, started)  # the idle server, before the first client
     load = asyncio.ensure_future(traffic.run(started + config.duration))
     sampler = asyncio.ensure_future(_sample_until(server, result, started, config))
     try:

@@ -47,7 +47,7 @@ JSON_BODY = {"message": "Hello, world!", "id": 1, "ok": True}
 LONG_STREAM = "/stream?chunks=4096&size=16384"
 #: Bytes of the long stream a client reads before it leaves.
 READ_BEFORE_LEAVING = 65536
-#: Error messages kept per protocol (the counts are always complete).
+#: Distinct error messages kept per protocol (the error count is always complete).
 KEPT_ERRORS = 10
 
 
@@ -67,13 +67,15 @@ class ProtocolStats:
     aborted: int = 0
     #: Unexpected failures: exceptions, wrong answers, timeouts.
     errors: int = 0
-    error_messages: list[str] = field(default_factory=list)
+    #: Message -> how many times, for the first :data:`KEPT_ERRORS` distinct messages.
+    error_messages: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str, exc: BaseException) -> None:
-        """Count one unexpected failure and keep its message (the first few)."""
+        """Count one unexpected failure and its message."""
         self.errors += 1
-        if len(self.error_messages) < KEPT_ERRORS:
-            self.error_messages.append(f"{what}: {type(exc).__name__}: {exc}"[:300])
+        message = f"{what}: {type(exc).__name__}: {exc}"[:300]
+        if message in self.error_messages or len(self.error_messages) < KEPT_ERRORS:
+            self.error_messages[message] = self.error_messages.get(message, 0) + 1
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def render_summary(result: SoakResult) -> str:
             f"  {PROTOCOL_LABELS[name]:<13} {st.requests:>9,} ok  {st.connections:>7,} connections"
             f"  {st.aborted:>6,} left on purpose  {st.errors} errors"
         )
-        lines.extend(f"      {message}" for message in st.error_messages)
+        lines.extend(f"  {n:>9,} x {message}" for message, n in st.error_messages.items())
     lines.append(f"  server log: {sum(result.server_problems.values()):,} error lines")
     lines.extend(f"  {n:>9,} x {line}" for line, n in result.server_problems.items())
     verdict = "flat" if s.flat else "GROWING"
@@ -117,12 +117,12 @@ def render_section(result: SoakResult, table_every: float = 30.0) -> str:
         )
     out.append("")
     problems = [
-        f"- {PROTOCOL_LABELS[name]} client: `{message}`"
+        f"- {PROTOCOL_LABELS[name]} client, {n:,} x: `{message}`"
         for name in PROTOCOLS
-        for message in result.stats[name].error_messages[:3]
+        for message, n in result.stats[name].error_messages.items()
     ] + [f"- server log, {n:,} x: `{line}`" for line, n in result.server_problems.items()]
     if problems:
-        out += ["Unexpected errors (the first few of each kind):", "", *problems, ""]
+        out += ["Unexpected errors, by message:", "", *problems, ""]
     out += [
         f"RSS every {table_every:g} s:",
         "",
