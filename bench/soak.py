@@ -41,7 +41,7 @@ from bench.servers import (
     free_port,
 )
 from bench.soak_clients import Mix, ProtocolStats, Traffic
-from bench.soak_report import PROTOCOLS, render_summary, write_report
+from bench.soak_report import PROTOCOLS, code_version, render_summary, write_report
 
 SOAK_APP = "bench.apps.soak_app:app"
 #: Server logs of each run (not committed).
@@ -105,6 +105,8 @@ class SoakResult:
     stats: dict[str, ProtocolStats]
     #: RSS once every client has finished (the load has stopped).
     idle_after_kib: int = 0
+    #: The code the server ran (:func:`bench.soak_report.code_version`, at the start).
+    code: str = ""
     #: Error lines in the server's output, counted by message (see :func:`_problems`).
     server_problems: dict[str, int] = field(default_factory=dict)
 
@@ -250,7 +252,7 @@ def run_soak(config: SoakConfig, *, progress: bool = False) -> SoakResult:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     spec = server_spec(config)
     server = RunningServer(spec, free_port(), LOG_DIR / f"server-{config.backend}.log")
-    result = SoakResult(config, datetime.now(UTC), 0, [], {})
+    result = SoakResult(config, datetime.now(UTC), 0, [], {}, code=code_version())
     server.start()
     try:
         asyncio.run(_load(server, result, config, progress))

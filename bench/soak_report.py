@@ -79,6 +79,23 @@ def _table_rows(result: SoakResult, every: float) -> list[Sample]:
     return rows
 
 
+def code_version() -> str:
+    """The commit the server ran, and whether ``httpy/`` had uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "httpy"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"commit {commit}" + (" + uncommitted changes in httpy/" if dirty else "")
+
+
 def render_section(result: SoakResult, table_every: float = 30.0) -> str:
     """One backend's section of ``soak.md``."""
     s, c = result.summary, result.config
@@ -88,7 +105,7 @@ def render_section(result: SoakResult, table_every: float = 30.0) -> str:
         "",
         f"- date: {result.started_at:%Y-%m-%d %H:%M} UTC",
         f"- machine: {cpu_model()}, `nproc` = {os.cpu_count()}, Linux {platform.release()}",
-        f"- Python {platform.python_version()}, backend {c.backend}{loop}",
+        f"- Python {platform.python_version()}, backend {c.backend}{loop}, {result.code}",
         f"- duration {c.duration:.0f} s, warm-up {c.warmup:.0f} s, RSS every {c.interval:g} s, "
         f"{result.clients} concurrent clients",
         "",
