@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from hypothesis import given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from httpy.core.errors import LocalProtocolError
 from httpy.core.headers import Headers, MutableHeaders
 from httpy.core.http1_writer import start_response
 from httpy.framework.request import QueryParams
@@ -93,3 +94,42 @@ def test_response_header_values_cannot_inject_fields(fields: list[tuple[str, str
     assert len(lines) - 2 >= 1 + len(raw) + 1
     for name, value in raw:
         assert name + b": " + value in lines or name + b":" + value in lines
+
+
+FIELD_BYTES = st.one_of(
+    st.sampled_from(
+        [b"x", b"a b", b" a", b"a ", b"\ta", b"a\r\nb: c", b"a\rb", b"a\nb", b"\x00", b""]
+    ),
+    st.binary(max_size=6),
+)
+
+
+def field_is_valid(name: bytes, value: bytes) -> bool:
+    """The writer's rule for one field, written out plainly (RFC 9110 5.1, 5.5)."""
+    token = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if not name or any(c not in token for c in name):
+        return False
+    if any(c in b"\x00\r\n" for c in value):
+        return False
+    return not value or (value[:1] not in (b" ", b"\t") and value[-1:] not in (b" ", b"\t"))
+
+
+@example(fields=[(b"x", b"a\r\nb: c")])
+@example(fields=[(b"x", b"a"), (b"y", b"")])
+@given(fields=st.lists(st.tuples(FIELD_BYTES, FIELD_BYTES), max_size=5))
+def test_response_fields_accepted_exactly_when_each_is_valid(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    assume(not any(n.lower() in {b"content-length", b"transfer-encoding"} for n, _ in fields))
+    expected = all(field_is_valid(name, value) for name, value in fields)
+    try:
+        head, _writer = start_response(
+            200, tuple(fields), request_method_head=False, request_version=b"1.1", keep_alive=True
+        )
+    except LocalProtocolError:
+        assert not expected, fields
+        return
+    assert expected, fields
+    lines = head.split(b"\r\n")[1:-2]
+    kept = [(n.lower(), v) for n, v in fields if n.lower() != b"connection"]
+    assert lines[: len(kept)] == [n + b": " + v for n, v in kept]

@@ -22,6 +22,11 @@ _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus
 # RFC 9110 5.1 token characters for field names; values may not hold CR, LF or NUL.
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
+# Lines of valid fields: a token, ": ", a value with no NUL, CR or LF and no surrounding
+# space or tab, CRLF.  (Only sound with the CR/LF count check in _fields.)
+_FIELD_LINES = re.compile(
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: (?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?\r\n)*"
+)
 # Bodies of these responses are never sent (RFC 9110 6.4.1, 15.3.5, 15.4.5).
 NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -41,15 +46,31 @@ def _head(status: int, headers: Headers) -> bytes:
 
 
 def _fields(headers: Headers) -> bytes:
-    """Validated ``name: value`` lines (a head's or a trailer section's)."""
-    lines = []
+    """Validated ``name: value`` lines (a head's or a trailer section's).
+
+    Checked as one block (one regex match instead of two per field): when the block
+    holds exactly one CR and one LF per field, every CR and LF is a line end, so each
+    line is one field and the match checks each name and value on its own.
+    """
+    block = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
+    count = len(headers)
+    if (
+        block.count(b"\n") != count
+        or block.count(b"\r") != count
+        or _FIELD_LINES.fullmatch(block) is None
+    ):
+        _refuse(headers)
+    return block
+
+
+def _refuse(headers: Headers) -> None:
+    """Raise :class:`LocalProtocolError` naming the first invalid field."""
     for name, value in headers:
         if _NAME.fullmatch(name) is None:
             raise LocalProtocolError(f"invalid header name {name!r}")
         if _BAD_VALUE.search(value) is not None:
             raise LocalProtocolError(f"invalid value for header {name!r}")
-        lines.append(b"%s: %s\r\n" % (name, value))
-    return b"".join(lines)
+    raise AssertionError("unreachable: _fields refused valid fields")  # pragma: no cover
 
 
 class ResponseWriter:
