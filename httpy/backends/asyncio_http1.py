@@ -102,6 +102,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         #: The request whose handler runs, and that handler's task.
         self._current: HTTP1Stream | None = None
         self._task: asyncio.Task[None] | None = None
+        self._task_started = False  # has the task's first step run (see _cancel_handler)
         #: The next request, parsed while the current handler was still finishing; the
         #: same task runs it next (responses stay in request order).
         self._pending: HTTP1Stream | None = None
@@ -293,63 +294,79 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         self._pending = None
 
     def _cancel_handler(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            if not self._task_started:
+                # Cancelled before its first step, the task never runs _serve's body,
+                # so _serve_done is not called from there.
+                self._serve_done(cancelled=True, failure=None)
 
     # -- the request task ------------------------------------------------------------
 
     async def _serve(self, stream: HTTP1Stream) -> None:
-        """Run ``stream``'s handler, then those of the requests pipelined behind it."""
-        while True:
-            await self._run_handler(stream)
-            self._current = None
-            log_access(
-                self.config,
-                self._client,
-                stream.head,
-                stream.status,
-                stream.bytes_sent,
-                stream.started_at,
-            )
-            if self._conn.should_close or self._lost:
-                return
-            if self._pending is None and self._deferred_handoff is None:
-                # Requests pipelined behind this one were left unparsed until now;
-                # while this task runs, a new one lands in _pending.
-                self._dispatch(self._conn.receive_data(b""))
-            if self._deferred_handoff is not None or self._pending is None:
-                return
-            stream, self._pending = self._pending, None
-            self._current = stream
-            self._resume_reading()
-            self._after_input()
+        """Run ``stream``'s handler, then those of the requests pipelined behind it; then
+        :meth:`_serve_done` (called here, not as a done-callback: that costs a loop turn
+        per request; only a task cancelled before its first step needs the other way,
+        see :meth:`_cancel_handler`)."""
+        self._task_started = True
+        cancelled = False
+        failure: Exception | None = None
+        try:
+            while True:
+                await self._run_handler(stream)
+                self._current = None
+                log_access(
+                    self.config,
+                    self._client,
+                    stream.head,
+                    stream.status,
+                    stream.bytes_sent,
+                    stream.started_at,
+                )
+                if self._conn.should_close or self._lost:
+                    break
+                if self._pending is None and self._deferred_handoff is None:
+                    # Requests pipelined behind this one were left unparsed until now;
+                    # while this task runs, a new one lands in _pending.
+                    self._dispatch(self._conn.receive_data(b""))
+                if self._deferred_handoff is not None or self._pending is None:
+                    break
+                stream, self._pending = self._pending, None
+                self._current = stream
+                self._resume_reading()
+                self._after_input()
+        except asyncio.CancelledError:
+            cancelled = True  # only we cancel this task (see _cancel_handler)
+        except Exception as exc:
+            failure = exc
+        self._serve_done(cancelled, failure)
 
     def _start(self, stream: HTTP1Stream) -> None:
         """Run ``stream``'s handler (and those pipelined behind it) in a new task."""
         self._current = stream
+        self._task_started = False
         self._task = self._loop.create_task(self._serve(stream))
-        self._task.add_done_callback(self._serve_done)
 
-    def _serve_done(self, task: asyncio.Task[None]) -> None:
-        """After the request task, however it ended (a task cancelled before its first
-        step never runs its body, so this is a callback, not a ``finally``)."""
+    def _serve_done(self, cancelled: bool, failure: Exception | None) -> None:
+        """After the request task, however it ended."""
         self._task = None
         self._current = None
-        if not task.cancelled() and task.exception() is not None:
-            error_log.error("HTTP/1.1 request task failed", exc_info=task.exception())
+        if failure is not None:
+            error_log.error("HTTP/1.1 request task failed", exc_info=failure)
             self._conn.send(CloseConnection())
             self._abort()
             return
         if self._deferred_handoff is not None and not self._lost:
             events, self._deferred_handoff = self._deferred_handoff, None
             self._hand_over(events)
-        elif self._conn.should_close or self._lost or task.cancelled():
+        elif self._conn.should_close or self._lost or cancelled:
             self._flush_core()
             self._close()
         elif not self._done.done():
             pending, self._pending = self._pending, None
             if pending is not None:
-                # Parsed after _serve's last look but before this callback ran.
+                # Parsed after _serve's last look but before it ended.
                 self._start(pending)
             self._resume_reading()
             self._after_input()
