@@ -120,6 +120,9 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         # The single timer: fires at or before ``_deadline``, re-armed when early.
         self._deadline = math.inf
         self._head_deadline: float | None = None
+        #: Until the first request's first byte: when a connection that sent nothing is
+        #: dropped (see _update_deadline).  Set when the connection is made.
+        self._first_byte_deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
@@ -442,9 +445,16 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         if self._reading_paused:
             deadline = math.inf  # we stopped reading: the client is not at fault
         elif conn.awaiting_head:
-            if conn.idle and not (self._closing and not self._seen_request):
+            if conn.idle and self._seen_request:
                 self._head_deadline = None
                 deadline = now + (0.0 if self._closing else self.config.keepalive_timeout)
+            elif conn.idle and not self._closing:
+                # A new connection that has sent nothing: header_timeout for its first
+                # byte (a shorter keepalive_timeout still applies), as HTTP1Driver.
+                if self._first_byte_deadline is None:
+                    wait = min(self.config.header_timeout, self.config.keepalive_timeout)
+                    self._first_byte_deadline = now + wait
+                deadline = self._first_byte_deadline
             else:
                 # One deadline for the whole head, from its first byte (slowloris).
                 if self._head_deadline is None:

@@ -290,12 +290,17 @@ class HTTP1Driver:
         self._reader_done = False
         self._read_scope: anyio.CancelScope | None = None
         self._head_deadline: float | None = None
+        #: Until the first request's first byte: when a connection that sent nothing is
+        #: dropped (see _read_timeout).  Set on the first read.
+        self._first_byte_deadline: float | None = None
         self._closing = False
         # A connection accepted just before a shutdown has a request coming (that is why
         # the client connected): it is answered, with Connection: close, not dropped.
         self._seen_request = False
         if connection is not None:
             self._first_bytes = None  # HTTP/1.1 was settled by the first driver
+            # Handed over after a request (an upgrade): the keep-alive rules apply.
+            self._seen_request = True
 
     # -- public --------------------------------------------------------------------
 
@@ -521,7 +526,18 @@ class HTTP1Driver:
                 return 0.0
             if conn.idle and not self._closing:
                 self._head_deadline = None
-                return self.config.keepalive_timeout
+                if self._seen_request:
+                    return self.config.keepalive_timeout
+                # A new connection (after its TLS handshake, if any) that has sent
+                # nothing: it was opened for a request, so it gets header_timeout for
+                # its first byte, not the keep-alive idle time (as nginx's
+                # client_header_timeout); a shorter keepalive_timeout still applies.
+                # One deadline: bytes of a partial HTTP/2 preface do not move it.
+                now = anyio.current_time()
+                if self._first_byte_deadline is None:
+                    wait = min(self.config.header_timeout, self.config.keepalive_timeout)
+                    self._first_byte_deadline = now + wait
+                return max(0.0, self._first_byte_deadline - now)
             # One deadline for the whole head, from its first byte: a client dripping a
             # byte at a time (slowloris) must not reset it with every read.
             now = anyio.current_time()

@@ -9,6 +9,7 @@ handlers are never interleaved mid-write.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import anyio
 import anyio.abc
@@ -112,6 +113,12 @@ class HTTP2Driver:
         self._read_interrupted = False
         self._broken = False
         self._closing = False
+        #: Since when no stream has been open (None: one is).  The idle timeout counts
+        #: from there: streams opening and closing are activity, frames alone (PING,
+        #: SETTINGS, WINDOW_UPDATE, a header block in progress) are not.
+        self._idle_since: float | None = None
+        #: When the header block being received began (None: none is); header_timeout.
+        self._head_since: float | None = None
 
     # -- public ------------------------------------------------------------------------
 
@@ -246,12 +253,9 @@ class HTTP2Driver:
             await self.flush()
             if self._conn.should_close:
                 break
-            timeout = self.config.keepalive_timeout if self._conn.idle else float("inf")
-            if self._closing and self._conn.idle:
-                timeout = 0
             data: bytes | None = None
             self._read_interrupted = False
-            with anyio.move_on_after(timeout) as scope:
+            with anyio.CancelScope(deadline=self._read_deadline()) as scope:
                 self._read_scope = scope
                 try:
                     data = await self._stream.receive(READ_SIZE)
@@ -268,9 +272,39 @@ class HTTP2Driver:
                 events = self._conn.receive_eof()
             self._dispatch(events)
 
+    def _read_deadline(self) -> float:
+        """When the reader stops waiting for input (then ``receive_timeout``): the idle
+        timeout after the last stream closed, and ``header_timeout`` after a header
+        block began; no deadline while streams are open (their handlers and
+        ``body_timeout`` bound them)."""
+        now = anyio.current_time()
+        deadline = math.inf
+        if self._conn.idle:
+            if self._closing:
+                return now  # GOAWAY sent and nothing left to serve
+            if self._idle_since is None:
+                self._idle_since = now
+            deadline = self._idle_since + self.config.keepalive_timeout
+        else:
+            self._idle_since = None
+        if self._conn.receiving_header_block:
+            if self._head_since is None:
+                self._head_since = now
+            deadline = min(deadline, self._head_since + self.config.header_timeout)
+        else:
+            self._head_since = None
+        return deadline
+
+    def _stream_finished(self) -> None:
+        """A handler is done.  If that left no stream open, the reader's wait (without
+        a deadline while streams were open) now gets the idle timeout."""
+        if self._read_scope is not None and self._conn.idle and not self._closing:
+            self._read_scope.deadline = self._read_deadline()
+
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, RequestReceived):
+                self._idle_since = None  # a new stream: the idle time starts again
                 self._open_stream(event)
             elif isinstance(event, BodyReceived):
                 stream = self._streams.get(event.stream_id)
@@ -351,6 +385,7 @@ class HTTP2Driver:
                     await self.flush()
         finally:
             self._streams.pop(stream.head.stream_id, None)
+            self._stream_finished()
             log_access(
                 self.config,
                 self._client,

@@ -242,6 +242,13 @@ class HTTP2Connection:
     def open_stream_count(self) -> int:
         return len(self._open_streams)
 
+    @property
+    def receiving_header_block(self) -> bool:
+        """True while a header block is partly received: from a HEADERS frame's header
+        until its END_HEADERS frame is whole (h2 shows nothing of it before).  The
+        backend bounds that time by ``header_timeout`` (see :meth:`receive_timeout`)."""
+        return self._frame_lengths.in_header_block
+
     def pending_bytes(self, stream_id: int) -> int:
         """Response bytes queued on ``stream_id`` awaiting flow-control window."""
         outbound = self._outbound.get(stream_id)
@@ -301,9 +308,24 @@ class HTTP2Connection:
         return events
 
     def receive_timeout(self) -> list[Event]:
-        """The backend's idle timer fired: say goodbye (GOAWAY NO_ERROR) and close."""
+        """The backend's timer fired: the idle timeout (no open stream), or
+        ``header_timeout`` while :attr:`receiving_header_block`.
+
+        Idle: say goodbye (GOAWAY NO_ERROR) and close.  A header block still incomplete
+        is a connection error (GOAWAY PROTOCOL_ERROR, a :class:`ProtocolError` event):
+        nothing else may be sent on the connection until the block ends (RFC 9113 6.10),
+        so a client dripping CONTINUATION frames would hold it indefinitely.
+        """
         if self._closed:
             return []
+        if self._frame_lengths.in_header_block:
+            events: list[Event] = []
+            self._fail(
+                events,
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                "header block not completed within header_timeout",
+            )
+            return events
         self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
         self._closed = True
         return [ConnectionTerminated(reason="idle timeout")]

@@ -141,7 +141,8 @@ class StrictDecoder(hpack.Decoder):
 
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
-_DATA, _SETTINGS = 0x0, 0x4
+_DATA, _HEADERS, _SETTINGS, _CONTINUATION = 0x0, 0x1, 0x4, 0x9
+_END_HEADERS = 0x4
 
 
 class FrameLengthGuard:
@@ -153,13 +154,25 @@ class FrameLengthGuard:
     * a SETTINGS ACK with a payload (RFC 9113 6.5): FRAME_SIZE_ERROR (h2: PROTOCOL_ERROR);
     * DATA on a stream in ``ended``, closed by END_STREAM both ways (RFC 9113 5.1,
       "closed"): STREAM_CLOSED as a connection error (h2 resets the stream only).
+
+    It also tells whether a header block is partly received (:attr:`in_header_block`):
+    h2 buffers one silently until its END_HEADERS frame is whole, and the backend bounds
+    that time by ``header_timeout``.
     """
 
-    __slots__ = ("_header", "_skip")
+    __slots__ = ("_block", "_block_ends", "_header", "_skip")
 
     def __init__(self) -> None:
         self._skip = len(PREFACE)  # bytes of the current frame (at first: the preface)
         self._header = b""  # a frame header split across reads
+        self._block = False  # a HEADERS frame's header seen, its END_HEADERS frame not whole
+        self._block_ends = False  # the frame being skipped ends that block
+
+    @property
+    def in_header_block(self) -> bool:
+        """True from a HEADERS frame's header until the frame carrying END_HEADERS
+        (it, or the last CONTINUATION) has been received whole."""
+        return self._block
 
     def check(self, data: bytes, limit: int, ended: Container[int] = ()) -> tuple[int, str] | None:
         """Scan ``data``; return the error code and why it is refused, or None."""
@@ -170,6 +183,8 @@ class FrameLengthGuard:
                 step = min(self._skip, size - pos)
                 self._skip -= step
                 pos += step
+                if self._block_ends and not self._skip:
+                    self._block = self._block_ends = False
                 continue
             take = 9 - len(self._header)
             self._header += bytes(view[pos : pos + take])
@@ -186,7 +201,12 @@ class FrameLengthGuard:
                     stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
                     if stream_id in ended:
                         return STREAM_CLOSED, f"DATA on stream {stream_id}, closed"
+                elif kind in (_HEADERS, _CONTINUATION):
+                    self._block = True
+                    self._block_ends = bool(header[4] & _END_HEADERS)
                 self._skip = length
+                if self._block_ends and not length:
+                    self._block = self._block_ends = False
         return None
 
 
