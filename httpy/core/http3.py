@@ -74,6 +74,7 @@ from .events import (
 )
 from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
 from .http3_aioquic import (
+    HeadersTooLarge,
     RequestRejected,
     ServerH3Connection,
     ServerQuicConnection,
@@ -142,7 +143,7 @@ class HTTP3Connection:
         self._reset_token = reset_token
         self._tokens_fixed: set[int] = set()
         self._fix_reset_tokens()
-        self._h3 = ServerH3Connection(self._quic)
+        self._h3 = ServerH3Connection(self._quic, max_field_section=config.max_header_bytes)
         self._open_streams: set[int] = set()
         self._receiving: set[int] = set()
         self._responded: set[int] = set()
@@ -150,6 +151,7 @@ class HTTP3Connection:
         self._body_bytes: dict[int, int] = {}
         self._rejected: set[int] = set()
         self._resets = TokenBucket(config.h2_max_reset_streams, config.h2_reset_rate)
+        self._control = TokenBucket(config.h2_max_control_frames, config.h2_control_frame_rate)
         self._now = 0.0
         #: Extended CONNECT streams (RFC 9220): their DATA is a tunnel (a WebSocket).
         self._tunnels: set[int] = set()
@@ -207,6 +209,7 @@ class HTTP3Connection:
         self._now = now
         self._quic.receive_datagram(data, addr, now)
         self._drain_quic(events)
+        self._spend_control(events)
         if not has_peer(self._quic):
             # Not one packet of it was valid (aioquic only learns the peer's address
             # from a packet it could decrypt): keep no state for it.
@@ -331,6 +334,9 @@ class HTTP3Connection:
                     self._spend_reset(events, "client reset")
             try:
                 h3_events = self._h3.handle_event(quic_event)
+            except HeadersTooLarge as exc:
+                self._headers_too_large(exc.stream_id, exc.size, events)
+                continue
             except RequestRejected as exc:
                 self._reject(exc.stream_id, H3_MESSAGE_ERROR)
                 if exc.stream_id in self._open_streams:
@@ -357,6 +363,7 @@ class HTTP3Connection:
         elif isinstance(event, h3e.DataReceived):
             sid = event.stream_id
             if sid in self._receiving and event.data and self._accept_body(sid, event, events):
+                self._quic.deliver(sid, len(event.data))
                 events.append(BodyReceived(sid, bytes(event.data)))
             if event.stream_ended:
                 self._end_of_request(sid, events)
@@ -394,6 +401,7 @@ class HTTP3Connection:
         if authority is not None and not has_host:
             regular.insert(0, (b"host", authority))
         self._open_streams.add(sid)
+        self._control.give(10)  # a request's own small frames (a short last DATA, ...)
         cfg = self._config
         if len(regular) > cfg.max_header_count:
             self._answer(sid, 431, f"more than {cfg.max_header_count} header fields")
@@ -495,6 +503,7 @@ class HTTP3Connection:
             data = b""
         if data or end:
             self._h3.send_data(sid, data, end)
+            self._control.give(2)  # the MAX_STREAM_DATA / MAX_DATA it earns
         if end:
             self._stream_done(sid)
 
@@ -538,10 +547,41 @@ class HTTP3Connection:
                 self._quic.reset_stream(sid, code)
             self._stream_done(sid)
 
+    def _headers_too_large(self, sid: int, size: int, events: list[Event]) -> None:
+        """A HEADERS frame over the header limit, refused from its frame header (before
+        aioquic buffers it): 431 on the stream (RFC 9114 4.2.2), STOP_SENDING H3_NO_ERROR
+        for the rest (4.1), the connection serves on.  Trailers that large end the
+        handler's body with a reset first."""
+        limit = self._config.max_header_bytes
+        reason = f"HEADERS frame of {size} bytes, over the {limit}-byte header limit"
+        if self._goaway_sent and sid >= self._goaway_id and sid not in self._open_streams:
+            self._reject(sid, H3_REQUEST_REJECTED)
+            return
+        if sid in self._open_streams:
+            if sid in self._receiving:
+                events.append(StreamReset(sid, H3_REQUEST_CANCELLED))
+        else:
+            self._highest_request = max(self._highest_request, sid)
+            self._open_streams.add(sid)
+        self._answer(sid, 431, reason)  # a reset instead when the response started
+        self._stop_reading(sid, H3_NO_ERROR)
+        events.append(ProtocolError(status=431, reason=f"HTTP/3: {reason}", stream_id=sid))
+        self._spend_reset(events, "header frame too large")
+
+    def _stop_reading(self, sid: int, code: int) -> None:
+        """Drop the rest of a request stream: its later bytes are neither parsed nor
+        buffered, and get no more flow-control credit."""
+        self._rejected.add(sid)
+        self._h3.forget_stream(sid)
+        self._quic.untrack(sid)
+        with contextlib.suppress(ValueError):
+            self._quic.stop_stream(sid, code)
+
     def _reject(self, sid: int, code: int) -> None:
         """Refuse a request stream before any handler saw it (both directions)."""
         self._rejected.add(sid)
         self._h3.forget_stream(sid)
+        self._quic.untrack(sid)
         with contextlib.suppress(ValueError):
             self._quic.reset_stream(sid, code)
         with contextlib.suppress(ValueError):
@@ -554,6 +594,19 @@ class HTTP3Connection:
         if self._resets.take(self._now) or self._terminated:
             return
         reason = f"too many streams reset or malformed ({kind}): rapid reset"
+        self._quic.close(error_code=H3_EXCESSIVE_LOAD, reason_phrase=reason)
+        events.append(ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
+        self._terminate(events, H3_EXCESSIVE_LOAD, reason)
+
+    def _spend_control(self, events: list[Event]) -> None:
+        """Frames that carry no request (QUIC PING, MAX_*, *_BLOCKED, connection-ID and
+        path frames; tiny DATA and unknown HTTP/3 frames) spend HTTP/2's control-frame
+        budget (``h2_max_control_frames``, ``h2_control_frame_rate``).  Over budget:
+        CONNECTION_CLOSE H3_EXCESSIVE_LOAD."""
+        count = self._quic.take_control_frames() + self._h3.take_control_frames()
+        if not count or self._control.take(self._now, count) or self._terminated:
+            return
+        reason = "control or tiny frames over the control-frame budget (flood)"
         self._quic.close(error_code=H3_EXCESSIVE_LOAD, reason_phrase=reason)
         events.append(ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
         self._terminate(events, H3_EXCESSIVE_LOAD, reason)
