@@ -117,6 +117,9 @@ class HTTP2Driver:
         #: from there: streams opening and closing are activity, frames alone (PING,
         #: SETTINGS, WINDOW_UPDATE, a header block in progress) are not.
         self._idle_since: float | None = None
+        #: A request has arrived: until then the idle time is header_timeout's, as for a
+        #: new HTTP/1.1 connection (the client connected to send one).
+        self._had_request = False
         #: When the header block being received began (None: none is); header_timeout.
         self._head_since: float | None = None
 
@@ -274,9 +277,9 @@ class HTTP2Driver:
 
     def _read_deadline(self) -> float:
         """When the reader stops waiting for input (then ``receive_timeout``): the idle
-        timeout after the last stream closed, and ``header_timeout`` after a header
-        block began; no deadline while streams are open (their handlers and
-        ``body_timeout`` bound them)."""
+        timeout after the last stream closed (before the first request: header_timeout,
+        if shorter), and ``header_timeout`` after a header block began; no deadline while
+        streams are open (their handlers and ``body_timeout`` bound them)."""
         now = anyio.current_time()
         deadline = math.inf
         if self._conn.idle:
@@ -284,7 +287,10 @@ class HTTP2Driver:
                 return now  # GOAWAY sent and nothing left to serve
             if self._idle_since is None:
                 self._idle_since = now
-            deadline = self._idle_since + self.config.keepalive_timeout
+            idle = self.config.keepalive_timeout
+            if not self._had_request:
+                idle = min(idle, self.config.header_timeout)
+            deadline = self._idle_since + idle
         else:
             self._idle_since = None
         if self._conn.receiving_header_block:
@@ -305,6 +311,7 @@ class HTTP2Driver:
         for event in events:
             if isinstance(event, RequestReceived):
                 self._idle_since = None  # a new stream: the idle time starts again
+                self._had_request = True
                 self._open_stream(event)
             elif isinstance(event, BodyReceived):
                 stream = self._streams.get(event.stream_id)

@@ -32,6 +32,9 @@ h2 does framing, HPACK and stream states.  This class adds what h2 leaves to its
   frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty or tiny DATA, unknown) end the
   connection with GOAWAY ENHANCE_YOUR_CALM when their budget runs dry.  Oversized frames
   are refused from their header; h2 bounds CONTINUATION sequences and the header list.
+* **Timeouts** are timed by the backend: :meth:`receive_timeout` ends an idle connection
+  (GOAWAY NO_ERROR) or one whose header block is still incomplete
+  (:attr:`receiving_header_block`; GOAWAY PROTOCOL_ERROR).
 * **Error codes h2 gets wrong** (RFC 9113 4.3, 5.1, 6.5): COMPRESSION_ERROR for HPACK
   errors, FRAME_SIZE_ERROR for a SETTINGS ACK with a payload, STREAM_CLOSED as a
   connection error for DATA after END_STREAM both ways (:mod:`.http2_checks`).

@@ -5,8 +5,9 @@
   portable driver, after a TLS handshake too; a connection that has made a request
   idles under ``keepalive_timeout`` (also after the fast path handed it over).
 * HTTP/2: the idle timeout counts from the last stream activity, so PINGs do not keep
-  a connection without streams; a stream whose handler is slow is not cut; a header
-  block dripped in CONTINUATION frames is cut by ``header_timeout`` (GOAWAY).
+  a connection without streams; before the first request it is ``header_timeout``; a
+  stream whose handler is slow is not cut; a header block dripped in CONTINUATION
+  frames is cut by ``header_timeout`` (GOAWAY).
 
 Timings are generous on purpose: each test only checks that a timeout of a fraction of
 a second fires well before a much longer one would have, or that it did not fire.
@@ -200,29 +201,61 @@ async def read_frames_until_closed(stream: anyio.abc.ByteStream, timeout: float)
     return parse_frames(await read_until_closed(stream, timeout=timeout))
 
 
+async def ping_forever(stream: anyio.abc.ByteStream) -> None:
+    """A PING every 0.2 s (well within the control-frame rate) until the server closes."""
+    while True:
+        try:
+            await stream.send(raw_ping())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        await anyio.sleep(0.2)
+
+
 async def test_h2_pings_do_not_keep_a_connection_without_streams() -> None:
-    """PINGs every 0.2 s with keepalive_timeout=1: GOAWAY NO_ERROR and a close follow
-    (the close after a lingering read of at most 2 s), though the client never stops."""
+    """PINGs every 0.2 s with keepalive_timeout=1, after a request: GOAWAY NO_ERROR and
+    a close follow (the close after a lingering read of at most 2 s), though the client
+    never stops."""
     async with running_server(make_app(), keepalive_timeout=1.0) as address:
-        async with await anyio.connect_tcp(*address) as stream:
-            await stream.send(client_preface())
-
-            async def ping_forever() -> None:
-                while True:
-                    try:
-                        await stream.send(raw_ping())
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        return
-                    await anyio.sleep(0.2)
-
+        async with SocketPeer.connect(address) as peer:
+            response = await peer.request("GET", "/")
+            assert response.status == 200
+            peer.keep_raw = False
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(ping_forever)
+                tasks.start_soon(ping_forever, peer.stream)
                 # Without the fix the PINGs keep it open: this read would time out.
-                frames = await read_frames_until_closed(stream, timeout=LONG_KEEPALIVE / 4)
+                frames = await read_frames_until_closed(peer.stream, LONG_KEEPALIVE / 4)
                 tasks.cancel_scope.cancel()
     acks = [f for f in frames if isinstance(f, hf.PingFrame) and "ACK" in f.flags]
     assert acks, "the server answered no PING: the test did not exercise what it claims"
     assert [f.error_code for f in frames if isinstance(f, hf.GoAwayFrame)] == [NO_ERROR]
+
+
+@pytest.mark.parametrize("pinging", [False, True], ids=["silent", "pinging"])
+async def test_h2_connection_without_a_request_gets_header_timeout(pinging: bool) -> None:
+    """After the preface, a client that sends no request (silent, or only PINGs) is
+    treated like a new HTTP/1.1 connection: header_timeout, not keepalive_timeout."""
+    async with running_server(
+        make_app(), header_timeout=HEADER_TIMEOUT, keepalive_timeout=LONG_KEEPALIVE
+    ) as address:
+        async with await anyio.connect_tcp(*address) as stream:
+            await stream.send(client_preface())
+            async with anyio.create_task_group() as tasks:
+                if pinging:
+                    tasks.start_soon(ping_forever, stream)
+                frames = await read_frames_until_closed(stream, LONG_KEEPALIVE / 4)
+                tasks.cancel_scope.cancel()
+    assert [f.error_code for f in frames if isinstance(f, hf.GoAwayFrame)] == [NO_ERROR]
+
+
+async def test_h2_connection_idle_after_a_request_outlives_header_timeout() -> None:
+    async with running_server(
+        make_app(), header_timeout=HEADER_TIMEOUT, keepalive_timeout=LONG_KEEPALIVE
+    ) as address:
+        async with SocketPeer.connect(address) as peer:
+            assert (await peer.request("GET", "/")).status == 200
+            await assert_stays_open(peer.stream, HEADER_TIMEOUT * 4)
+            assert (await peer.request("GET", "/")).status == 200
+            assert goaway_codes(bytes(peer.raw)) == []
 
 
 async def test_h2_slow_stream_is_not_cut_by_the_idle_timer_then_idle_closes() -> None:
