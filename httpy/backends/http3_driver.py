@@ -162,7 +162,8 @@ class HTTP3Driver:
                 self._dispatch(self._conn.receive_datagram(*first, time.monotonic()))
                 await self._loop()
                 handlers.cancel_scope.cancel()
-                await self._transmit()  # a CONNECTION_CLOSE the core queued as it ended
+            # Outside the cancelled task group, or the send would be cancelled with it.
+            await self._transmit()  # a CONNECTION_CLOSE the core queued as it ended
         except Exception:
             error_log.exception("HTTP/3 connection task failed")
         finally:

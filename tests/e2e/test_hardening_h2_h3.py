@@ -647,3 +647,118 @@ async def _h3_load_then_sigterm(process: subprocess.Popen[bytes], port: int) -> 
                 await anyio.sleep(0.05)
         exit_seconds = time.monotonic() - term_at
     return tally, exit_seconds
+
+
+# -- HTTP/3 resource bounds before a request is known (SECURITY.md, HTTP/3 and QUIC) -----
+
+
+def _h3_bounds_app(gate: anyio.Event) -> App:
+    app = App()
+
+    @app.get("/")
+    async def index(request: Request) -> Response:
+        return Response.text("ok")
+
+    @app.post("/hold", stream=True)
+    async def hold(request: Request) -> Response:
+        await gate.wait()  # read nothing until the test opens the gate
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return Response.text(str(size))
+
+    return app
+
+
+@pytest.mark.anyio
+async def test_h3_oversized_headers_frame_gets_431_before_it_is_buffered() -> None:
+    """A HEADERS frame announcing 64 MiB is answered 431 from its frame header: the
+    server buffers none of it and grants the stream no credit beyond its initial window,
+    on several streams at once; the connection serves on."""
+    pytest.importorskip("aioquic")
+    from aioquic.buffer import encode_uint_var
+
+    from tests.support.h3client import Response as H3Response
+    from tests.support.h3client import h3_connect
+
+    window = 256 * 1024
+    head = encode_uint_var(0x01) + encode_uint_var(64 * 1024 * 1024)  # HEADERS, 64 MiB
+    async with h3_server(_h3_bounds_app(anyio.Event()), quic_max_stream_data=window) as udp:
+        async with h3_connect(*udp) as client:
+            sids = []
+            for _ in range(8):
+                sid = client.quic.get_next_available_stream_id()
+                client._responses[sid] = H3Response(sid)
+                client.quic.send_stream_data(sid, head + b"\0" * (window - len(head)))
+                sids.append(sid)
+            await client.send_all()
+            for sid in sids:
+                with anyio.fail_after(10):
+                    response = await client.wait(sid)
+                assert response.status == 431, response
+                assert b"header limit" in response.body
+                stream = client.quic._streams.get(sid)
+                # No more credit than the initial window (aioquic alone doubles it).
+                assert stream is None or stream.max_stream_data_remote <= window
+            assert (await client.get("/")).status == 200
+            assert client.terminated is None
+
+
+@pytest.mark.anyio
+async def test_h3_connection_window_follows_what_the_application_reads() -> None:
+    """Bodies nobody reads yet hold the connection window shut (aioquic alone doubles
+    MAX_DATA as data arrives); once the handlers read, credit comes back and bodies
+    several times the window go through."""
+    pytest.importorskip("aioquic")
+    from tests.support.h3client import h3_connect
+
+    window, body = 128 * 1024, b"b" * (100 * 1024)
+    gate = anyio.Event()
+    options = {"quic_max_data": 2 * window, "quic_max_stream_data": window}
+    async with h3_server(_h3_bounds_app(gate), **options) as udp:
+        async with h3_connect(*udp) as client:
+            sids = [await client.start("POST", "/hold", body=body) for _ in range(8)]
+            quic = client.quic
+            with anyio.fail_after(10):
+                # The client sent all the server allowed and is blocked on MAX_DATA.
+                while quic._remote_max_data_used < quic._remote_max_data:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # time for a (wrong) MAX_DATA to arrive
+            assert quic._remote_max_data <= 3 * window  # 1.5 windows held at most
+            assert quic._remote_max_data_used < 8 * len(body)
+            gate.set()
+            for sid in sids:
+                with anyio.fail_after(10):
+                    response = await client.wait(sid)
+                assert (response.status, response.body) == (200, b"%d" % len(body))
+            assert quic._remote_max_data_used >= 8 * len(body)  # > 3 windows went through
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("frame", ["tiny-data", "unknown-frame"])
+async def test_h3_tiny_frame_flood_closes_the_connection_and_others_are_served(
+    frame: str,
+) -> None:
+    """Frames that carry no request (1-byte DATA frames, unknown frame types) spend the
+    control-frame budget: over it, CONNECTION_CLOSE H3_EXCESSIVE_LOAD; a new client is
+    served."""
+    pytest.importorskip("aioquic")
+    from aioquic.buffer import encode_uint_var
+
+    from tests.support.h3client import h3_connect
+
+    async with h3_server(_h3_bounds_app(anyio.Event())) as udp:
+        async with h3_connect(*udp) as client:
+            sid = await client.start("POST", "/hold", end=False)
+            for _ in range(1500):  # the default budget is 1000 (h2_max_control_frames)
+                if frame == "tiny-data":
+                    client.h3.send_data(sid, b"x", end_stream=False)
+                else:  # a reserved frame type (0x21), empty
+                    client.quic.send_stream_data(sid, encode_uint_var(0x21) + b"\0")
+            await client.send_all()
+            with anyio.fail_after(10):
+                terminated = await client.wait_terminated()
+            assert terminated.error_code == 0x107  # H3_EXCESSIVE_LOAD
+            assert "control-frame budget" in terminated.reason_phrase
+        async with h3_connect(*udp) as other:
+            assert (await other.get("/")).status == 200
