@@ -98,6 +98,8 @@ class QuicListener:
         self._stateless = TokenBucket(STATELESS_BURST, STATELESS_RATE)
         self._all_closed = anyio.Event()
         self._all_closed.set()
+        #: Initial packets dropped because ``max_connections`` were open.
+        self.refused_initials = 0
         local = socket.extra(anyio.abc.SocketAttribute.local_address)
         self.address = (str(local[0]), int(local[1]))
 
@@ -244,7 +246,11 @@ class QuicListener:
                 return  # forged or expired token: no state, no answer
             retry_scid = header.destination_cid
         if len(self._drivers) >= self._config.max_connections:
-            return  # at capacity: the client retries or gives up
+            # At capacity: no state, no answer (as a full TCP backlog).  The client
+            # retransmits its Initial with backoff: served once a connection ends, or
+            # its handshake times out.
+            self.refused_initials += 1
+            return
         conn = HTTP3Connection(
             self._config,
             self._configuration,

@@ -345,3 +345,67 @@ async def test_websocket_over_tcp_still_works_when_http3_is_on() -> None:
                 assert await ws.recv() == "over TCP"
         finally:
             stop.set()
+
+
+async def test_max_connections_holds_an_extra_client_until_a_connection_ends() -> None:
+    """At ``max_connections`` (counted per UDP listener) a new client's Initial packets
+    are dropped without state; it retransmits them, and is served once a slot frees."""
+    async with h3_server(make_app(Probe()), max_connections=1) as (server, _tcp, udp):
+        (listener,) = server._quic_listeners
+        answers: list[int] = []
+
+        async def second_client() -> None:
+            async with h3_connect(*udp) as client:
+                answers.append((await client.get("/")).status)
+
+        async with anyio.create_task_group() as tasks:
+            async with h3_connect(*udp) as first:
+                assert (await first.get("/")).status == 200
+                tasks.start_soon(second_client)
+                with anyio.fail_after(10):
+                    while listener.refused_initials < 2:  # its Initial, then a retry
+                        await anyio.sleep(0.01)
+                assert listener.connection_count == 1
+                assert answers == []
+                assert (await first.get("/")).status == 200  # the first is still served
+            # The first client left: the second one's next retransmission gets in.
+        assert answers == [200]
+
+
+def held_app(started: list[str], release: anyio.Event) -> App:
+    app = App()
+
+    @app.get("/held")
+    async def held(request: Request) -> Response:
+        started.append(request.headers.get("x-name", ""))
+        await release.wait()
+        return Response.text("done")
+
+    return app
+
+
+async def test_stream_limit_holds_the_extra_request_until_a_stream_ends() -> None:
+    """``quic_max_streams_bidi`` is the client's stream credit (MAX_STREAMS): a request
+    over it waits on the client side, unseen by the server, while the open ones are
+    served; it is sent once a stream ends and the server raises the credit."""
+    started: list[str] = []
+    release = anyio.Event()
+    app = held_app(started, release)
+    async with h3_server(app, quic_max_streams_bidi=2) as (_server, _tcp, udp):
+        async with h3_connect(*udp) as client:
+            sids = [
+                await client.start("GET", "/held", [(b"x-name", b"%d" % i)]) for i in range(3)
+            ]
+            with anyio.fail_after(10):
+                while len(started) < 2:
+                    await anyio.sleep(0.01)
+            # The third stream is blocked by the server's MAX_STREAMS, not yet sent.
+            assert client.quic._streams[sids[2]].is_blocked
+            assert sorted(started) == ["0", "1"]
+            release.set()
+            for sid in sids:
+                with anyio.fail_after(10):
+                    response = await client.wait(sid)
+                assert (response.status, response.body) == (200, b"done")
+            assert sorted(started) == ["0", "1", "2"]
+            assert client.terminated is None
