@@ -503,7 +503,9 @@ class HTTP3Connection:
             data = b""
         if data or end:
             self._h3.send_data(sid, data, end)
-            self._control.give(2)  # the MAX_STREAM_DATA / MAX_DATA it earns
+            # The MAX_STREAM_DATA / MAX_DATA frames the client legitimately sends back
+            # (as HTTP/2 earns 2 per DATA frame of at most 16 KiB).
+            self._control.give(2 * (1 + len(data) // 16384))
         if end:
             self._stream_done(sid)
 

@@ -393,9 +393,7 @@ async def test_stream_limit_holds_the_extra_request_until_a_stream_ends() -> Non
     app = held_app(started, release)
     async with h3_server(app, quic_max_streams_bidi=2) as (_server, _tcp, udp):
         async with h3_connect(*udp) as client:
-            sids = [
-                await client.start("GET", "/held", [(b"x-name", b"%d" % i)]) for i in range(3)
-            ]
+            sids = [await client.start("GET", "/held", [(b"x-name", b"%d" % i)]) for i in range(3)]
             with anyio.fail_after(10):
                 while len(started) < 2:
                     await anyio.sleep(0.01)

@@ -470,3 +470,168 @@ def test_garbage_datagrams_never_raise() -> None:
     sid = request(pair)
     assert any(isinstance(e, RequestReceived) for e in pair.take_server_events())
     respond(pair, sid, 204, b"")
+
+
+def test_oversized_headers_frame_is_refused_from_its_frame_header() -> None:
+    """A HEADERS frame longer than ``max_header_bytes`` (plus QPACK slack) gets 431 as
+    soon as its frame header arrives: none of it is buffered, no credit is added, and
+    the connection serves on.  Trailers that large end the handler's body."""
+    from aioquic.buffer import encode_uint_var
+
+    window = 64 * 1024
+    pair = link(Config(max_header_bytes=1024), max_stream_data=window, max_data=4 * window)
+    pair.take_server_events()
+    sid = pair.client.get_next_available_stream_id()
+    frame_head = encode_uint_var(0x01) + encode_uint_var(64 * 1024 * 1024)
+    pair.client.send_stream_data(sid, frame_head + b"\0" * (window - len(frame_head)))
+    pair.pump()
+    events = pair.take_server_events()
+    assert not [e for e in events if isinstance(e, RequestReceived)]
+    (logged,) = [e for e in events if isinstance(e, ProtocolError)]
+    assert (logged.status, logged.stream_id) == (431, sid)
+    (head,) = [e for e in pair.take_client_events() if isinstance(e, HeadersReceived)]
+    assert (head.stream_id, (b":status", b"431")) == (sid, head.headers[0])
+    server = pair.server._quic
+    assert sid not in pair.server._h3._stream  # nothing of the frame is kept
+    assert sid not in server._streams or server._streams[sid].max_stream_data_local == window
+    assert server.held_bytes() == 0
+    # Within the limit (a few header fields): served.
+    ok = request(pair, headers=[(b"x-a", b"a" * 700)])
+    assert [e.stream_id for e in pair.take_server_events() if isinstance(e, RequestReceived)] == [
+        ok
+    ]
+    # Trailers over the limit: the handler's body ends in a reset, 431 on the stream.
+    sid = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(
+        sid,
+        [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")],
+    )
+    pair.client_h3.send_data(sid, b"body", end_stream=False)
+    pair.pump()
+    assert isinstance(pair.take_server_events()[0], RequestReceived)
+    pair.client.send_stream_data(sid, frame_head)
+    pair.pump()
+    assert StreamReset(sid, 0x10C) in pair.take_server_events()
+    statuses = [e.headers[0] for e in pair.take_client_events() if isinstance(e, HeadersReceived)]
+    assert statuses == [(b":status", b"431")]
+    assert not pair.server.terminated
+
+
+def test_max_field_section_size_is_announced() -> None:
+    pair = link(Config(max_header_bytes=4096))
+    assert pair.client_h3.received_settings is not None
+    assert pair.client_h3.received_settings[0x6] == 4096  # SETTINGS_MAX_FIELD_SECTION_SIZE
+
+
+def test_connection_window_follows_what_is_consumed() -> None:
+    """MAX_DATA is what was consumed plus ``max_data`` (aioquic alone doubles it as data
+    arrives): unread bodies hold it shut, reading them opens it again."""
+    window = 64 * 1024
+    pair = link(Config(max_body_bytes=None), max_stream_data=window, max_data=2 * window)
+    pair.take_server_events()
+    sids = []
+    for _ in range(6):
+        sid = pair.client.get_next_available_stream_id()
+        pair.client_h3.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"),
+             (b":path", b"/")],
+        )  # fmt: skip
+        pair.client_h3.send_data(sid, b"d" * (window - 1024), end_stream=True)
+        sids.append(sid)
+    pair.pump()
+    pair.run_timers(1.0)
+    quic = pair.server._quic
+    assert quic._local_max_data.value <= 3 * window  # at most 1.5 windows held
+    assert quic._local_max_data.used < 6 * (window - 1024)
+    received = 0
+    for _ in range(50):
+        events = pair.take_server_events()
+        for event in events:
+            if isinstance(event, BodyReceived):
+                received += len(event.data)
+                pair.server.acknowledge(event.stream_id, len(event.data))
+        pair.pump()
+        pair.run_timers(0.05)
+        if received == 6 * (window - 1024):
+            break
+    assert received == 6 * (window - 1024)  # three windows' worth went through
+
+
+def test_unidirectional_stream_credit_follows_what_was_parsed() -> None:
+    """The client's control and QPACK streams get credit as they are parsed: a long
+    connection never runs them dry, and they never get more than a window ahead."""
+    window = 4096
+    pair = link(Config(h2_max_control_frames=100_000), max_stream_data=window)
+    pair.take_server_events()
+    control = pair.client_h3._local_control_stream_id
+    for _ in range(6000):  # unknown frame types on the control stream, 2 bytes each
+        pair.client.send_stream_data(control, b"\x21\x00")
+    pair.pump()
+    assert not pair.server.terminated
+    stream = pair.server._quic._streams[control]
+    assert stream.receiver.starting_offset() > 2 * window  # more than the first window
+    assert stream.max_stream_data_local <= stream.receiver.starting_offset() + window
+
+
+def test_control_frame_flood_closes_the_connection() -> None:
+    """Tiny DATA frames spend the control-frame budget: over it, H3_EXCESSIVE_LOAD."""
+    pair = link(Config(h2_max_control_frames=50, h2_control_frame_rate=1.0))
+    pair.take_server_events()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(
+        sid,
+        [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")],
+    )
+    for _ in range(30):  # within the budget (50, and 10 earned by the request)
+        pair.client_h3.send_data(sid, b"x", end_stream=False)
+    pair.pump()
+    assert not pair.server.terminated
+    for _ in range(100):
+        pair.client_h3.send_data(sid, b"x", end_stream=False)
+    pair.pump()
+    events = pair.take_server_events()
+    assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error_code == 0x107  # H3_EXCESSIVE_LOAD
+    assert any(isinstance(e, ProtocolError) and "control-frame budget" in e.reason for e in events)
+
+
+def test_quic_ping_flood_spends_the_control_budget() -> None:
+    pair = link(Config(h2_max_control_frames=20, h2_control_frame_rate=1.0))
+    pair.take_server_events()
+    for uid in range(40):
+        pair.client.send_ping(uid)
+        pair.pump()  # one PING per flight
+    assert pair.server.terminated
+    pair.run_timers(2.0)
+    closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    assert closes and closes[0].error_code == 0x107
+
+
+def test_client_over_the_stream_limit_is_a_connection_error() -> None:
+    """A client that opens more streams than MAX_STREAMS allows breaks RFC 9000 4.6:
+    aioquic closes the connection with STREAM_LIMIT_ERROR."""
+    pair = link(Config(quic_max_streams_bidi=2))
+    pair.take_server_events()
+    pair.client._remote_max_streams_bidi = 10  # pretend the server allowed more
+    for _ in range(3):
+        request(pair)
+    pair.run_timers(2.0)
+    closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    assert closes and closes[0].error_code == 0x4  # STREAM_LIMIT_ERROR
+
+
+def test_oversized_control_frame_is_refused_from_its_frame_header() -> None:
+    """aioquic buffers SETTINGS and MAX_PUSH_ID frames whole: one announcing a MiB
+    closes the connection (H3_EXCESSIVE_LOAD) before it is buffered."""
+    from aioquic.buffer import encode_uint_var
+
+    pair = link()
+    pair.take_server_events()
+    control = pair.client_h3._local_control_stream_id
+    # MAX_PUSH_ID (0x0d) announcing 1 MiB
+    pair.client.send_stream_data(control, encode_uint_var(0x0D) + encode_uint_var(1 << 20))
+    pair.pump()
+    pair.run_timers(2.0)
+    closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    assert closes and closes[0].error_code == 0x107  # H3_EXCESSIVE_LOAD
