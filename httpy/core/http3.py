@@ -364,7 +364,13 @@ class HTTP3Connection:
             sid = event.stream_id
             if sid in self._receiving and event.data and self._accept_body(sid, event, events):
                 self._quic.deliver(sid, len(event.data))
-                events.append(BodyReceived(sid, bytes(event.data)))
+                last = events[-1] if events else None
+                if isinstance(last, BodyReceived) and last.stream_id == sid:
+                    # Pieces of one datagram (tiny DATA or STREAM frames) reach the
+                    # handler together: one wakeup, not one per frame.
+                    events[-1] = BodyReceived(sid, last.data + event.data)
+                else:
+                    events.append(BodyReceived(sid, bytes(event.data)))
             if event.stream_ended:
                 self._end_of_request(sid, events)
 

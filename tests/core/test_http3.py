@@ -587,6 +587,9 @@ def test_control_frame_flood_closes_the_connection() -> None:
         pair.client_h3.send_data(sid, b"x", end_stream=False)
     pair.pump()
     assert not pair.server.terminated
+    bodies = [e.data for e in pair.take_server_events() if isinstance(e, BodyReceived)]
+    assert b"".join(bodies) == b"x" * 30
+    assert len(bodies) < 30  # the frames of one datagram reach the handler together
     for _ in range(100):
         pair.client_h3.send_data(sid, b"x", end_stream=False)
     pair.pump()
