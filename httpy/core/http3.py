@@ -20,7 +20,12 @@ to their caller:
   stream); aioquic would close the whole connection.  Requests also go through the
   HTTP/2 header rules of :mod:`.http2_checks` (RFC 9114 4.2 forbids the same fields).
 * **Limits** as HTTP/1.1 and HTTP/2 have them: ``max_body_bytes`` (413),
-  ``max_header_count`` and ``max_header_bytes`` (431), answered on the stream.
+  ``max_header_count`` and ``max_header_bytes`` (431), answered on the stream.  A
+  HEADERS frame longer than ``max_header_bytes`` is answered 431 from its frame header,
+  before aioquic buffers it, with a :class:`ProtocolError` naming the stream (for the
+  log: on HTTP/3 such a stream-level one does not end the connection).
+* **Bounded receive windows**: stream and connection credit follow what was consumed
+  (:class:`~.http3_aioquic.ServerQuicConnection`), never what merely arrived.
 * **Graceful shutdown**: a GOAWAY frame (aioquic has none), new requests refused with
   H3_REQUEST_REJECTED, and CONNECTION_CLOSE once the open streams are done.
 * **Stateless reset tokens** derived from the connection ID (``reset_token``), so a
@@ -30,7 +35,9 @@ to their caller:
   ``:protocol``; the stream's DATA is a tunnel, not a body (no ``max_body_bytes``).
 * **Rapid reset defence**: streams reset by the client or refused as malformed spend
   the HTTP/2 reset budget (``h2_max_reset_streams``, ``h2_reset_rate``); over it,
-  CONNECTION_CLOSE H3_EXCESSIVE_LOAD.
+  CONNECTION_CLOSE H3_EXCESSIVE_LOAD.  Frames that carry no request (QUIC control
+  frames, tiny DATA, unknown HTTP/3 frames) spend the HTTP/2 control-frame budget
+  (``h2_max_control_frames``, ``h2_control_frame_rate``) the same way.
 
 What this needs of aioquic beyond its public API is in :mod:`.http3_aioquic`.
 
