@@ -129,7 +129,9 @@ class Config:
     ws_max_queue: int = 16
 
     # -- timeouts (seconds) -----------------------------------------------------------
-    #: From the first byte of a request until its head is complete (slow-header attacks).
+    #: From the first byte of a request until its head is complete (slow-header attacks);
+    #: also how long a new connection may stay silent before its first request (HTTP/1.1
+    #: and HTTP/2; capped by keepalive_timeout), and the bound on an HTTP/2 header block.
     header_timeout: float = 10.0
     #: Idle time allowed between keep-alive requests.  Longer than the idle timeouts of
     #: common proxies and load balancers (AWS ALB and nginx: 60 s), so a proxy never reuses

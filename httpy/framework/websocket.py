@@ -114,7 +114,11 @@ class WebSocketMessage:
 
     def json(self) -> Any:
         """The message parsed as JSON (ValueError if it is not)."""
-        return json.loads(self.data if self.data is not None else "")
+        try:
+            return json.loads(self.data if self.data is not None else "")
+        except RecursionError:
+            # [[[[... deeper than the parser's recursion limit: not JSON we can use.
+            raise ValueError("message is not valid JSON: nested too deeply") from None
 
     def __repr__(self) -> str:
         if self.is_close:

@@ -72,3 +72,13 @@ async def test_deeply_nested_json_over_a_live_server() -> None:
             # The connection and the server carry on.
             response = await http.post(f"http://{host}:{port}/json", content=b"[[]]")
             assert (response.status_code, response.json()) == (200, {"type": "list"})
+
+
+def test_websocket_message_json_too_deep_is_a_value_error() -> None:
+    """``WebSocketMessage.json()`` keeps its contract (ValueError for what is not usable
+    JSON) on nesting beyond the recursion limit, so ``except ValueError`` handlers hold."""
+    from httpy.framework.websocket import WebSocketMessage
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        WebSocketMessage("text", "[" * DEEP).json()
+    assert WebSocketMessage("text", "[[1]]").json() == [[1]]
