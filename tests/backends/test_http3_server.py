@@ -363,7 +363,7 @@ async def test_max_connections_holds_an_extra_client_until_a_connection_ends() -
                 assert (await first.get("/")).status == 200
                 tasks.start_soon(second_client)
                 with anyio.fail_after(10):
-                    while listener.refused_initials < 2:  # its Initial, then a retry
+                    while listener.refused_initials < 2:  # Initial datagrams dropped
                         await anyio.sleep(0.01)
                 assert listener.connection_count == 1
                 assert answers == []
