@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
@@ -34,6 +34,7 @@ from httpy.core.websocket import (
     parse_offer,
 )
 from httpy.core.websocket_deflate import negotiate_deflate
+from httpy.core.websocket_frames import parse_simple_messages
 
 LIMIT = 4096
 
@@ -92,12 +93,12 @@ def test_arbitrary_bytes_never_raise(chunks: list[bytes], eof: bool, deflate: bo
     events = feed(ws, chunks, eof)
     check_consistent(ws, events)
     ws.data_to_send()
-    for event in events:
-        if isinstance(event, WebSocketClose) and event.code not in (1000, 1005, 1006):
+    for item in events:
+        if isinstance(item, WebSocketClose) and item.code not in (1000, 1005, 1006):
             assert (
-                event.code in (1002, 1007, 1009)
-                or 3000 <= event.code < 5000
-                or (1000 <= event.code <= 1014)
+                item.code in (1002, 1007, 1009)
+                or 3000 <= item.code < 5000
+                or (1000 <= item.code <= 1014)
             )
 
 
@@ -200,3 +201,71 @@ def test_deflate_negotiation_never_raises(offers: list[str], bits: int) -> None:
     if agreed is not None:
         assert 9 <= agreed.server_max_window_bits <= bits
         assert agreed.response().startswith("permessage-deflate")
+
+
+# -- 5. the simple-frame shortcut (websocket_frames) against wsproto alone -----------------
+
+
+@st.composite
+def client_frames(draw: st.DrawFn) -> bytes:
+    """A run of client frames: mostly whole simple ones (what the shortcut takes), plus
+    every kind it must decline: control frames, fragments, RSV bits, unmasked frames,
+    16- and 64-bit lengths (minimal or not), invalid UTF-8, messages over the limit."""
+    out = b""
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(
+            st.sampled_from(["text", "binary", "text", "binary", "text", "ping", "fragment", "odd"])
+        )
+        if kind == "odd":
+            first = draw(st.integers(0, 255))
+        else:
+            first = {"text": 0x81, "binary": 0x82, "ping": 0x89, "fragment": 0x01}[kind]
+        if kind == "text" and draw(st.booleans()):
+            payload = draw(st.text(max_size=40)).encode()
+        else:
+            payload = draw(st.binary(max_size=40))
+        if draw(st.integers(0, 9)) == 0:
+            payload = payload * draw(st.integers(10, 200))  # long: 16-bit lengths, limit
+        size = len(payload)
+        if size < 126 and draw(st.integers(0, 9)):
+            header = bytes([first, 0x80 | size])
+        elif size < 65536 and draw(st.integers(0, 4)):
+            header = bytes([first, 0x80 | 126]) + size.to_bytes(2, "big")
+        else:
+            header = bytes([first, 0x80 | 127]) + size.to_bytes(8, "big")
+        if draw(st.integers(0, 19)) == 0:
+            header = bytes([header[0], header[1] & 0x7F]) + header[2:]  # unmasked
+            out += header + payload
+            continue
+        mask = draw(st.binary(min_size=4, max_size=4))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        out += header + mask + masked
+    return out
+
+
+def run(ws: WebSocketProtocol, chunks: list[bytes]) -> tuple[list[object], bytes, object]:
+    events: list[object] = []
+    for chunk in chunks:
+        events.append(ws.receive_data(chunk))
+        events.append(ws.data_to_send())
+    return events, ws.data_to_send(), (ws.close_code, ws.close_reason, ws.finished)
+
+
+@example([b"\x81\x85\x00\x00\x00\x00hello\x82\x80\x01\x02\x03\x04"], [])
+@example([b"\x81\x82\x00\x00\x00\x00\xc3\x28"], [])  # invalid UTF-8: 1007
+@example([b"\x81\xfe\x00\x05\x00\x00\x00\x00hello"], [])  # non-minimal 16-bit length
+@given(
+    st.lists(client_frames(), min_size=1, max_size=4),
+    st.lists(st.integers(0, 2000), max_size=3),
+)
+def test_simple_frame_shortcut_changes_nothing(runs: list[bytes], cuts: list[int]) -> None:
+    """Whatever the input and however it is split, the server with the shortcut gives
+    the same events, output and close as the server on wsproto alone."""
+    chunks = [piece for data in runs for piece in split(data, cuts)]
+    event(
+        f"first read taken by the shortcut: {parse_simple_messages(chunks[0], LIMIT) is not None}"
+    )
+    fast = server()
+    plain = server()
+    plain._simple_input = False  # wsproto for everything
+    assert run(fast, chunks) == run(plain, chunks)

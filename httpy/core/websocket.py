@@ -39,6 +39,7 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token
 from .application import RequestHead, StreamError
 from .events import Headers
 from .websocket_deflate import BoundedDeflate, MessageSizeLimit, negotiate_deflate
+from .websocket_frames import parse_simple_messages, wsproto_is_idle
 
 # Close codes (RFC 6455 7.4.1; 1012 from the IANA registry).
 NORMAL_CLOSURE = 1000
@@ -235,6 +236,10 @@ class WebSocketProtocol:
         # order, so it counts inflated bytes.
         hooks = [*extensions, MessageSizeLimit(max_message_bytes)]
         self._conn = Connection(ConnectionType.SERVER, hooks)
+        self._max_message_bytes = max_message_bytes
+        # Whole simple frames may skip wsproto (websocket_frames); not when a negotiated
+        # extension (permessage-deflate) transforms payloads.
+        self._simple_input = not extensions
         self._out: list[bytes] = []
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
@@ -269,6 +274,10 @@ class WebSocketProtocol:
         """Feed bytes from the peer; return the events they complete."""
         if self._finished or not data:
             return []
+        if self._simple_input and wsproto_is_idle(self._conn):
+            messages = parse_simple_messages(data, self._max_message_bytes)
+            if messages is not None:
+                return [WebSocketData(message) for message in messages]
         self._conn.receive_data(data)
         events: list[WebSocketEvent] = []
         for event in self._conn.events():
