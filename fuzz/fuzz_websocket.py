@@ -269,3 +269,23 @@ def test_simple_frame_shortcut_changes_nothing(runs: list[bytes], cuts: list[int
     plain = server()
     plain._simple_input = False  # wsproto for everything
     assert run(fast, chunks) == run(plain, chunks)
+
+
+@example("")
+@example("x" * 125)
+@example(b"y" * 126)
+@example(b"z" * 65536)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=300),
+        # around the 16-bit / 64-bit length boundary (cheap to generate)
+        st.builds(lambda n, b: b * n, st.integers(65530, 65540), st.sampled_from([b"a", b"\xff"])),
+    )
+)
+def test_outbound_frames_are_the_bytes_wsproto_writes(data: str | bytes) -> None:
+    reference = Connection(ConnectionType.SERVER)
+    message = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+    ws = server()
+    ws.send_message(data)
+    assert ws.data_to_send() == reference.send(message)

@@ -39,7 +39,7 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token
 from .application import RequestHead, StreamError
 from .events import Headers
 from .websocket_deflate import BoundedDeflate, MessageSizeLimit, negotiate_deflate
-from .websocket_frames import parse_simple_messages, wsproto_is_idle
+from .websocket_frames import frame_message, parse_simple_messages, wsproto_is_idle
 
 # Close codes (RFC 6455 7.4.1; 1012 from the IANA registry).
 NORMAL_CLOSURE = 1000
@@ -313,6 +313,11 @@ class WebSocketProtocol:
         once the connection is closing."""
         if self.closing:
             raise WebSocketDisconnect(self.close_code or ABNORMAL_CLOSURE, self.close_reason)
+        if self._simple_input and isinstance(data, str | bytes):
+            # No extension to transform it: the frame is fixed by RFC 6455 (the same
+            # bytes wsproto would write, without its per-message machinery).
+            self._out.append(frame_message(data))
+            return
         self._out.append(self._conn.send(_message(data)))
 
     def send_ping(self, payload: bytes = b"") -> None:

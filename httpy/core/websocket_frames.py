@@ -1,5 +1,6 @@
-"""The common case of WebSocket input, parsed without wsproto: whole, small, single-frame
-data messages from a client.
+"""The common case of WebSocket traffic without wsproto: whole, small, single-frame data
+messages from a client (:func:`parse_simple_messages`), and whole messages to it
+(:func:`frame_message`).
 
 wsproto stays the parser of record (:class:`~httpy.core.websocket.WebSocketProtocol`
 feeds it everything else): its generator-based frame decoder costs more than the rest of
@@ -62,6 +63,21 @@ def parse_simple_messages(data: bytes, max_message_bytes: int) -> list[str | byt
         else:
             messages.append(payload)
     return messages
+
+
+def frame_message(data: str | bytes) -> bytes:
+    """One whole, unmasked server frame carrying ``data`` (text for ``str``): what
+    wsproto writes for a message when no extension is negotiated (RFC 6455 5.2)."""
+    if isinstance(data, str):
+        payload, first = data.encode("utf-8"), _TEXT
+    else:
+        payload, first = bytes(data), _BINARY
+    size = len(payload)
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return bytes((first, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((first, 127)) + size.to_bytes(8, "big") + payload
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:
