@@ -207,6 +207,9 @@ class Router(Generic[T]):
         # Fully static templates, keyed by their segments (a tuple, not the joined string,
         # because a decoded request segment may itself contain "/").
         self._static: dict[tuple[str, ...], _Node[T]] = {}
+        # The same leaves by their request path as it arrives (no percent sign to
+        # decode): one dict lookup, no splitting, for the common request.
+        self._static_paths: dict[str, _Node[T]] = {}
         self._routes: list[Route[T]] = []
 
     @property
@@ -237,7 +240,9 @@ class Router(Generic[T]):
         for method in method_set:
             node.targets[method] = target
         if all(kind == "static" for kind, _ in parsed):
-            self._static[tuple(text for _, text in parsed)] = node
+            texts = tuple(text for _, text in parsed)
+            self._static[texts] = node
+            self._static_paths["/" + "/".join(texts)] = node
         self._routes.append(route)
         return route
 
@@ -249,6 +254,12 @@ class Router(Generic[T]):
         """
         if path == "":
             path = "/"
+        if "%" not in path:
+            leaf = self._static_paths.get(path)
+            if leaf is not None:
+                found = leaf.lookup(method.upper())
+                if found is not None:
+                    return Match(found.route, found.route.endpoint, {})
         if not path.startswith("/"):
             return NotFound()
         raw = path[1:].split("/")
