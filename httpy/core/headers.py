@@ -102,6 +102,15 @@ class MutableHeaders:
         for name, value in _pairs(headers):
             self.append(name, value)
 
+    @classmethod
+    def from_checked(cls, items: list[tuple[str, str]]) -> MutableHeaders:
+        """Headers made of ``items`` as they are, which the caller has already checked:
+        lower-case token names, values as :meth:`append` would store them.  For fields
+        built once and reused (a response's ``content-type`` for a known media type)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
+
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
         if value is None:

@@ -23,6 +23,7 @@ so chunked on HTTP/1.1).  The names known when the head is sent are announced in
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -38,6 +39,16 @@ from ..core.headers import HeaderInput, MutableHeaders
 
 if TYPE_CHECKING:
     from .files import FileResponse
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type_field(media_type: str) -> tuple[str, str]:
+    """The ``content-type`` field for ``media_type`` (text gets ``charset=utf-8``),
+    checked as any header value is (ValueError for CR, LF, NUL or non-latin-1)."""
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += "; charset=utf-8"
+    checked = MutableHeaders({"content-type": media_type})
+    return ("content-type", checked["content-type"])
 
 
 class Response:
@@ -56,17 +67,19 @@ class Response:
         if not 100 <= status <= 999:
             raise ValueError(f"status {status} is not a valid HTTP status code")
         self.status = status
-        self.headers = MutableHeaders(headers)
         if content is None:
             content = b""
         if isinstance(content, str):
             content = content.encode("utf-8")
         self.body: bytes = bytes(content)
         media_type = media_type or self.media_type
-        if media_type is not None and "content-type" not in self.headers:
-            if media_type.startswith("text/") and "charset" not in media_type:
-                media_type += "; charset=utf-8"
-            self.headers["content-type"] = media_type
+        if headers is None and media_type is not None:
+            # The common case: one field, checked once per media type.
+            self.headers = MutableHeaders.from_checked([_content_type_field(media_type)])
+        else:
+            self.headers = MutableHeaders(headers)
+            if media_type is not None and "content-type" not in self.headers:
+                self.headers["content-type"] = _content_type_field(media_type)[1]
         #: ``[(path, as), ...]``: resources to push (HTTP/2) or announce with ``Link``.
         self.push_resources: list[tuple[str, str]] = []
         self._trailers = MutableHeaders(trailers) if trailers is not None else None
@@ -204,7 +217,9 @@ class Response:
         # framing that can carry them.
         if self.status >= 200 and self.status not in (204, 304) and not self._trailers:
             pairs.append((b"content-length", b"%d" % len(self.body)))
-        return tuple(pairs) + self._link_headers()
+        if self.push_resources or self._trailers:
+            pairs += self._link_headers()
+        return tuple(pairs)
 
     def _link_headers(self) -> RawHeaders:
         links = tuple(
