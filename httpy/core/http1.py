@@ -296,10 +296,14 @@ class HTTP1Connection:
 
     def _on_simple_head(self, head: SimpleHead, events: list[Event]) -> bool:
         """Announce a request parse_simple_head took; False if it was refused."""
-        waiting_continue = head.http_version == b"1.1" and any(
-            name == b"expect" and b"100-continue" in (t.strip().lower() for t in value.split(b","))
-            for name, value in head.headers
-        )
+        waiting_continue = False
+        if head.http_version == b"1.1":
+            for name, value in head.headers:
+                if name == b"expect" and b"100-continue" in (
+                    t.strip().lower() for t in value.split(b",")
+                ):
+                    waiting_continue = True
+                    break
         return self._announce(
             head.method, head.target, head.http_version, head.headers, waiting_continue, events
         )
@@ -443,12 +447,15 @@ class HTTP1Connection:
             upgrade = None
         self._http_version = version
         self._is_head = method == b"HEAD"
-        tokens = {t.strip() for t in connection_tokens.split(b",")}
-        self._client_keep_alive = (
-            b"close" not in tokens if version == b"1.1" else b"keep-alive" in tokens
-        )
+        if connection_tokens:
+            tokens = {t.strip() for t in connection_tokens.split(b",")}
+            self._client_keep_alive = (
+                b"close" not in tokens if version == b"1.1" else b"keep-alive" in tokens
+            )
+        else:  # the common head: no Connection field, the version's default
+            self._client_keep_alive = version == b"1.1"
         self._waiting_continue = waiting_continue
-        self._accepts_trailers = b"trailers" in (
+        self._accepts_trailers = bool(te_tokens) and b"trailers" in (
             t.split(b";", 1)[0].strip() for t in te_tokens.split(b",")
         )
         events.append(
