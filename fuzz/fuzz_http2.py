@@ -28,7 +28,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from httpy.core.config import Config
@@ -441,6 +441,14 @@ def test_valid_traffic_never_raises_and_stays_consistent(ops: list[tuple[object,
 # ----------------------------------------------------------------------------- 3. splitting
 
 
+@example(  # found by the long profile: a WINDOW_UPDATE flood right after SETTINGS
+    ops=[
+        ("settings", {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1}),
+        ("request", "GET", "/", [], False),
+        ("respond_trailers", 0, 42),
+    ],
+    cuts=[75],
+)
 @given(
     st.lists(OPERATIONS.filter(lambda op: op[0] not in ("respond", "push")), max_size=15),
     st.lists(st.integers(min_value=0, max_value=200_000), max_size=10),
@@ -466,7 +474,31 @@ def test_events_do_not_depend_on_how_bytes_are_split(
     whole = replay([wire])
     pieces = replay(split(wire, cuts))
     assert merge_body(pieces[0]) == merge_body(whole[0])
-    assert pieces[1] == whole[1]
+    if any(isinstance(e, ProtocolError) and " 11: " in e.reason for e in whole[0]):
+        # A flood (ENHANCE_YOUR_CALM): the core drops the answers h2 queued during the
+        # offending read, so the flood gets one GOAWAY back, not its own volume.  Answers
+        # to earlier reads were out already, so only the ACKs depend on the split.
+        assert without_acks(pieces[1]) == without_acks(whole[1])
+    else:
+        assert pieces[1] == whole[1]
+
+
+def without_acks(output: bytes) -> list[bytes]:
+    """The server's frames, SETTINGS and PING acknowledgements left out."""
+    frames, pos = [], 0
+    while pos + 9 <= len(output):
+        length, kind, flags = (
+            int.from_bytes(output[pos : pos + 3], "big"),
+            output[pos + 3],
+            output[pos + 4],
+        )
+        frame = output[pos : pos + 9 + length]
+        pos += 9 + length
+        if kind in (0x4, 0x6) and flags & 0x1:
+            continue
+        frames.append(frame)
+    assert pos == len(output)
+    return frames
 
 
 def merge_body(events: list[Event]) -> list[Event]:
