@@ -209,7 +209,9 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         self._conn.send(command)
 
     async def write_command(self, command: SendData | SendTrailers | SendInformational) -> None:
-        if self._lost:
+        # is_closing(): the transport failed a write and will report the loss in a later
+        # callback; writing on would only make asyncio log "socket.send() raised".
+        if self._lost or (self._transport is not None and self._transport.is_closing()):
             raise ClientDisconnected("client disconnected")
         self._conn.send(command)
         self._write(self._conn.data_to_send())
@@ -396,8 +398,9 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
     # -- output ------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if self._transport is not None and not self._lost:
-            self._transport.write(data)
+        transport = self._transport
+        if transport is not None and not self._lost and not transport.is_closing():
+            transport.write(data)
 
     def _flush_core(self) -> None:
         out = self._conn.data_to_send()

@@ -379,8 +379,18 @@ class HTTP1Driver:
         self._conn.send(command)
 
     async def write_command(self, command: SendData | SendTrailers | SendInformational) -> None:
+        """Apply ``command`` and write it.  A peer that is gone, or has not read for
+        ``send_timeout``, fails the request with :class:`ClientDisconnected` (what the
+        application is told, as on the other drivers), not a transport error."""
         self._conn.send(command)
-        await self._flush()
+        try:
+            await self._flush()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            # (TimeoutError is an OSError: a peer that stopped reading for send_timeout.)
+            error = ClientDisconnected(f"connection lost while sending: {exc!r}")
+            if self._current is not None:
+                self._current.fail(error)
+            raise error from exc
 
     # -- internals -----------------------------------------------------------------
 

@@ -640,7 +640,14 @@ class HTTP2Connection:
         self._send_window(stream_id, outbound, None)
 
     def _flush_outbound(self, events: list[Event]) -> None:
+        streams = self._h2.streams
         for stream_id, outbound in list(self._outbound.items()):
+            stream = streams.get(stream_id)
+            if stream is None or stream.closed:
+                # Reset by the client later in this same read: h2 processes every frame
+                # of a read before it reports any, so the StreamReset for it comes after
+                # this event.  Nothing more may be sent on it.
+                continue
             self._send_window(stream_id, outbound, events)
 
     def _send_window(self, stream_id: int, outbound: Outbound, events: list[Event] | None) -> None:

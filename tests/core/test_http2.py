@@ -456,6 +456,29 @@ def test_client_reset_becomes_stream_reset() -> None:
         pair.server.send(SendData(sid, b"more"))
 
 
+def test_window_update_reset_and_new_request_in_one_read() -> None:
+    """A client that opens a held stream's window and resets it in the same read (then
+    opens another stream) ends that stream only; h2 has processed the reset before it
+    reports the window update, so nothing may be sent on the stream for it.  Found by the
+    soak test (httpx cancelling a streamed download)."""
+    pair = Pair(initial_window=0)
+    sid, _ = pair.request()
+    pair.respond(sid, b"held back")
+    assert pair.server.pending_bytes(sid) > 0
+    pair.client.increment_flow_control_window(100, sid)
+    pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    nxt = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(nxt, request_headers(), end_stream=True)
+    events = pair.to_server()
+    assert StreamReset(sid, CANCEL) in events
+    assert [e.stream_id for e in only(events, RequestReceived)] == [nxt]
+    assert not only(events, ProtocolError)
+    pair.respond(nxt, b"fine")  # held by the zero window, but its head goes out
+    pair.to_client()
+    assert (b":status", b"200") in pair.response_headers(nxt)
+    assert pair.client_body(sid) == b"" and pair.server.pending_bytes(sid) == 0
+
+
 def test_reset_stream_command() -> None:
     pair = Pair()
     sid, _ = pair.request()
