@@ -89,8 +89,10 @@ from .http3_aioquic import (
     connection_ids,
     derive_reset_tokens,
     has_peer,
+    local_control_stream,
     set_stream_limits,
     unsent_bytes,
+    written_acknowledged,
 )
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
@@ -643,7 +645,11 @@ class HTTP3Connection:
         # CONNECTION_CLOSE discards whatever is unsent or unacknowledged: wait until
         # every finished response has been delivered (an idle peer hits the timeout).
         self._unacked = {s for s in self._unacked if not all_acknowledged(self._quic, s)}
-        if not self._unacked:
+        # The GOAWAY too: a client that never sees it (its packet lost, and the
+        # retransmission cut off by CONNECTION_CLOSE) cannot tell which of its requests
+        # were refused unprocessed (RFC 9114 5.2).
+        goaway_delivered = written_acknowledged(self._quic, local_control_stream(self._h3))
+        if not self._unacked and goaway_delivered:
             self._closing = False
             self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server shutting down")
 

@@ -313,6 +313,22 @@ def all_acknowledged(quic: QuicConnection, stream_id: int) -> bool:
     return stream is None or stream.sender.is_finished
 
 
+def written_acknowledged(quic: QuicConnection, stream_id: int | None) -> bool:
+    """Every byte written so far on ``stream_id`` (a stream that stays open, such as the
+    control stream) was acknowledged; True for a stream that does not exist."""
+    stream = quic._streams.get(stream_id) if stream_id is not None else None
+    if stream is None:
+        return True
+    sender = stream.sender
+    return sender._buffer_start == sender._buffer_stop
+
+
+def local_control_stream(h3: object) -> int | None:
+    """The id of our HTTP/3 control stream (where GOAWAY goes), if known."""
+    value = getattr(h3, "_local_control_stream_id", None)
+    return value if isinstance(value, int) else None
+
+
 def has_peer(quic: QuicConnection) -> bool:
     """True once a packet was decrypted (aioquic learns the peer's address from it)."""
     return bool(quic._network_paths)

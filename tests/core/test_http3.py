@@ -11,6 +11,7 @@ pytest.importorskip("aioquic")
 from aioquic.h3.events import DataReceived, HeadersReceived, PushPromiseReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated as QuicTerminated
+from aioquic.quic.events import StreamDataReceived
 from aioquic.quic.events import StreamReset as QuicStreamReset
 
 from httpy.core.config import Config
@@ -439,6 +440,30 @@ def test_goaway_refuses_new_requests_then_closes() -> None:
     respond(pair, sid, 200, b"done")  # the open request still completes
     assert client_body(pair.take_client_events(), sid) == b"done"
     pair.run_timers(5.0)  # acknowledgements, then the closing period
+    assert pair.server.terminated
+    closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    assert closes and closes[0].error_code == 0x100  # H3_NO_ERROR
+
+
+def test_goaway_is_acknowledged_before_connection_close() -> None:
+    """CONNECTION_CLOSE discards unacknowledged stream data, so the server closes only
+    once the client has acknowledged the GOAWAY: here its first packets are lost, and
+    the retransmission must get through before the close (RFC 9114 5.2)."""
+    pair = link()
+    pair.take_server_events()
+    pair.server.send(CloseConnection())  # idle: nothing left to finish but the GOAWAY
+    lost = pair.server.datagrams_to_send(pair.now)
+    assert lost  # the GOAWAY's packet, dropped on the way
+    pair.pump()
+    assert not pair.server.terminated
+    assert not [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
+    pair.run_timers(5.0)  # the loss is detected, the GOAWAY resent, acknowledged
+    control = b"".join(
+        e.data
+        for e in pair.client_quic_events
+        if isinstance(e, StreamDataReceived) and e.stream_id % 4 == 3
+    )
+    assert b"\x07" in control  # a GOAWAY frame (type 0x07) on a server control stream
     assert pair.server.terminated
     closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
     assert closes and closes[0].error_code == 0x100  # H3_NO_ERROR

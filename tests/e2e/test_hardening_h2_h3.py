@@ -626,7 +626,7 @@ def test_h3_sigterm_under_load_completes_or_refuses_every_stream(backend: str) -
         output = stop_server(process)
     print(f"HTTP/3 SIGTERM under load ({backend}): {tally.as_dict()}, exit {exit_seconds:.2f} s")
     assert tally.truncated == 0, tally.as_dict()
-    assert tally.complete > H3_CONNECTIONS * H3_STREAMS_PER_CONNECTION, tally.as_dict()
+    assert tally.complete >= H3_CONNECTIONS * H3_STREAMS_PER_CONNECTION, tally.as_dict()
     assert tally.refused >= H3_CONNECTIONS, tally.as_dict()  # the requests sent after GOAWAY
     assert tally.close_codes == [0x100] * H3_CONNECTIONS, tally.as_dict()  # H3_NO_ERROR
     assert process.returncode == 0, output
