@@ -58,7 +58,7 @@ from .connection import (
     deliver_body_event,
     finish_incomplete_response,
     format_peer,
-    log_access,
+    log_exchange,
     request_head,
 )
 from .logs import error_log
@@ -321,14 +321,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
             while True:
                 await self._run_handler(stream)
                 self._current = None
-                log_access(
-                    self.config,
-                    self._client,
-                    stream.head,
-                    stream.status,
-                    stream.bytes_sent,
-                    stream.started_at,
-                )
+                log_exchange(self.config, self._client, stream)
                 if self._conn.should_close or self._lost:
                     break
                 if self._pending is None and self._deferred_handoff is None:

@@ -407,14 +407,7 @@ class HTTP1Driver:
             self._current = stream
             await self._run_handler(stream)
             self._current = None
-            log_access(
-                self.config,
-                self._client,
-                stream.head,
-                stream.status,
-                stream.bytes_sent,
-                stream.started_at,
-            )
+            log_exchange(self.config, self._client, stream)
             # Not kept while the connection idles: an idle keep-alive connection should
             # hold no request (its head, headers and cancel scope are ~1 KB).
             del stream
@@ -728,6 +721,22 @@ def log_access(
     access_log.info(
         "%s", line.format(client, head, status, bytes_sent, time.monotonic() - started_at)
     )
+
+
+class Exchange(Protocol):
+    """What an access-log line needs of a finished request (every driver's stream)."""
+
+    @property
+    def head(self) -> RequestHead: ...
+
+    status: int
+    bytes_sent: int
+    started_at: float
+
+
+def log_exchange(config: Config, client: tuple[str, int] | None, stream: Exchange) -> None:
+    """:func:`log_access` for a finished stream of any HTTP version."""
+    log_access(config, client, stream.head, stream.status, stream.bytes_sent, stream.started_at)
 
 
 def format_peer(peer: tuple[str, int] | None) -> str:

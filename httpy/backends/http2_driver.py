@@ -32,7 +32,7 @@ from ..core.events import (
     TrailersReceived,
 )
 from ..core.http2 import HTTP2Connection
-from .connection import READ_SIZE, ConnectionContext, format_peer, log_access
+from .connection import READ_SIZE, ConnectionContext, format_peer, log_exchange
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 from .send import send_all
@@ -393,11 +393,4 @@ class HTTP2Driver:
         finally:
             self._streams.pop(stream.head.stream_id, None)
             self._stream_finished()
-            log_access(
-                self.config,
-                self._client,
-                stream.head,
-                stream.status,
-                stream.bytes_sent,
-                stream.started_at,
-            )
+            log_exchange(self.config, self._client, stream)

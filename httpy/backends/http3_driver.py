@@ -41,7 +41,7 @@ from ..core.http3 import (
     ConnectionIdRetired,
     HTTP3Connection,
 )
-from .connection import ConnectionContext, format_peer, log_access
+from .connection import ConnectionContext, format_peer, log_exchange
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 from .stream_base import StreamBase, pushed_request
@@ -335,11 +335,4 @@ class HTTP3Driver:
                 await stream.finish_incomplete()
         finally:
             self._streams.pop(stream.head.stream_id, None)
-            log_access(
-                self.config,
-                self._client,
-                stream.head,
-                stream.status,
-                stream.bytes_sent,
-                stream.started_at,
-            )
+            log_exchange(self.config, self._client, stream)
