@@ -290,17 +290,10 @@ class WebSocketSession:
             self._flush_scheduled = True  # pongs, close answers: a task, for the lock
             self._tasks.start_soon(self._scheduled_flush)
         for event in events:
-            if isinstance(event, WebSocketData):
-                if self._discard:
-                    continue
-                self._queue.append(event)
-                self._readable.set()
-                if len(self._queue) >= self._config.ws_max_queue and not self._push_paused:
-                    self._push_paused = True
-                    assert self._pushed is not None
-                    self._pushed.pause_reading(True)
-            else:
-                self._note(event)
+            if self._deliver(event) and not self._push_paused:
+                self._push_paused = True
+                assert self._pushed is not None
+                self._pushed.pause_reading(True)
         if not data or proto.finished:
             self._ended.set()
 
@@ -313,8 +306,16 @@ class WebSocketSession:
         self._flush_scheduled = False
         await self._flush_quietly()
 
-    def _note(self, event: WebSocketEvent) -> None:
-        """A pong or a close: wake the keep-alive, log a peer that broke the rules."""
+    def _deliver(self, event: WebSocketEvent) -> bool:
+        """Queue a message for ``receive`` (dropped once we are closing); a pong wakes
+        the keep-alive, a close the peer caused is logged.  True when the queue is full:
+        the caller stops reading (how depends on the mode)."""
+        if isinstance(event, WebSocketData):
+            if self._discard:
+                return False
+            self._queue.append(event)
+            self._readable.set()
+            return len(self._queue) >= self._config.ws_max_queue
         if isinstance(event, WebSocketPong):
             self._pong.set()
         elif isinstance(event, WebSocketClose) and event.code in _FAILURES:
@@ -323,20 +324,15 @@ class WebSocketSession:
                 self._bad_peer_log.warning(message, self._peer, event.code, event.reason)
             else:
                 error_log.info(message, self._peer, event.code, event.reason)
+        return False
 
     async def _handle(self, events: list[WebSocketEvent]) -> None:
         await self._flush_quietly()  # pongs, close answers
         for event in events:
-            if isinstance(event, WebSocketData):
-                if self._discard:
-                    continue
-                self._queue.append(event)
-                self._readable.set()
+            if self._deliver(event):
                 while len(self._queue) >= self._config.ws_max_queue and not self._discard:
                     self._room = anyio.Event()
                     await self._room.wait()
-            else:
-                self._note(event)
 
     async def _keepalive(self, interval: float) -> None:
         timeout = self._config.ws_ping_timeout
