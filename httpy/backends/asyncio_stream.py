@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from collections.abc import Callable
 from typing import cast
 
 import anyio
@@ -38,18 +37,16 @@ class StreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.read_waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
-        #: Push mode (see :meth:`AsyncioSocketStream.push_to`): called with each chunk
-        #: as it arrives, and with ``b""`` at EOF or loss (possibly more than once).
-        self.consumer: Callable[[bytes], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
 
+    # The callbacks only buffer bytes and resolve futures: no protocol or application
+    # work, no task starts (anyio refuses those outside a task, and they would make the
+    # two loops behave differently).
+
     def data_received(self, data: bytes) -> None:
-        if self.consumer is not None:
-            self.consumer(data)
-            return
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport:
@@ -59,15 +56,11 @@ class StreamProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.consumer is not None:
-            self.consumer(b"")
         self._wake_reader()
         return True  # keep the transport: we may still be writing a response
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.consumer is not None:
-            self.consumer(b"")
         self._wake_reader()
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)
@@ -97,37 +90,6 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.connect_accepted_socket(StreamProtocol, sock)
         return cls(protocol, transport)
-
-    def push_to(self, consumer: Callable[[bytes], None] | None) -> None:
-        """Push mode: hand each received chunk to ``consumer`` from the transport's
-        callback, instead of buffering it for :meth:`receive` (a task wake-up per chunk
-        less).  ``consumer(b"")`` means EOF or a lost connection and may come more than
-        once.  Bytes already buffered are handed over first.  ``None`` ends push mode.
-        The consumer applies back-pressure with :meth:`pause_reading`."""
-        protocol = self._protocol
-        protocol.consumer = consumer
-        if consumer is None:
-            return
-        while protocol.chunks and protocol.consumer is consumer:
-            chunk = protocol.chunks.popleft()
-            protocol.buffered -= len(chunk)
-            consumer(chunk)
-        if protocol.consumer is not consumer:
-            return
-        if protocol.eof or protocol.lost:
-            consumer(b"")
-        else:
-            self.pause_reading(False)
-
-    def pause_reading(self, paused: bool = True) -> None:
-        """Stop (or, with ``False``, restart) reading from the socket."""
-        protocol = self._protocol
-        if paused != protocol.reading_paused and not protocol.lost:
-            protocol.reading_paused = paused
-            if paused:
-                self._transport.pause_reading()
-            else:
-                self._transport.resume_reading()
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         protocol = self._protocol

@@ -7,9 +7,9 @@ an HTTP/1.1 upgrade, or the DATA of an HTTP/2 stream (RFC 8441).
 * The **reader** task feeds :class:`~httpy.core.websocket.WebSocketProtocol` and queues
   complete messages for ``receive``.  It stops reading once ``max_queue`` messages wait
   unread, so a handler that does not read pushes back on the peer (TCP window, or the
-  HTTP/2 stream window) instead of growing memory.  On asyncio over TCP the transport's
-  callback does this instead (**push mode**): one task wake-up per message less, the
-  same queue and back-pressure (the transport stops reading).
+  HTTP/2 stream window) instead of growing memory.  The reader is a task on every loop
+  and transport: protocol work never runs in an event-loop callback (anyio refuses task
+  starts there, and behaviour would differ between loops).
 * **Sends** take one FIFO lock around "encode, write": messages from concurrent tasks go
   out whole and in call order.  A write waits while the peer is not reading
   (back-pressure), for at most ``send_timeout``; then, or when the transport is gone, the
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -46,7 +45,6 @@ from ..core.websocket import (
     WebSocketPong,
     WebSocketProtocol,
 )
-from .asyncio_stream import AsyncioSocketStream
 from .logs import RateLimitedLog, error_log
 from .send import send_all
 
@@ -97,21 +95,6 @@ class StreamTransport:
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
 
-    @property
-    def can_push(self) -> bool:
-        """Whether :meth:`push_to` works: on our asyncio stream, not on trio or TLS."""
-        return isinstance(self._stream, AsyncioSocketStream)
-
-    def push_to(self, consumer: Callable[[bytes], None] | None) -> None:
-        """See :meth:`AsyncioSocketStream.push_to` (only when :attr:`can_push`)."""
-        assert isinstance(self._stream, AsyncioSocketStream)
-        self._stream.push_to(consumer)
-
-    def pause_reading(self, paused: bool) -> None:
-        """Push mode's back-pressure (only when :attr:`can_push`)."""
-        assert isinstance(self._stream, AsyncioSocketStream)
-        self._stream.pause_reading(paused)
-
 
 class WebSocketSession:
     """An open WebSocket; see the module docstring.  Start it with :meth:`start`, end it
@@ -143,12 +126,6 @@ class WebSocketSession:
         self._discard = False
         self._scope = anyio.CancelScope()
         self._transport_closed = False
-        # Push mode (asyncio, see _start_push): the transport's callback parses.
-        self._pushed: StreamTransport | None = None
-        self._push_paused = False
-        self._ended = anyio.Event()
-        self._tasks: anyio.abc.TaskGroup | None = None
-        self._flush_scheduled = False
 
     # -- WebSocketChannel --------------------------------------------------------------
 
@@ -169,8 +146,6 @@ class WebSocketSession:
             if self._queue:
                 message = self._queue.popleft()
                 self._room.set()
-                if self._push_paused and len(self._queue) < self._config.ws_max_queue:
-                    self._resume_push()
                 return message
             code = self._proto.close_code
             if code is not None and (self._done.is_set() or self._proto.finished):
@@ -197,8 +172,6 @@ class WebSocketSession:
         self._discard = True
         self._queue.clear()
         self._room.set()
-        if self._push_paused:
-            self._resume_push()
         if not self._proto.closing:
             async with self._lock:
                 self._proto.close(code, reason)
@@ -241,15 +214,9 @@ class WebSocketSession:
                 async with anyio.create_task_group() as tasks:
                     if self._config.ws_ping_interval is not None:
                         tasks.start_soon(self._keepalive, self._config.ws_ping_interval)
-                    if self._start_push(tasks, leftover):
-                        await self._ended.wait()
-                        await self._flush_quietly()  # a close answer, queued last
-                    else:
-                        await self._read_loop(leftover)
+                    await self._read_loop(leftover)
                     tasks.cancel_scope.cancel()
         finally:
-            if self._pushed is not None:
-                self._pushed.push_to(None)
             if not self._proto.finished:
                 self._proto.receive_eof()
             self._done.set()
@@ -265,51 +232,10 @@ class WebSocketSession:
                 self._proto.receive_data(data) if data else self._proto.receive_eof()
             )
 
-    def _start_push(self, tasks: anyio.abc.TaskGroup, leftover: bytes) -> bool:
-        """Push mode, where the transport has it (our asyncio stream): bytes are parsed
-        in the transport's callback and messages queued from there, which saves the
-        reader task's wake-up on every message.  Returns False to use _read_loop."""
-        transport = self._transport
-        if not isinstance(transport, StreamTransport) or not transport.can_push:
-            return False
-        self._pushed = transport
-        self._tasks = tasks
-        if leftover:
-            self._on_bytes(leftover)
-        transport.push_to(self._on_bytes)
-        return True
-
-    def _on_bytes(self, data: bytes) -> None:
-        """Push mode: what _read_loop and _handle do, from the transport's callback
-        (``b""``: EOF or a lost connection)."""
-        if self._ended.is_set():
-            return
-        proto = self._proto
-        events = proto.receive_data(data) if data else proto.receive_eof()
-        if proto.has_data_to_send and not self._flush_scheduled and self._tasks is not None:
-            self._flush_scheduled = True  # pongs, close answers: a task, for the lock
-            self._tasks.start_soon(self._scheduled_flush)
-        for event in events:
-            if self._deliver(event) and not self._push_paused:
-                self._push_paused = True
-                assert self._pushed is not None
-                self._pushed.pause_reading(True)
-        if not data or proto.finished:
-            self._ended.set()
-
-    def _resume_push(self) -> None:
-        self._push_paused = False
-        if self._pushed is not None:
-            self._pushed.pause_reading(False)
-
-    async def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
-        await self._flush_quietly()
-
     def _deliver(self, event: WebSocketEvent) -> bool:
         """Queue a message for ``receive`` (dropped once we are closing); a pong wakes
         the keep-alive, a close the peer caused is logged.  True when the queue is full:
-        the caller stops reading (how depends on the mode)."""
+        the caller stops reading until ``receive`` makes room."""
         if isinstance(event, WebSocketData):
             if self._discard:
                 return False

@@ -17,6 +17,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -44,6 +45,8 @@ class WSClient:
         self._bytes: list[bytes] = []
         self.close_event: CloseConnection | None = None
         self.eof = False
+        #: Payloads of the pongs received, in order.
+        self.pongs: list[bytes] = []
 
     async def send(self, data: str | bytes) -> None:
         event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
@@ -66,6 +69,8 @@ class WSClient:
         for event in self.ws.events():
             if isinstance(event, Ping):
                 await self.sock.send(self.ws.send(event.response()))
+            elif isinstance(event, Pong):
+                self.pongs.append(bytes(event.payload))
             else:
                 self._events.append(event)
 
