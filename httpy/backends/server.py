@@ -327,7 +327,13 @@ class Server:
                     stream, alpn = await tls_handshake(
                         stream, self._ssl_context, self.config.tls_handshake_timeout
                     )
-                except (TimeoutError, ssl.SSLError, anyio.BrokenResourceError, OSError) as exc:
+                except (
+                    TimeoutError,
+                    ssl.SSLError,
+                    anyio.BrokenResourceError,
+                    anyio.EndOfStream,  # a TCP probe (load balancer, scanner): no hello
+                    OSError,
+                ) as exc:
                     context.bad_requests.warning(
                         "TLS handshake with %s failed: %s", format_peer(client), exc or "timeout"
                     )

@@ -17,13 +17,12 @@ from http import HTTPStatus
 
 from .errors import LocalProtocolError
 from .events import Headers
+from .fields import refuse_invalid
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-# RFC 9110 5.1 token characters for field names; values may not hold CR, LF or NUL.
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
-# Lines of valid fields: a token, ": ", a value with no NUL, CR or LF and no surrounding
-# space or tab, CRLF.  (Only sound with the CR/LF count check in _fields.)
+# The rules of .fields, checked on a whole serialised block.  Lines of valid fields: a
+# token, ": ", a value with no NUL, CR or LF and no surrounding space or tab, CRLF.
+# (Only sound with the CR/LF count check in _fields.)
 _FIELD_LINES = re.compile(
     rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: (?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?\r\n)*"
 )
@@ -65,11 +64,7 @@ def _fields(headers: Headers) -> bytes:
 
 def _refuse(headers: Headers) -> None:
     """Raise :class:`LocalProtocolError` naming the first invalid field."""
-    for name, value in headers:
-        if _NAME.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise LocalProtocolError(f"invalid value for header {name!r}")
+    refuse_invalid(headers)
     raise AssertionError("unreachable: _fields refused valid fields")  # pragma: no cover
 
 

@@ -88,6 +88,7 @@ from .events import (
     StreamWritable,
     TrailersReceived,
 )
+from .fields import CONNECTION_SPECIFIC, multiplexed_fields
 from .http2_checks import (
     REQUEST_RULES,
     TRAILER_RULES,
@@ -97,7 +98,7 @@ from .http2_checks import (
     TokenBucket,
     malformed,
 )
-from .http2_outbound import CONNECTION_SPECIFIC, Outbound, response_fields, send_window
+from .http2_outbound import Outbound, send_window
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -144,8 +145,11 @@ class HTTP2Connection:
         # Settings given as initial values never go through h2's "acknowledged" path,
         # which is what applies MAX_HEADER_LIST_SIZE to the HPACK decoder: apply it here
         # (otherwise the decoder keeps h2's 64 KiB default).  The decoder reports
-        # decoding errors as COMPRESSION_ERROR (RFC 9113 4.3).
-        self._h2.decoder = StrictDecoder(max_header_list_size=cfg.max_header_bytes)
+        # decoding errors as COMPRESSION_ERROR (RFC 9113 4.3).  A list over
+        # max_header_bytes is answered 431 on its stream, as HTTP/1.1 and HTTP/3 do; that
+        # needs the block decoded (RFC 9113 10.5.1: HPACK state must stay consistent), so
+        # the decoder itself stops only at twice the limit (then ENHANCE_YOUR_CALM).
+        self._h2.decoder = StrictDecoder(max_header_list_size=2 * cfg.max_header_bytes)
         self._outbound: dict[int, Outbound] = {}
         self._closed = False
         self._goaway_sent = False
@@ -550,6 +554,11 @@ class HTTP2Connection:
         self._open_streams.add(stream_id)
         # The limits HTTP/1.1 enforces in its core, answered here before any handler runs.
         cfg = self._config
+        # RFC 7541 4.1 / RFC 9113 6.5.2: a field counts its name, value and 32 octets.
+        list_size = sum(len(n) + len(v) + 32 for n, v in event.headers or ())
+        if list_size > cfg.max_header_bytes:
+            self._answer(stream_id, 431, f"header fields over {cfg.max_header_bytes} bytes")
+            return
         if len(regular) > cfg.max_header_count:
             self._answer(stream_id, 431, f"more than {cfg.max_header_count} header fields")
             return
@@ -578,7 +587,7 @@ class HTTP2Connection:
         )
 
     def _send_headers(self, stream_id: int, status: int, headers: Headers, end: bool) -> None:
-        block = [(b":status", b"%d" % status), *response_fields(headers)]
+        block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
         self._h2.send_headers(stream_id, block, end_stream=end)
         if status >= 200:
             self._responded.add(stream_id)

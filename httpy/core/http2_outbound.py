@@ -10,42 +10,13 @@ holds more than one application chunk per stream.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Literal
 
 import h2.connection
 
-from .errors import LocalProtocolError
 from .events import Headers
-
-#: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9113 8.2.2).
-CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-
-# RFC 9110 5.1 / 5.5: a field name is a token (lower-case on HTTP/2, RFC 9113 8.2.1); a
-# value has no CR, LF or NUL and no surrounding whitespace.  h2's own outbound checks are
-# off (they cost ~10% of a request): these replace them.
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
-
-
-def response_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """``headers`` as HTTP/2 sends them: lower-case names, connection-specific and
-    pseudo-header fields left out, every field checked (LocalProtocolError)."""
-    fields = []
-    for raw_name, value in headers:
-        name = raw_name.lower()
-        if name in CONNECTION_SPECIFIC or name.startswith(b":"):
-            continue
-        if _NAME.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid header name {raw_name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise LocalProtocolError(f"invalid value for header {raw_name!r}")
-        fields.append((name, value))
-    return fields
-
+from .fields import multiplexed_fields
 
 #: What :func:`send_window` left: data waiting for window, nothing waiting, or the
 #: response complete (END_STREAM sent).
@@ -77,7 +48,7 @@ class Outbound:
         if trailers:
             # RFC 9113 8.1: no pseudo-header fields in trailers; 8.2.2: nor
             # connection-specific ones.  Names are lower-case on the wire (8.2).
-            self.trailers = response_fields(trailers)
+            self.trailers = multiplexed_fields(trailers)
         self.end = end
 
 

@@ -79,6 +79,7 @@ from .events import (
     StreamReset,
     TrailersReceived,
 )
+from .fields import multiplexed_fields
 from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
 from .http3_aioquic import (
     HeadersTooLarge,
@@ -101,11 +102,6 @@ H3_REQUEST_REJECTED = h3c.ErrorCode.H3_REQUEST_REJECTED
 H3_REQUEST_CANCELLED = h3c.ErrorCode.H3_REQUEST_CANCELLED
 H3_MESSAGE_ERROR = h3c.ErrorCode.H3_MESSAGE_ERROR
 H3_EXCESSIVE_LOAD = h3c.ErrorCode.H3_EXCESSIVE_LOAD
-
-#: Header fields that are meaningful only to one HTTP/1.1 hop (RFC 9114 4.2).
-CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,12 +495,7 @@ class HTTP3Connection:
     def _send_headers(self, sid: int, status: int, headers: Headers) -> None:
         if sid not in self._open_streams:
             raise StreamClosedError(f"stream {sid} is closed")
-        block = [(b":status", b"%d" % status)]
-        block.extend(
-            (name.lower(), value)
-            for name, value in headers
-            if name.lower() not in CONNECTION_SPECIFIC
-        )
+        block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
         self._h3.send_headers(sid, block, end_stream=False)
         if status >= 200:
             self._responded.add(sid)
@@ -528,11 +519,7 @@ class HTTP3Connection:
         """Trailer fields in a HEADERS frame that ends the stream (RFC 9114 4.1)."""
         if sid not in self._open_streams:
             raise StreamClosedError(f"stream {sid} is closed")
-        fields = [
-            (name.lower(), value)
-            for name, value in headers
-            if name.lower() not in CONNECTION_SPECIFIC and not name.startswith(b":")
-        ]
+        fields = multiplexed_fields(headers)
         if fields and sid not in self._bodiless:
             self._h3.send_headers(sid, fields, end_stream=True)
         else:

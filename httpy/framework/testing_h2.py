@@ -15,7 +15,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from ..core.http2_outbound import CONNECTION_SPECIFIC
+from ..core.fields import CONNECTION_SPECIFIC
 
 
 @dataclass

@@ -27,8 +27,9 @@ from cryptography.x509.oid import NameOID
 
 from ..backends.connection import ConnectionContext
 from ..backends.http3_driver import HTTP3Driver
+from ..core.fields import CONNECTION_SPECIFIC
 from ..core.headers import Headers
-from ..core.http3 import CONNECTION_SPECIFIC, HTTP3Connection
+from ..core.http3 import HTTP3Connection
 from .testing import TestResponse
 from .testing_h2 import RawResponse
 
