@@ -454,6 +454,10 @@ class HTTP1Connection:
             )
         else:  # the common head: no Connection field, the version's default
             self._client_keep_alive = version == b"1.1"
+        if chunked and version == b"1.0":
+            # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+            # framing: answer it, then close (what follows may be a smuggled request).
+            self._client_keep_alive = False
         self._waiting_continue = waiting_continue
         self._accepts_trailers = bool(te_tokens) and b"trailers" in (
             t.split(b";", 1)[0].strip() for t in te_tokens.split(b",")

@@ -496,6 +496,24 @@ def test_http10_keep_alive_is_honoured() -> None:
     assert conn.should_close
 
 
+def test_http10_with_transfer_encoding_is_answered_then_closed() -> None:
+    """RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means faulty framing: the
+    request is answered, then the connection closes, keep-alive or not, so a request
+    behind it is never read."""
+    conn = HTTP1Connection()
+    events = conn.receive_data(
+        b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n" + GET
+    )
+    assert isinstance(events[0], RequestReceived)
+    assert not any(isinstance(e, RequestReceived) and e.stream_id != 1 for e in events)
+    respond(conn, 1, b"ok")
+    response, body = only_response(conn.data_to_send())
+    assert header(response, b"connection") == [b"close"]
+    assert body == b"ok"
+    assert conn.should_close
+
+
 def test_connection_close_request_closes_after_response() -> None:
     conn = HTTP1Connection()
     conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" + GET)

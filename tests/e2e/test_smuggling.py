@@ -117,6 +117,21 @@ async def test_desync_shape_is_rejected_and_connection_closed(shape: str) -> Non
         assert status_of(ok) == 200
 
 
+async def test_http10_keep_alive_with_transfer_encoding_closes_after_answering() -> None:
+    """RFC 9112 6.1: the chunked HTTP/1.0 request is answered, the one behind it is not:
+    the connection closes, although the client asked for keep-alive."""
+    request = (
+        b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + CHUNKED_BODY
+    )
+    async with running_server(make_app()) as address:
+        data = await exchange(address, request + SMUGGLED)
+        assert status_of(data) == 200
+        assert data.count(b"HTTP/1.1 ") == 1, "a second response: the request was smuggled"
+        assert b"SMUGGLED" not in data
+        assert b"connection: close" in data.lower()
+
+
 async def test_absolute_form_target_uses_its_authority() -> None:
     """RFC 9112 3.2.2: absolute-form must be accepted; its authority replaces Host."""
     app = App()
