@@ -19,9 +19,10 @@ together.  On asyncio, this driver does the same work from the transport's callb
 
 Anything unusual is handed to the portable driver on the same transport, with the
 parser's state (:class:`Handoff`): a request with an ``Upgrade`` header (h2c,
-WebSocket) and the HTTP/2 preface.  TLS connections use the portable driver from the
-start.  Behaviour, limits and error statuses are those of the portable driver; the test
-suite runs against this driver on asyncio and against the portable one on trio.
+WebSocket) and the HTTP/2 preface (valid or not).  TLS connections use the portable
+driver from the start.  Behaviour, limits and error statuses are those of the portable
+driver; the test suite runs against this driver on asyncio and against the portable one
+on trio.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ from ..core.events import (
 from ..core.http1 import HTTP1Connection
 from .asyncio_stream import AsyncioSocketStream, StreamProtocol, wake_waiter
 from .connection import (
-    HTTP2_PREFACE,
     ConnectionContext,
     HTTP1Stream,
+    PrefaceSniffer,
     deliver_body_event,
     finish_incomplete_response,
     format_peer,
@@ -67,10 +68,10 @@ from .logs import error_log
 @dataclass(frozen=True, slots=True)
 class Handoff:
     """The connection continues on another driver.  ``stream`` is the same transport as
-    an anyio byte stream.  With ``prior_knowledge`` (the bytes received so far, starting
-    with the HTTP/2 preface) it is HTTP/2; otherwise the portable HTTP/1.1 driver takes
-    over ``connection``, the parser with its state, and first acts on ``events`` (an
-    upgrade request and what followed it)."""
+    an anyio byte stream.  With ``prior_knowledge`` (the bytes received so far: the
+    HTTP/2 preface, or an invalid one, see PrefaceSniffer) it is HTTP/2; otherwise the
+    portable HTTP/1.1 driver takes over ``connection``, the parser with its state, and
+    first acts on ``events`` (an upgrade request and what followed it)."""
 
     stream: AsyncioSocketStream
     connection: HTTP1Connection
@@ -108,7 +109,8 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
         self._pending: HTTP1Stream | None = None
         #: An upgrade request seen while a handler was finishing: handed over after it.
         self._deferred_handoff: list[Event] | None = None
-        self._first_bytes: bytes | None = b""
+        #: Until HTTP/1.1 or HTTP/2 prior knowledge is settled (RFC 9113 3.3).
+        self._sniffer: PrefaceSniffer | None = PrefaceSniffer(context.config.max_request_line_bytes)
         self._closing = False
         # A connection accepted just before a shutdown has a request coming (that is why
         # the client connected): it is answered, with Connection: close, not dropped.
@@ -161,21 +163,29 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._done.done():
             return  # closing: nothing more is read
-        if self._first_bytes is not None:
+        if self._sniffer is not None:
             # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge (RFC 9113 3.3).
-            seen = self._first_bytes + data
-            if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
-                if len(seen) >= len(HTTP2_PREFACE):
-                    self._hand_over([], prior_knowledge=seen)
-                else:
-                    self._first_bytes = seen
+            http2 = self._sniffer.feed(data)
+            if http2 is None:
                 return
-            data, self._first_bytes = seen, None
+            data, self._sniffer = self._sniffer.held, None
+            if http2:
+                self._hand_over([], prior_knowledge=data)
+                return
         self._dispatch(self._conn.receive_data(data))
         self._after_input()
 
+    def _settle_for_http1(self) -> None:
+        """Timed out or ended while still telling HTTP/1.1 from HTTP/2: what came is an
+        HTTP/1.1 request's start (answered 408 or 400 as such), or nothing to answer."""
+        if self._sniffer is not None:
+            held, self._sniffer = self._sniffer.for_http1(), None
+            if held:
+                self._dispatch(self._conn.receive_data(held))
+
     def eof_received(self) -> bool:
         if not self._done.done():
+            self._settle_for_http1()
             self._dispatch(self._conn.receive_eof())
             self._after_input()
         return True  # keep the transport: a response may still be on its way
@@ -480,6 +490,7 @@ class AsyncioHTTP1Driver(asyncio.Protocol):
             self._timer = self._loop.call_at(deadline, self._on_timer)
             return
         self._deadline = math.inf
+        self._settle_for_http1()
         events = self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
         self._dispatch(events)
         self._after_input()

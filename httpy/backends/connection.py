@@ -60,6 +60,51 @@ READ_SIZE = 64 * 1024
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
+class PrefaceSniffer:
+    """Tells HTTP/2 with prior knowledge (RFC 9113 3.3) from HTTP/1.x on a cleartext
+    connection, from its first bytes (both HTTP/1.1 drivers use it).
+
+    HTTP/2 is the preface, or a first line that is no HTTP/1.x request line at all: a
+    client that is not speaking HTTP/1.x gets its invalid preface answered the HTTP/2
+    way, GOAWAY PROTOCOL_ERROR (RFC 9113 3.4), by the HTTP/2 core, as over TLS; an
+    HTTP/1.x request line (``... HTTP/x.y``) stays HTTP/1.x, errors included (400/505).
+    Undecided until the first line is complete (at most ``max_line`` bytes)."""
+
+    __slots__ = ("_max_line", "held")
+
+    def __init__(self, max_line: int) -> None:
+        #: The bytes received so far, all held back until the verdict.
+        self.held = b""
+        self._max_line = max_line
+
+    def feed(self, data: bytes) -> bool | None:
+        """True: HTTP/2 (feed :attr:`held` to its core); False: HTTP/1.x (feed
+        :attr:`held` to its parser); None: not yet known."""
+        seen = self.held = self.held + data
+        if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
+            return True if len(seen) >= len(HTTP2_PREFACE) else None
+        start = 0
+        while seen.startswith(b"\r\n", start):  # empty lines before the request line
+            start += 2
+        # The line ends at its first CR or LF (a bare one is HTTP/1.1's to refuse).
+        ends = [i for i in (seen.find(b"\r", start), seen.find(b"\n", start)) if i >= 0]
+        if not ends:
+            return False if len(seen) - start > self._max_line else None
+        line = seen[start : min(ends)]
+        if not line:  # a lone CR (a CRLF to come?) or LF: no request line to judge
+            return None if seen[start:] == b"\r" else False
+        if line == HTTP2_PREFACE[:14]:  # "PRI * HTTP/2.0", then not the rest of a preface
+            return True
+        return not line.rpartition(b" ")[2].startswith(b"HTTP/")
+
+    def for_http1(self) -> bytes:
+        """What to give the HTTP/1.1 parser when the connection times out or ends while
+        undecided: the bytes held, unless they are the start of an HTTP/2 preface."""
+        if HTTP2_PREFACE.startswith(self.held[: len(HTTP2_PREFACE)]):
+            return b""
+        return self.held
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionContext:
     """What every connection of one server shares (one object, not many arguments)."""
@@ -275,11 +320,16 @@ class HTTP1Driver:
         self._h2c: RequestReceived | None = None
         #: An ``Upgrade: websocket`` request, handed to the WebSocket driver (RFC 6455).
         self._websocket: RequestReceived | None = None
-        #: The first bytes, when they are the HTTP/2 preface (RFC 9113 3.3).
+        #: The first bytes, when they are HTTP/2 (the preface, or an invalid one: RFC
+        #: 9113 3.3, see PrefaceSniffer).
         self._prior_knowledge: bytes | None = None
         # Prior knowledge is for cleartext only: over TLS, HTTP/2 is chosen by ALPN (RFC
         # 9113 3.3), so there the preface is just a bad HTTP/1.1 request (505).
-        self._first_bytes: bytes | None = b"" if context.scheme == "http" else None
+        self._sniffer: PrefaceSniffer | None = (
+            PrefaceSniffer(context.config.max_request_line_bytes)
+            if context.scheme == "http"
+            else None
+        )
         self._client = client
         self._server = server
         self._current: HTTP1Stream | None = None
@@ -298,7 +348,7 @@ class HTTP1Driver:
         # the client connected): it is answered, with Connection: close, not dropped.
         self._seen_request = False
         if connection is not None:
-            self._first_bytes = None  # HTTP/1.1 was settled by the first driver
+            self._sniffer = None  # HTTP/1.1 was settled by the first driver
             # Handed over after a request (an upgrade): the keep-alive rules apply.
             self._seen_request = True
 
@@ -468,12 +518,21 @@ class HTTP1Driver:
                 self._read_scope = None
                 if not scope.cancel_called:
                     break
+                self._settle_for_http1()
                 events = self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
                 self._dispatch(events)
         finally:
             self._read_scope = None
             self._reader_done = True
             self._wake.set()
+
+    def _settle_for_http1(self) -> None:
+        """Timed out or ended while still telling HTTP/1.1 from HTTP/2: what came is an
+        HTTP/1.1 request's start (answered 408 or 400 as such), or nothing to answer."""
+        if self._sniffer is not None:
+            held, self._sniffer = self._sniffer.for_http1(), None
+            if held:
+                self._dispatch(self._conn.receive_data(held))
 
     @property
     def _reading(self) -> bool:
@@ -494,19 +553,19 @@ class HTTP1Driver:
                 data = b""
             scope.deadline = math.inf
             if not data:
+                self._settle_for_http1()
                 self._dispatch(self._conn.receive_eof())
                 return  # nothing more will come; the responder finishes up
-            if self._first_bytes is not None:
+            if self._sniffer is not None:
                 # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge.
-                seen = self._first_bytes + data
-                if HTTP2_PREFACE.startswith(seen[: len(HTTP2_PREFACE)]):
-                    if len(seen) >= len(HTTP2_PREFACE):
-                        self._prior_knowledge = seen
-                        self._wake.set()
-                        return
-                    self._first_bytes = seen
+                http2 = self._sniffer.feed(data)
+                if http2 is None:
                     continue
-                data, self._first_bytes = seen, None
+                data, self._sniffer = self._sniffer.held, None
+                if http2:
+                    self._prior_knowledge = data
+                    self._wake.set()
+                    return
             self._dispatch(self._conn.receive_data(data))
             if self._h2c is not None or self._websocket is not None:
                 return  # what follows is another protocol: the connection changes hands

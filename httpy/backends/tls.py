@@ -4,6 +4,7 @@ timeout, and a development certificate for local HTTPS and HTTP/3.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -102,6 +103,26 @@ async def tls_handshake(
             stream, server_side=True, ssl_context=context, standard_compatible=False
         )
     return tls, tls.extra(TLSAttribute.alpn_protocol, None)
+
+
+async def half_close(stream: anyio.abc.ByteStream) -> None:
+    """Stop sending on ``stream`` but keep reading: a FIN on TCP; over TLS a close_notify
+    alert, TLS's own end of data (RFC 8446 6.1), since anyio's ``TLSStream`` has no
+    ``send_eof``.  A client waiting for the connection to close after a GOAWAY sees
+    its end at once, as over cleartext.
+
+    The alert is queued in the TLS object here and written by the stream's next
+    ``receive()`` (anyio writes what is queued before it waits for input); the stream
+    still decrypts what the client sends meanwhile (TLS 1.2 and 1.3 alike)."""
+    ssl_object = stream.extra(TLSAttribute.ssl_object, None)
+    if ssl_object is None:
+        with contextlib.suppress(NotImplementedError):  # a stream that cannot half-close
+            await stream.send_eof()
+        return
+    # SSLWantReadError is the usual outcome: the alert is queued, the client's own
+    # close_notify has not come (we do not wait for it).
+    with contextlib.suppress(ssl.SSLError):
+        ssl_object.unwrap()
 
 
 def generate_dev_certificate(directory: str | Path) -> tuple[Path, Path, Path]:

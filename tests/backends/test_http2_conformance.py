@@ -33,6 +33,8 @@ from httpy.backends.tls import generate_dev_certificate
 from tests.support.servers import server_thread
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: What h2spec 3.5/2 sends.
+INVALID_PREFACE = b"INVALID CONNECTION PREFACE\r\n\r\n"
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
 STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 0x5, 0x6, 0x7, 0x8
 COMPRESSION_ERROR = 0x9
@@ -249,6 +251,11 @@ UNKNOWN_FRAME = raw(8, 0x16, 0, 0, b"\0" * 8)
 Check = Callable[[Peer], None]
 
 
+#: After its GOAWAY the server must end the connection at once (h2spec gives it 2 s,
+#: its default timeout; the server's lingering close reads on for LINGER_SECONDS, 2 s).
+CLOSE_AFTER_GOAWAY = 1.5
+
+
 def connection_error(*codes: int) -> Check:
     def check(peer: Peer) -> None:
         for got in peer.frames():
@@ -257,11 +264,10 @@ def connection_error(*codes: int) -> Check:
                 break
         else:
             raise AssertionError(f"no GOAWAY before the close; frames: {peer.seen}")
-        if not peer.tls:
-            # Then the server closes (its lingering close half-closes TCP at once; over
-            # TLS it waits for the client to close, as a client does after a GOAWAY).
-            for _ in peer.frames():
-                pass
+        # Then the server ends the connection: its lingering close half-closes TCP (a
+        # FIN) or, over TLS, sends a close_notify, then reads until the client closes.
+        for _ in peer.frames(CLOSE_AFTER_GOAWAY):
+            pass
 
     return check
 
@@ -429,9 +435,16 @@ CASES = [
     ),
     Case(
         "3.5",
-        "invalid connection preface closes the connection",
-        lambda p: p.send(b"INVALID CONNECTION PREFACE\r\n\r\n"),
-        closed(),
+        "invalid connection preface: GOAWAY PROTOCOL_ERROR, then close",
+        lambda p: p.send(INVALID_PREFACE),
+        connection_error(PROTOCOL_ERROR),
+        handshake="none",
+    ),
+    Case(
+        "3.5",
+        "preface broken after its first line: GOAWAY PROTOCOL_ERROR, then close",
+        lambda p: p.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"),
+        connection_error(PROTOCOL_ERROR),
         handshake="none",
     ),
     Case(
@@ -1293,6 +1306,40 @@ def test_conformance(case: Case, servers: dict[str, tuple[str, int]], transport:
             peer.send(PREFACE, settings_frame({}))
         case.act(peer)
         case.expect(peer)
+
+
+def test_invalid_preface_gets_goaway_protocol_error_then_close(
+    servers: dict[str, tuple[str, int]], transport: str
+) -> None:
+    """h2spec 3.5/2, byte for byte: an invalid preface (with prior knowledge on h2c, after
+    ALPN h2 over TLS) is answered with the server's SETTINGS and GOAWAY(last stream 0,
+    PROTOCOL_ERROR) as the last frame, then the connection ends well within h2spec's 2 s
+    (cleartext once answered it as an HTTP/1.1 request, 400; TLS closed only after the
+    2 s lingering read)."""
+    goaway_frame = (
+        b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"  # length 8, GOAWAY, no flags, stream 0
+        + (0).to_bytes(4, "big")  # last stream id
+        + PROTOCOL_ERROR.to_bytes(4, "big")
+    )
+    with connect(servers[transport], tls=transport == "tls") as sock:
+        sock.sendall(INVALID_PREFACE)
+        received = b""
+        deadline = time.monotonic() + CLOSE_AFTER_GOAWAY
+        while True:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise AssertionError(
+                    f"not closed within {CLOSE_AFTER_GOAWAY} s; received {received!r}"
+                ) from None
+            except (ConnectionError, ssl.SSLError):
+                chunk = b""
+            if not chunk:
+                break
+            received += chunk
+    assert received[3:4] == b"\x04", f"the first frame is not SETTINGS: {received!r}"
+    assert received.endswith(goaway_frame), f"no GOAWAY(PROTOCOL_ERROR) at the end: {received!r}"
 
 
 class connect:
