@@ -14,79 +14,30 @@ import math
 import anyio
 import anyio.abc
 
-from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
+from ..core.application import ClientDisconnected
 from ..core.events import (
-    BodyReceived,
     CloseConnection,
     Command,
-    ConnectionTerminated,
-    Event,
     Headers,
-    ProtocolError,
     RequestReceived,
-    SendInformational,
-    SendResponse,
-    StreamEnded,
-    StreamReset,
-    StreamWritable,
-    TrailersReceived,
 )
 from ..core.http2 import HTTP2Connection
-from .connection import READ_SIZE, ConnectionContext, format_peer, log_exchange
-from .http2_websocket import serve_http2_websocket
-from .logs import error_log
+from .connection import READ_SIZE, ConnectionContext
+from .exchange import HTTPExchange
 from .send import send_all
-from .stream_base import StreamBase, pushed_request
-from .tls import half_close
+from .streams import Streams
 
 #: How long a connection we said GOAWAY on keeps reading (and dropping) the client's
 #: bytes before it is closed (see ``HTTP2Driver._linger``).
 LINGER_SECONDS = 2.0
 
 
-class HTTP2Stream(StreamBase):
-    """The :class:`~httpy.core.application.HTTPStream` of one HTTP/2 stream (the body
-    buffer, back-pressure and the end-of-handler rule are :class:`StreamBase`'s)."""
-
-    def __init__(self, driver: HTTP2Driver, head: RequestHead, ended: bool) -> None:
-        super().__init__(head, ended, driver.config)
-        self._driver = driver
-
-    async def _consumed(self, size: int) -> None:
-        # Consumed: let the client send more on this stream.
-        await self._driver.acknowledge(self._head.stream_id, size)
-
-    async def _submit(self, command: Command) -> None:
-        await self._driver.command(command)
-
-    def _pending(self) -> int:
-        return self._driver.pending_bytes(self._head.stream_id)
-
-    async def _body_timed_out(self) -> None:
-        await self._driver.body_timed_out(self)
-
-    def _server_headers(self, headers: Headers) -> Headers:
-        return self._driver.add_server_headers(headers)
-
-    async def send_informational(self, status: int, headers: Headers = ()) -> None:
-        await self._driver.command(SendInformational(self._head.stream_id, status, headers))
-
-    async def send_response(self, status: int, headers: Headers) -> None:
-        if self._error is not None:
-            raise self._error
-        headers = self._driver.add_server_headers(headers)
-        # Held back until the first body piece so small responses go out in one write.
-        self._driver.queue(SendResponse(self._head.stream_id, status, headers))
-        self.response_started = True
-        self.status = status
-
-    async def push(self, path: str) -> bool:
-        """Push a GET of ``path`` to the client (HTTP/2 server push); False if not allowed."""
-        return await self._driver.push(self, path)
-
-
 class HTTP2Driver:
-    """Runs one HTTP/2 connection to completion."""
+    """Runs one HTTP/2 connection to completion: the reader and the writer of its
+    socket; its streams are :class:`~httpy.backends.streams.Streams`'."""
+
+    #: RST_STREAM CANCEL: a handler abandoned its response, or the window stayed shut.
+    cancel_code = 0x8
 
     def __init__(
         self,
@@ -105,11 +56,18 @@ class HTTP2Driver:
         self._client = client
         self._server = server
         self._initial = initial_data
-        self._streams: dict[int, HTTP2Stream] = {}
+        self._streams = Streams(
+            self,
+            context,
+            client,
+            server,
+            "HTTP/2",
+            on_finished=self._stream_finished,
+            on_orphan_data=self._conn.acknowledge,  # handler gone: give the window back
+        )
         # fast_acquire: no checkpoint when uncontended (a plain acquire costs a
         # scheduling round trip, 4-6 us, on every write).
         self._write_lock = anyio.Lock(fast_acquire=True)
-        self._tasks: anyio.abc.TaskGroup | None = None
         self._read_scope: anyio.CancelScope | None = None
         self._read_interrupted = False
         self._broken = False
@@ -130,8 +88,8 @@ class HTTP2Driver:
         """Serve streams until the connection ends; always closes the socket."""
         try:
             async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                self._dispatch(self._conn.initial_events())
+                self._streams.bind(tasks)
+                self._streams.dispatch(self._conn.initial_events())
                 await self.flush()
                 await self._read_loop()
                 # The connection is over (EOF, GOAWAY done, or a connection error):
@@ -153,12 +111,13 @@ class HTTP2Driver:
                 await self._stream.aclose()
 
     async def _linger(self) -> None:
-        """Lingering close after our GOAWAY: stop sending (a FIN; a close_notify over
-        TLS), then read and drop what the client still sends until it closes, for at most
+        """Lingering close after our GOAWAY: stop sending (a FIN where the stream can),
+        then read and drop what the client still sends until it closes, for at most
         ``LINGER_SECONDS``.  Closing a socket with unread input makes the kernel answer
         with a reset, which can destroy the GOAWAY before the client has read it."""
         with anyio.move_on_after(LINGER_SECONDS):
-            await half_close(self._stream)
+            with contextlib.suppress(NotImplementedError):  # TLS: no half-close in anyio
+                await self._stream.send_eof()
             while True:
                 try:
                     await self._stream.receive(READ_SIZE)
@@ -169,20 +128,18 @@ class HTTP2Driver:
         """Graceful shutdown: GOAWAY, let open streams finish, then close."""
         self._closing = True
         self._conn.send(CloseConnection())
-        for stream in list(self._streams.values()):
-            if stream.on_shutdown is not None:
-                stream.on_shutdown()
+        self._streams.begin_shutdown()
         self._interrupt_read()  # the reader flushes the GOAWAY (and closes if idle)
 
-    # -- used by HTTP2Stream -----------------------------------------------------------
+    # -- StreamPort (used by the streams' exchanges) ----------------------------------
 
-    def add_server_headers(self, headers: Headers) -> Headers:
+    def server_headers(self, headers: Headers) -> Headers:
         return self._context.server_headers(headers)
 
     def queue(self, command: Command) -> None:
         self._conn.send(command)
 
-    async def command(self, command: Command) -> None:
+    async def submit(self, command: Command) -> None:
         self._conn.send(command)
         await self.flush()
         if self._conn.should_close:
@@ -194,6 +151,19 @@ class HTTP2Driver:
     async def acknowledge(self, stream_id: int, size: int) -> None:
         self._conn.acknowledge(stream_id, size)
         await self.flush()
+
+    async def body_timed_out(self, exchange: HTTPExchange) -> None:
+        await self._streams.body_timed_out(exchange)
+
+    async def push(self, parent: HTTPExchange, path: str) -> bool:
+        head = parent.head
+        authority = dict(head.headers).get(b"host", b"")
+        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
+        if promised is None:
+            return False
+        await self.flush()
+        self._streams.start_push(parent, path, promised)
+        return True
 
     async def flush(self) -> None:
         """Write what the core has queued.  Raises :class:`ClientDisconnected` when the
@@ -217,28 +187,6 @@ class HTTP2Driver:
                     self._interrupt_read()
                     raise ClientDisconnected(f"connection lost while sending: {exc!r}") from exc
 
-    async def body_timed_out(self, stream: HTTP2Stream) -> None:
-        """The request body stalled for ``body_timeout``: 408 or a reset (see
-        :meth:`StreamBase.answer_body_timeout`), and a log line."""
-        await stream.answer_body_timeout()
-        self._context.bad_requests.warning(
-            "HTTP/2 request body from %s timed out (stream %d)",
-            format_peer(self._client),
-            stream.head.stream_id,
-        )
-
-    async def push(self, parent: HTTP2Stream, path: str) -> bool:
-        head = parent.head
-        authority = dict(head.headers).get(b"host", b"")
-        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
-        if promised is None or self._tasks is None:
-            return False
-        await self.flush()
-        stream = HTTP2Stream(self, pushed_request(head, path, promised), ended=True)
-        self._streams[promised] = stream
-        self._tasks.start_soon(self._run_handler, stream)
-        return True
-
     # -- internals ---------------------------------------------------------------------
 
     def _interrupt_read(self) -> None:
@@ -249,7 +197,7 @@ class HTTP2Driver:
 
     async def _read_loop(self) -> None:
         if self._initial:
-            self._dispatch(self._conn.receive_data(self._initial, anyio.current_time()))
+            self._streams.dispatch(self._conn.receive_data(self._initial, anyio.current_time()))
         while not self._conn.should_close:
             # Flush right before reading: whatever was queued while this task waited
             # (a GOAWAY from begin_shutdown) goes out now, not with the next input.
@@ -273,7 +221,7 @@ class HTTP2Driver:
                 events = self._conn.receive_data(data, anyio.current_time())
             else:
                 events = self._conn.receive_eof()
-            self._dispatch(events)
+            self._streams.dispatch(events)
 
     def _read_deadline(self) -> float:
         """When the reader stops waiting for input (then ``receive_timeout``): the idle
@@ -301,96 +249,14 @@ class HTTP2Driver:
             self._head_since = None
         return deadline
 
-    def _stream_finished(self) -> None:
-        """A handler is done.  If that left no stream open, the reader's wait (without
-        a deadline while streams were open) now gets the idle timeout."""
+    async def _stream_finished(self, stream: HTTPExchange) -> None:
+        """A handler is done.  Body bytes it never read still hold connection window:
+        give them back.  If that left no stream open, the reader's wait (without a
+        deadline while streams were open) now gets the idle timeout."""
+        unread = stream.discard_unread()
+        if unread:
+            self._conn.acknowledge(stream.head.stream_id, unread)
+            with contextlib.suppress(ClientDisconnected):
+                await self.flush()
         if self._read_scope is not None and self._conn.idle and not self._closing:
             self._read_scope.deadline = self._read_deadline()
-
-    def _dispatch(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, RequestReceived):
-                self._idle_since = None  # a new stream: the idle time starts again
-                self._had_request = True
-                self._open_stream(event)
-            elif isinstance(event, BodyReceived):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.feed(event.data)
-                else:  # handler already gone: give the window back
-                    self._conn.acknowledge(event.stream_id, len(event.data))
-            elif isinstance(event, StreamEnded):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.end()
-            elif isinstance(event, TrailersReceived):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.set_trailers(event.headers)
-            elif isinstance(event, StreamWritable):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake()
-            elif isinstance(event, StreamReset):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.fail(ClientDisconnected(f"stream reset ({event.error_code})"))
-                    stream.cancel_scope.cancel()
-            elif isinstance(event, ProtocolError):
-                self._context.bad_requests.warning(
-                    "bad HTTP/2 input from %s: %s", format_peer(self._client), event.reason
-                )
-            elif isinstance(event, ConnectionTerminated):
-                for stream in self._streams.values():
-                    stream.fail(ClientDisconnected(event.reason))
-                    stream.cancel_scope.cancel()
-
-    def _open_stream(self, event: RequestReceived) -> None:
-        path, _, query = event.target.partition(b"?")
-        head = RequestHead(
-            method=event.method,
-            path=path.decode("latin-1"),
-            query_string=query,
-            headers=event.headers,
-            http_version="2",
-            scheme=self._context.scheme,
-            client=self._client,
-            server=self._server,
-            body_expected=event.body_expected,
-            stream_id=event.stream_id,
-        )
-        head = self._context.adjust(head)
-        stream = HTTP2Stream(self, head, ended=not event.body_expected)
-        if event.method == "CONNECT":
-            stream.connect_protocol = event.upgrade
-        self._streams[event.stream_id] = stream
-        assert self._tasks is not None
-        self._tasks.start_soon(self._run_handler, stream)
-
-    async def _run_handler(self, stream: HTTP2Stream) -> None:
-        try:
-            with stream.cancel_scope:
-                try:
-                    if stream.connect_protocol == b"websocket":
-                        await serve_http2_websocket(self._context.app, stream, self._context)
-                    else:
-                        await self._context.app.handle_http(stream)
-                except (ClientDisconnected, RequestBodyError):
-                    pass  # RequestBodyError: the driver has answered (408)
-                except Exception:
-                    error_log.exception(
-                        "application error on %s %s", stream.head.method, stream.head.path
-                    )
-            if not stream.response_complete and not stream.disconnected:
-                await stream.finish_incomplete()
-            self._streams.pop(stream.head.stream_id, None)
-            unread = stream.discard_unread()
-            if unread:
-                # Body bytes the handler never read still hold connection window.
-                self._conn.acknowledge(stream.head.stream_id, unread)
-                with contextlib.suppress(ClientDisconnected):
-                    await self.flush()
-        finally:
-            self._streams.pop(stream.head.stream_id, None)
-            self._stream_finished()
-            log_exchange(self.config, self._client, stream)

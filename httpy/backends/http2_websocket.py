@@ -1,13 +1,14 @@
-"""WebSockets over HTTP/2 (RFC 8441): an extended CONNECT with ``:protocol websocket``
-opens a stream; the application sees it as a handshake (as on HTTP/1.1, see
+"""WebSockets over HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220): an extended CONNECT with
+``:protocol websocket`` opens a stream; the application sees it as a handshake (as on HTTP/1.1, see
 :mod:`httpy.backends.websocket_driver`); accepting it answers 200, and the stream's DATA
-frames then carry the WebSocket frames, with HTTP/2 flow control as back-pressure.
+frames then carry the WebSocket frames, with the protocol's flow control as
+back-pressure.  The stream is an :class:`~httpy.backends.exchange.HTTPExchange`, the
+same on both protocols.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -24,11 +25,9 @@ from ..core.websocket import (
     parse_offer,
 )
 from .connection import ConnectionContext, format_peer
+from .exchange import HTTPExchange
 from .websocket_driver import run_exchange, websocket_options
 from .websocket_session import WebSocketSession
-
-if TYPE_CHECKING:
-    from .http2_driver import HTTP2Stream
 
 
 class HTTP2WebSocketStream(WebSocketHandshake):
@@ -38,7 +37,7 @@ class HTTP2WebSocketStream(WebSocketHandshake):
 
     def __init__(
         self,
-        stream: HTTP2Stream,
+        stream: HTTPExchange,
         offer: WebSocketOffer,
         context: ConnectionContext,
         tasks: anyio.abc.TaskGroup,
@@ -110,7 +109,7 @@ class HTTP2WebSocketStream(WebSocketHandshake):
         protocol = WebSocketProtocol(extensions, max_message_bytes=config.ws_max_message_bytes)
         peer = format_peer(self._stream.head.client)
         session = WebSocketSession(
-            HTTP2StreamTransport(self._stream), protocol, config, peer, self._context.bad_requests
+            ExchangeTransport(self._stream), protocol, config, peer, self._context.bad_requests
         )
         session.start(self._tasks)
         self.sessions.append(session)
@@ -119,12 +118,12 @@ class HTTP2WebSocketStream(WebSocketHandshake):
         return session
 
 
-class HTTP2StreamTransport:
+class ExchangeTransport:
     """A :class:`~httpy.backends.websocket_session.Transport` over one HTTP/2 stream:
     DATA in (flow-controlled: the window opens as the session reads), DATA out (waits
     for the peer's window: back-pressure), END_STREAM to end."""
 
-    def __init__(self, stream: HTTP2Stream) -> None:
+    def __init__(self, stream: HTTPExchange) -> None:
         self._stream = stream
 
     async def receive(self) -> bytes:
@@ -147,7 +146,7 @@ class HTTP2StreamTransport:
 
 
 async def serve_http2_websocket(
-    app: Application, stream: HTTP2Stream, context: ConnectionContext
+    app: Application, stream: HTTPExchange, context: ConnectionContext
 ) -> None:
     """Run ``app`` on an extended CONNECT stream (called by the HTTP/2 driver in the
     stream's task).  An invalid handshake (no ``Sec-WebSocket-Version: 13``) is answered

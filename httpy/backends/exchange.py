@@ -1,16 +1,15 @@
-"""What the streams of the multiplexed drivers (HTTP/2, HTTP/3) share.
+"""One HTTP exchange type for the multiplexed protocols (HTTP/2 and HTTP/3).
 
-Each driver's stream class implements :class:`~httpy.core.application.HTTPStream`.  This
-base holds everything that does not depend on the protocol: the request body buffer the
-driver feeds and the handler reads (with ``body_timeout``), the response bookkeeping for
-the access log, sending body and trailers with back-pressure (wait while the protocol's
-flow control holds our data, up to ``send_timeout``, then reset), and the rule for a
-handler that returned without finishing its response: 500 if nothing was sent yet, else
-abort the stream.
+:class:`HTTPExchange` implements :class:`~httpy.core.application.HTTPStream` for one
+request stream, whatever the protocol under it: the request body buffer the connection
+feeds and the handler reads (with ``body_timeout``), the response bookkeeping for the
+access log, sending body and trailers with back-pressure (wait while the protocol's flow
+control holds our data, up to ``send_timeout``, then reset), and the rule for a handler
+that returned without finishing its response: 500 if nothing was sent yet, else abort
+the stream.
 
-A subclass says how to reach its driver: :meth:`_submit` (apply a command),
-:meth:`_pending` (bytes the protocol still holds), :meth:`_body_timed_out` (answer 408),
-and optionally :meth:`_consumed` (credit flow control for bytes the handler read).
+It reaches its connection only through a :class:`StreamPort` (the few things each
+protocol's driver provides), so the exchange is the same object on HTTP/2 and HTTP/3.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 
@@ -32,6 +31,7 @@ from ..core.events import (
     Headers,
     ResetStream,
     SendData,
+    SendInformational,
     SendResponse,
     SendTrailers,
 )
@@ -39,15 +39,51 @@ from ..core.events import (
 _ERROR_BODY = b"Internal Server Error\n"
 
 
-class StreamBase(ABC):
-    """Shared state and behaviour of one request stream."""
+class StreamPort(Protocol):
+    """What an exchange needs of its connection's driver."""
 
-    #: Error code of the reset sent when the peer's window stays shut (HTTP/2 CANCEL).
-    cancel_code = 0x8
+    config: Config
+    #: Error code of the reset sent when a handler abandons a stream or the peer's window
+    #: stays shut (HTTP/2 CANCEL, HTTP/3 H3_REQUEST_CANCELLED).
+    cancel_code: int
 
-    def __init__(self, head: RequestHead, ended: bool, config: Config) -> None:
+    def server_headers(self, headers: Headers) -> Headers:
+        """``headers`` plus what the server adds to every response (Date, Server)."""
+        ...
+
+    def queue(self, command: Command) -> None:
+        """Apply ``command`` now; it goes out with the next write (a response head waits
+        for its first body bytes, so small responses leave in one write)."""
+        ...
+
+    async def submit(self, command: Command) -> None:
+        """Apply ``command`` and get its bytes on their way."""
+        ...
+
+    def pending_bytes(self, stream_id: int) -> int:
+        """Response bytes the protocol holds back (flow or congestion control)."""
+        ...
+
+    async def acknowledge(self, stream_id: int, size: int) -> None:
+        """The handler consumed ``size`` body bytes: credit the peer's window."""
+        ...
+
+    async def push(self, parent: HTTPExchange, path: str) -> bool:
+        """Push a GET of ``path`` (server push); False when the client does not allow it."""
+        ...
+
+    async def body_timed_out(self, exchange: HTTPExchange) -> None:
+        """The request body stalled for ``body_timeout``: answer and log it."""
+        ...
+
+
+class HTTPExchange:
+    """One request stream on HTTP/2 or HTTP/3 (see the module docstring)."""
+
+    def __init__(self, port: StreamPort, head: RequestHead, ended: bool) -> None:
+        self._port = port
         self._head = head
-        self._config = config
+        self._config = port.config
         self._chunks: deque[bytes] = deque()
         self._ended = ended
         self._trailers: Headers = ()
@@ -64,32 +100,6 @@ class StreamBase(ABC):
         self.connect_protocol: bytes | None = None
         #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
         self.on_shutdown: Callable[[], None] | None = None
-
-    # -- what a subclass provides ---------------------------------------------------------
-
-    @abstractmethod
-    async def _submit(self, command: Command) -> None:
-        """Apply ``command`` to the connection and get its bytes on their way."""
-
-    @abstractmethod
-    def _pending(self) -> int:
-        """Response bytes the protocol holds back (flow or congestion control)."""
-
-    @abstractmethod
-    async def _body_timed_out(self) -> None:
-        """The request body stalled for ``body_timeout``: :meth:`answer_body_timeout`
-        (and the driver logs it)."""
-
-    @abstractmethod
-    def _server_headers(self, headers: Headers) -> Headers:
-        """``headers`` plus what the server adds to every response (Date, Server)."""
-
-    async def _consumed(self, size: int) -> None:  # noqa: B027 (optional hook)
-        """The handler read ``size`` body bytes (credit the peer's window, if needed)."""
-
-    def _receive_timeout(self) -> float:
-        # A tunnel (extended CONNECT) may stay quiet: its protocol has its own keep-alive.
-        return self._config.body_timeout if self.connect_protocol is None else math.inf
 
     # -- HTTPStream -------------------------------------------------------------------------
 
@@ -109,18 +119,36 @@ class StreamBase(ABC):
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
-                await self._consumed(len(chunk))
+                # Consumed: the client may send that much more on this stream.
+                await self._port.acknowledge(self._head.stream_id, len(chunk))
                 return chunk
             if self._error is not None:
                 raise self._error
             if self._ended:
                 return b""
             # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
-            # gets 408 (or a reset, once the response has started).
-            with anyio.move_on_after(self._receive_timeout()) as waited:
+            # gets 408 (or a reset, once the response has started).  A tunnel (extended
+            # CONNECT) may stay quiet: its protocol has its own keep-alive.
+            timeout = self._config.body_timeout if self.connect_protocol is None else math.inf
+            with anyio.move_on_after(timeout) as waited:
                 await self._wait()
             if waited.cancelled_caught and not self._chunks and not self._ended:
-                await self._body_timed_out()
+                await self._port.body_timed_out(self)
+
+    async def push(self, path: str) -> bool:
+        return await self._port.push(self, path)
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        await self._port.submit(SendInformational(self._head.stream_id, status, headers))
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        if self._error is not None:
+            raise self._error
+        self._port.queue(
+            SendResponse(self._head.stream_id, status, self._port.server_headers(headers))
+        )
+        self.response_started = True
+        self.status = status
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         if self._error is not None:
@@ -139,7 +167,7 @@ class StreamBase(ABC):
 
     async def abort(self) -> None:
         """Abandon a started response (the client sees the stream reset)."""
-        await self._submit(ResetStream(self._head.stream_id))
+        await self._port.submit(ResetStream(self._head.stream_id, self._port.cancel_code))
 
     async def answer_body_timeout(self) -> None:
         """Answer 408 (or reset the stream if the response has started); the handler's
@@ -156,10 +184,10 @@ class StreamBase(ABC):
                 )
                 self.response_started, self.status = True, 408
                 self.response_complete, self.bytes_sent = True, len(body)
-                await self._submit(SendResponse(sid, 408, self._server_headers(headers)))
-                await self._submit(SendData(sid, body, True))
+                await self._port.submit(SendResponse(sid, 408, self._port.server_headers(headers)))
+                await self._port.submit(SendData(sid, body, True))
             else:
-                await self._submit(ResetStream(sid, self.cancel_code))
+                await self._port.submit(ResetStream(sid, self._port.cancel_code))
         except (ClientDisconnected, LocalProtocolError):
             pass
 
@@ -181,13 +209,10 @@ class StreamBase(ABC):
         except (ClientDisconnected, LocalProtocolError):
             pass
 
-    @abstractmethod
-    async def send_response(self, status: int, headers: Headers) -> None: ...
-
     async def _send(self, command: SendData | SendTrailers, end: bool) -> None:
         if end:
             self.response_complete = True
-        await self._submit(command)
+        await self._port.submit(command)
         if end and not self._ended:
             # The core asked the client to stop sending the body (HTTP/2 RST_STREAM
             # NO_ERROR, HTTP/3 STOP_SENDING): what is buffered can still be read, then
@@ -195,15 +220,16 @@ class StreamBase(ABC):
             self.fail(ClientDisconnected("response complete; request body abandoned"))
         # Back-pressure: wait until the protocol has sent what we queued.  A peer that
         # keeps its window shut (a zero-window stall) gets send_timeout, then a reset.
-        if self._pending() > 0:
+        port, sid = self._port, self._head.stream_id
+        if port.pending_bytes(sid) > 0:
             with anyio.move_on_after(self._config.send_timeout) as waited:
-                while self._pending() > 0:
+                while port.pending_bytes(sid) > 0:
                     if self._error is not None:
                         raise self._error
                     await self._wait()
             if waited.cancelled_caught:
                 self.fail(ClientDisconnected("flow-control window stayed closed"))
-                await self._submit(ResetStream(self._head.stream_id, self.cancel_code))
+                await port.submit(ResetStream(sid, port.cancel_code))
                 raise ClientDisconnected("flow-control window stayed closed")
 
     # -- driven by the connection -----------------------------------------------------------

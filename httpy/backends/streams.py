@@ -1,0 +1,180 @@
+"""The request streams of one multiplexed connection (HTTP/2 or HTTP/3), run once for both.
+
+A protocol driver owns the I/O (TCP reads with their deadlines, or routed datagrams and
+QUIC timers) and feeds its core's events to :meth:`Streams.dispatch`.  Everything that
+follows is the same for both protocols and lives here: the request head mapped for the
+application, one :class:`~httpy.backends.exchange.HTTPExchange` and one task per
+stream, body events handed to the stream, resets and connection loss cancelling its
+handler, bad input logged once, server push, and the end-of-handler rules (500 or a
+reset for an unfinished response, the access-log line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio.abc
+
+from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
+from ..core.events import (
+    BodyReceived,
+    ConnectionTerminated,
+    Event,
+    ProtocolError,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+    TrailersReceived,
+)
+from .connection import ConnectionContext, format_peer, log_exchange, request_head
+from .exchange import HTTPExchange, StreamPort, pushed_request
+from .http2_websocket import serve_http2_websocket
+from .logs import error_log
+
+
+class Streams:
+    """The open streams of one connection and their handlers' tasks.
+
+    ``protocol`` names the protocol in log lines ("HTTP/2", "HTTP/3").  ``on_finished``
+    runs after each handler (the driver returns unread body window, re-arms its idle
+    timer); ``on_orphan_data`` gets body bytes for a stream whose handler is gone.
+    """
+
+    def __init__(
+        self,
+        port: StreamPort,
+        context: ConnectionContext,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        protocol: str,
+        *,
+        on_finished: Callable[[HTTPExchange], Awaitable[None]] | None = None,
+        on_orphan_data: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._port = port
+        self._context = context
+        self._client = client
+        self._server = server
+        self._protocol = protocol
+        self._on_finished = on_finished
+        self._on_orphan_data = on_orphan_data
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self.open: dict[int, HTTPExchange] = {}
+
+    def bind(self, tasks: anyio.abc.TaskGroup) -> None:
+        """The task group the handlers run in (the connection's)."""
+        self._tasks = tasks
+
+    # -- events from the core ---------------------------------------------------------
+
+    def dispatch(self, events: list[Event]) -> list[Event]:
+        """Act on the events every multiplexed protocol has; return the others, in order,
+        for the driver (connection-ID changes on QUIC, for instance)."""
+        others: list[Event] = []
+        streams = self.open
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._open(event)
+            elif isinstance(event, BodyReceived):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.feed(event.data)
+                elif self._on_orphan_data is not None:
+                    self._on_orphan_data(event.stream_id, len(event.data))
+            elif isinstance(event, StreamEnded):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.end()
+            elif isinstance(event, TrailersReceived):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.set_trailers(event.headers)
+            elif isinstance(event, StreamWritable):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.wake()
+            elif isinstance(event, StreamReset):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.fail(ClientDisconnected(f"stream reset ({event.error_code:#x})"))
+                    stream.cancel_scope.cancel()
+            elif isinstance(event, ProtocolError):
+                self._context.bad_requests.warning(
+                    "bad %s input from %s: %s",
+                    self._protocol,
+                    format_peer(self._client),
+                    event.reason,
+                )
+            elif isinstance(event, ConnectionTerminated):
+                for stream in streams.values():
+                    stream.fail(ClientDisconnected(event.reason))
+                    stream.cancel_scope.cancel()
+            else:
+                others.append(event)
+        return others
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown: streams that hold a long-lived session (a WebSocket) close it."""
+        for stream in list(self.open.values()):
+            if stream.on_shutdown is not None:
+                stream.on_shutdown()
+
+    # -- streams ------------------------------------------------------------------------
+
+    def _open(self, event: RequestReceived) -> None:
+        head = request_head(event, self._context.scheme, self._client, self._server)
+        stream = self.start(self._context.adjust(head), ended=not event.body_expected)
+        if event.method == "CONNECT":
+            stream.connect_protocol = event.upgrade
+
+    def start(self, head: RequestHead, ended: bool) -> HTTPExchange:
+        """A new stream for ``head`` (a request, or a push we promised), its handler
+        started in the connection's task group."""
+        stream = HTTPExchange(self._port, head, ended)
+        self.open[head.stream_id] = stream
+        if self._tasks is None:
+            raise RuntimeError("Streams.bind() must come before the first stream")
+        self._tasks.start_soon(self._run_handler, stream)
+        return stream
+
+    def start_push(self, parent: HTTPExchange, path: str, promised: int) -> None:
+        """Run the handler of a push promised on stream ``promised``."""
+        self.start(pushed_request(parent.head, path, promised), ended=True)
+
+    async def body_timed_out(self, stream: HTTPExchange) -> None:
+        """The request body stalled for ``body_timeout``: 408 or a reset (see
+        :meth:`HTTPExchange.answer_body_timeout`), and a log line."""
+        await stream.answer_body_timeout()
+        self._context.bad_requests.warning(
+            "%s request body from %s timed out (stream %d)",
+            self._protocol,
+            format_peer(self._client),
+            stream.head.stream_id,
+        )
+
+    async def _run_handler(self, stream: HTTPExchange) -> None:
+        try:
+            with stream.cancel_scope:
+                try:
+                    if stream.connect_protocol == b"websocket":
+                        # RFC 8441 (HTTP/2) and RFC 9220 (HTTP/3): the same handshake and
+                        # session, over this stream's DATA frames.
+                        await serve_http2_websocket(self._context.app, stream, self._context)
+                    else:
+                        await self._context.app.handle_http(stream)
+                except (ClientDisconnected, RequestBodyError):
+                    pass  # RequestBodyError: body_timed_out has answered (408)
+                except Exception:
+                    error_log.exception(
+                        "application error on %s %s", stream.head.method, stream.head.path
+                    )
+            if not stream.response_complete and not stream.disconnected:
+                await stream.finish_incomplete()
+        finally:
+            self.open.pop(stream.head.stream_id, None)
+            try:
+                if self._on_finished is not None:
+                    await self._on_finished(stream)
+            finally:
+                log_exchange(self._context.config, self._client, stream)
