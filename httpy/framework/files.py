@@ -275,7 +275,7 @@ class FileResponse(Response):
         except OSError:
             await Response.text("Not Found\n", status=404).write(stream)
             return
-        async with file:
+        try:
             await stream.send_response(status, headers)
             pending = b""  # a part's head, sent with the first bytes of its range
             for index, (first, last) in enumerate(ranges):
@@ -294,6 +294,11 @@ class FileResponse(Response):
                         chunk, pending = pending + chunk, b""
                     await stream.send_body(chunk)
             await stream.send_body(pending + tail, end=True)
+        finally:
+            # Shielded: a client that leaves mid-file cancels this task, and before 4.16
+            # anyio's AsyncFile.aclose() then raised at once without closing the file.
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
 
     def __repr__(self) -> str:
         return f"<FileResponse {self.status} {str(self.path)!r}>"
