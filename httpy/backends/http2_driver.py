@@ -26,6 +26,7 @@ from .connection import READ_SIZE, ConnectionContext
 from .exchange import HTTPExchange
 from .send import send_all
 from .streams import Streams
+from .tls import half_close
 
 #: How long a connection we said GOAWAY on keeps reading (and dropping) the client's
 #: bytes before it is closed (see ``HTTP2Driver._linger``).
@@ -111,13 +112,12 @@ class HTTP2Driver:
                 await self._stream.aclose()
 
     async def _linger(self) -> None:
-        """Lingering close after our GOAWAY: stop sending (a FIN where the stream can),
-        then read and drop what the client still sends until it closes, for at most
+        """Lingering close after our GOAWAY: stop sending (a FIN; a close_notify over
+        TLS), then read and drop what the client still sends until it closes, for at most
         ``LINGER_SECONDS``.  Closing a socket with unread input makes the kernel answer
         with a reset, which can destroy the GOAWAY before the client has read it."""
         with anyio.move_on_after(LINGER_SECONDS):
-            with contextlib.suppress(NotImplementedError):  # TLS: no half-close in anyio
-                await self._stream.send_eof()
+            await half_close(self._stream)
             while True:
                 try:
                     await self._stream.receive(READ_SIZE)
