@@ -38,7 +38,7 @@ from httpy.framework import files as files_module
 from httpy.framework.files import content_disposition, etag_matches
 from httpy.framework.response import format_cookie, format_sse
 from tests.support.raw import exchange, status_of
-from tests.support.servers import free_port, running_server, server_thread
+from tests.support.servers import ThreadEvent, free_port, running_server, server_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = bytes(range(256)) * 800 + b"tail"  # 204,804 bytes: several 64 KiB chunks
@@ -100,7 +100,7 @@ class Gate:
     """A generator step the test releases (to prove chunks leave one at a time)."""
 
     def __init__(self) -> None:
-        self.event = anyio.Event()
+        self.event = ThreadEvent()  # set by the test, awaited in the server's thread
         self.log: list[str] = []
 
 
@@ -714,10 +714,7 @@ async def test_file_is_read_in_64k_chunks(file_dir: Path, monkeypatch: pytest.Mo
         def __init__(self, file: Any) -> None:
             self.file = file
 
-        async def __aenter__(self) -> Tracking:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
+        async def aclose(self) -> None:
             await self.file.aclose()
 
         async def seek(self, offset: int) -> int:
