@@ -14,7 +14,7 @@ from wsproto.events import CloseConnection
 
 from httpy import App, Request, Response, WebSocketConnection, WebSocketDisconnect, serve
 from tests.support.raw import exchange, read_until_closed, status_of
-from tests.support.servers import make_config, running_server
+from tests.support.servers import ThreadEvent, make_config, running_server
 from tests.support.wsclient import (
     Rejected,
     handshake_request,
@@ -347,7 +347,7 @@ async def test_client_that_never_reads_blocks_the_sender() -> None:
 async def test_send_to_a_gone_peer_raises_instead_of_hanging() -> None:
     seen: dict[str, Any] = {}
     app = App()
-    gone = anyio.Event()
+    gone = ThreadEvent()  # set by the test, awaited in the server's thread
 
     @app.websocket("/ws")
     async def handler(ws: WebSocketConnection) -> None:
