@@ -290,6 +290,20 @@ class HTTP2Connection:
         if refused:
             self._fail(events, *refused)
             return events
+        split = self._frame_lengths.after_goaway
+        if split is None:
+            self._feed(data, events)
+        else:
+            # h2 closes its state machine on any GOAWAY, and reads the frames behind it
+            # in the same call in that state (a SETTINGS ACK there is a "protocol
+            # error").  A graceful GOAWAY leaves the connection open for the requests in
+            # flight (RFC 9113 6.8): feed it alone, so _translate can reopen h2 first.
+            self._feed(data[:split], events)
+            if not self._closed:
+                self._feed(data[split:], events)
+        return events
+
+    def _feed(self, data: bytes, events: list[Event]) -> None:
         # h2 drops its unsent output when a GOAWAY arrives: keep it.
         self._out += self._h2.data_to_send()
         try:
@@ -302,7 +316,6 @@ class HTTP2Connection:
         except h2.exceptions.ProtocolError as exc:
             code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._fail(events, int(code), str(exc) or type(exc).__name__)
-        return events
 
     def receive_eof(self) -> list[Event]:
         """The peer closed the connection."""

@@ -141,7 +141,7 @@ class StrictDecoder(hpack.Decoder):
 
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
-_DATA, _HEADERS, _SETTINGS, _CONTINUATION = 0x0, 0x1, 0x4, 0x9
+_DATA, _HEADERS, _SETTINGS, _GOAWAY, _CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x9
 _END_HEADERS = 0x4
 
 
@@ -157,16 +157,21 @@ class FrameLengthGuard:
 
     It also tells whether a header block is partly received (:attr:`in_header_block`):
     h2 buffers one silently until its END_HEADERS frame is whole, and the backend bounds
-    that time by ``header_timeout``.
+    that time by ``header_timeout``; and where the last scan's first GOAWAY frame ended
+    with more bytes behind it (:attr:`after_goaway`).
     """
 
-    __slots__ = ("_block", "_block_ends", "_header", "_skip")
+    __slots__ = ("_block", "_block_ends", "_goaway", "_header", "_skip", "after_goaway")
 
     def __init__(self) -> None:
         self._skip = len(PREFACE)  # bytes of the current frame (at first: the preface)
         self._header = b""  # a frame header split across reads
         self._block = False  # a HEADERS frame's header seen, its END_HEADERS frame not whole
         self._block_ends = False  # the frame being skipped ends that block
+        self._goaway = False  # the frame being skipped is a GOAWAY
+        #: Offset in the last scanned data just past a GOAWAY frame, when bytes follow it
+        #: there (h2 would read them in a state it has closed: see HTTP2Connection).
+        self.after_goaway: int | None = None
 
     @property
     def in_header_block(self) -> bool:
@@ -178,6 +183,7 @@ class FrameLengthGuard:
         """Scan ``data``; return the error code and why it is refused, or None."""
         view = memoryview(data)
         pos, size = 0, len(view)
+        self.after_goaway = None
         while pos < size:
             if self._skip:
                 step = min(self._skip, size - pos)
@@ -185,6 +191,10 @@ class FrameLengthGuard:
                 pos += step
                 if self._block_ends and not self._skip:
                     self._block = self._block_ends = False
+                if self._goaway and not self._skip:
+                    self._goaway = False
+                    if pos < size and self.after_goaway is None:
+                        self.after_goaway = pos
                 continue
             take = 9 - len(self._header)
             self._header += bytes(view[pos : pos + take])
@@ -204,6 +214,7 @@ class FrameLengthGuard:
                 elif kind in (_HEADERS, _CONTINUATION):
                     self._block = True
                     self._block_ends = bool(header[4] & _END_HEADERS)
+                self._goaway = kind == _GOAWAY and length > 0
                 self._skip = length
                 if self._block_ends and not length:
                     self._block = self._block_ends = False

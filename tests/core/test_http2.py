@@ -504,6 +504,28 @@ def test_peer_goaway_lets_open_streams_finish() -> None:
     assert pair.server.should_close and pair.server.said_goodbye
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "two-reads"])
+def test_frames_behind_a_graceful_goaway_in_the_same_read(split: bool) -> None:
+    """Regression: a client's GOAWAY followed, in the same read, by its SETTINGS ACK
+    made h2 (which closes its state machine on any GOAWAY) fail the connection with
+    PROTOCOL_ERROR, so the request in flight was never answered."""
+    server = HTTP2Connection(Config())
+    client = client_connection()
+    client.send_headers(1, request_headers(), end_stream=True)
+    assert only(server.receive_data(client.data_to_send()), RequestReceived)
+    feed_client(client, server.data_to_send())  # the client now owes a SETTINGS ACK
+    data = bytes(hf.GoAwayFrame(0, last_stream_id=0).serialize()) + client.data_to_send()
+    reads = [data[:20], data[20:]] if split else [data]
+    for read in reads:
+        assert server.receive_data(read) == []
+    assert not server.should_close
+    server.send(SendResponse(1, 200, ((b"content-length", b"2"),)))
+    server.send(SendData(1, b"ok", end_stream=True))
+    frames = parse_frames(server.data_to_send())
+    assert [f.data for f in frames if isinstance(f, hf.DataFrame)] == [b"ok"]
+    assert isinstance(frames[-1], hf.GoAwayFrame) and frames[-1].error_code == NO_ERROR
+
+
 def test_peer_goaway_with_error_or_eof_end_open_streams() -> None:
     pair = Pair()
     sid, _ = pair.request()
