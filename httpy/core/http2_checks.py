@@ -7,8 +7,9 @@
   payload, DATA on a stream closed by END_STREAM both ways (connection errors h2 gets
   wrong or late).
 * :class:`TokenBucket`: the flood budgets (resets, control frames), refilled over time.
-* :class:`ServerH2Connection`: h2 with its content-length checks left to the caller, so
-  a bad or disagreeing content-length is a stream error (h2 ends the connection).
+* :class:`~.h2_internals.ServerH2Connection` (re-exported): h2 with its content-length
+  checks left to the caller, so a bad or disagreeing content-length is a stream error (h2
+  ends the connection).
 * :class:`StrictDecoder`: HPACK decoding errors as COMPRESSION_ERROR (h2 says
   PROTOCOL_ERROR; RFC 9113 4.3 wants COMPRESSION_ERROR).
 * :func:`valid_upgrade_settings`: the ``HTTP2-Settings`` of an ``Upgrade: h2c`` request,
@@ -24,16 +25,19 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
-import h2.stream
-import h2.utilities
 import hpack
 import hpack.exceptions
 import hpack.struct
 import hyperframe.exceptions
 
+# h2's private internals and undocumented helpers live in .h2_internals (checked when
+# imported); ServerH2Connection is re-exported for .http2.
+from .h2_internals import CONNECTION_HEADERS, HeaderValidationFlags, validate_headers
+from .h2_internals import ServerH2Connection as ServerH2Connection
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-REQUEST_RULES = h2.utilities.HeaderValidationFlags(
+REQUEST_RULES = HeaderValidationFlags(
     is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
 )
 TRAILER_RULES = REQUEST_RULES._replace(is_trailer=True)
@@ -45,7 +49,7 @@ _LOWER_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _PLAIN_VALUE = re.compile(rb"(?:[^\x00\r\n\t ](?:[^\x00\r\n]*[^\x00\r\n\t ])?)?")
 _PLAIN_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
 # Regular names whose rules involve more than their characters: h2 decides those.
-_SPECIAL_NAMES = h2.utilities.CONNECTION_HEADERS | {b"te", b"host"}
+_SPECIAL_NAMES = CONNECTION_HEADERS | {b"te", b"host"}
 
 
 def plainly_valid_request(headers: Iterable[hpack.struct.Header]) -> bool:
@@ -79,44 +83,16 @@ def plainly_valid_request(headers: Iterable[hpack.struct.Header]) -> bool:
     return len(seen) == 4
 
 
-def malformed(
-    headers: Iterable[hpack.struct.Header], rules: h2.utilities.HeaderValidationFlags
-) -> str | None:
+def malformed(headers: Iterable[hpack.struct.Header], rules: HeaderValidationFlags) -> str | None:
     """Why the header block breaks RFC 9113 section 8 (h2's own checks), or None."""
     if rules is REQUEST_RULES and plainly_valid_request(headers):
         return None
     try:
-        for _ in h2.utilities.validate_headers(headers, rules):
+        for _ in validate_headers(headers, rules):
             pass
     except h2.exceptions.ProtocolError as exc:
         return str(exc) or "malformed header block"
     return None
-
-
-class _LengthBlindStream(h2.stream.H2Stream):
-    """An h2 stream that never checks its body against content-length."""
-
-    def _initialize_content_length(self, headers: Iterable[hpack.struct.Header]) -> None:
-        self._expected_content_length = None
-
-
-class ServerH2Connection(h2.connection.H2Connection):
-    """h2's connection with content-length left to its caller.
-
-    h2 makes an invalid content-length, or DATA that disagrees with it, a connection
-    error (ProtocolError / InvalidBodyLengthError out of ``receive_data``, even when the
-    HEADERS and DATA came in one read, before the caller saw the request).  RFC 9113 8.1.1
-    makes it a stream error, so :class:`~httpy.core.http2.HTTP2Connection` checks the
-    value and counts the DATA itself.  h2 has no switch for this: its streams are made of
-    a subclass whose content-length is never set.
-    """
-
-    def _begin_new_stream(
-        self, stream_id: int, allowed_ids: h2.connection.AllowedStreamIDs
-    ) -> h2.stream.H2Stream:
-        stream = super()._begin_new_stream(stream_id, allowed_ids)
-        stream.__class__ = _LengthBlindStream  # no state of its own: only the check differs
-        return stream
 
 
 class CompressionError(h2.exceptions.ProtocolError):

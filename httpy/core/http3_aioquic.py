@@ -10,11 +10,17 @@ place: when aioquic changes, this is the module to check.
 * Functions reading or setting ``QuicConnection`` state aioquic keeps private: stream
   limits (not in ``QuicConfiguration``), unsent bytes per stream, whether a response's
   bytes were all acknowledged, the connection IDs and their stateless reset tokens.
+
+:func:`check` (below the imports) runs at import and raises
+:class:`~httpy.core.private_api.InternalsChanged` naming any of these internals that the
+installed aioquic lacks; pyproject.toml caps aioquic below the next minor release not
+yet tested.  On an aioquic upgrade, besides the import check: ``tests/core/test_http3.py``
+and ``tests/backends/test_http3_*.py`` exercise each of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import aioquic.h3.connection as h3c
 import aioquic.h3.events as h3e
@@ -25,6 +31,8 @@ from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
+
+from .private_api import InternalsChanged, installed_version, require
 
 #: What a HEADERS frame may carry beyond the field section size it encodes: QPACK's
 #: prefix and per-line lengths stay under the 32 bytes RFC 9114 4.2.2 counts per field,
@@ -39,6 +47,114 @@ SMALL_DATA = 128
 #: (bidi, uni), DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED (bidi, uni),
 #: NEW_CONNECTION_ID, RETIRE_CONNECTION_ID, PATH_CHALLENGE (RFC 9000 19).
 CONTROL_FRAME_TYPES = (0x01, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A)
+
+# ---------------------------------------------------------------------- import check
+
+#: What :func:`check` looks for, per probe (see :func:`probes`): the private methods the
+#: classes below override (on aioquic's own classes), and the attributes they and the
+#: functions at the end read or set.
+REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
+    "aioquic": {
+        "QuicConnection": (
+            "_write_connection_limits",
+            "_write_stream_limits",
+            "_on_max_stream_data_delivery",
+        ),
+        "QuicConnection()": (
+            "_QuicConnection__frame_handlers",
+            "_configuration.max_data",
+            "_configuration.max_stream_data",
+            "_local_max_data.used",
+            "_local_max_data.value",
+            "_local_max_streams_bidi.value",
+            "_local_max_streams_bidi.sent",
+            "_local_max_streams_uni.value",
+            "_local_max_streams_uni.sent",
+            "_streams",
+            "_network_paths",
+            "_host_cids",
+        ),
+        "QuicConnection()._host_cids[0]": ("cid", "sequence_number", "stateless_reset_token"),
+        "QuicStream()": (
+            "max_stream_data_local",
+            "max_stream_data_local_sent",
+            "receiver.highest_offset",
+            "receiver.starting_offset",
+            "sender._buffer_start",
+            "sender._buffer_stop",
+            "sender.is_finished",
+            "sender.next_offset",
+        ),
+        "H3Connection": (
+            "_init_connection",
+            "_get_local_settings",
+            "_check_request_or_push_frame_type",
+            "_check_control_frame_type",
+            "_handle_request_or_push_frame",
+        ),
+        "H3Connection()": (
+            "_quic",
+            "_stream",
+            "_peer_control_stream_id",
+            "_local_control_stream_id",
+            "_settings_received",
+            "_max_push_id",
+            "_next_push_id",
+        ),
+        "H3Stream()": ("frame_size", "stream_type", "stream_id"),
+        "aioquic.h3.connection": (
+            "H3Stream",
+            "MessageError",
+            "ProtocolError",
+            "encode_frame",
+            "ErrorCode.H3_EXCESSIVE_LOAD",
+            "FrameType.DATA",
+            "FrameType.GOAWAY",
+            "FrameType.HEADERS",
+            "FrameType.MAX_PUSH_ID",
+            "FrameType.PUSH_PROMISE",
+            "FrameType.SETTINGS",
+            "Setting.MAX_FIELD_SECTION_SIZE",
+        ),
+    },
+}
+
+
+def probes() -> dict[str, object]:
+    """The objects :data:`REQUIRED` is checked against (a client connection: a server
+    one needs a certificate)."""
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    host_cids = getattr(quic, "_host_cids", None) or [None]
+    return {
+        "QuicConnection": QuicConnection,
+        "QuicConnection()": quic,
+        "QuicConnection()._host_cids[0]": host_cids[0],
+        "QuicStream()": QuicStream(stream_id=0),
+        "H3Connection": h3c.H3Connection,
+        "H3Connection()": h3c.H3Connection(quic),
+        "H3Stream()": h3c.H3Stream(0),
+        "aioquic.h3.connection": h3c,
+    }
+
+
+def check(found: Mapping[str, object] | None = None) -> None:
+    """Raise ``InternalsChanged`` unless aioquic has everything listed above, and a frame
+    handler for each of :data:`CONTROL_FRAME_TYPES`."""
+    found = probes() if found is None else found
+    for distribution, required in REQUIRED.items():
+        require(distribution, found, required, module=__name__)
+    table = getattr(found["QuicConnection()"], "_QuicConnection__frame_handlers", {})
+    missing = [hex(t) for t in CONTROL_FRAME_TYPES if t not in table]
+    if missing:
+        raise InternalsChanged(
+            f"HTTPy relies on internals of aioquic that the installed aioquic "
+            f"{installed_version('aioquic')} does not have: QuicConnection's frame handler "
+            f"table has no entry for frame types {', '.join(missing)}.  Install an aioquic "
+            f"release within the bounds in HTTPy's pyproject.toml, or update {__name__}."
+        )
+
+
+check()
 
 
 class ServerQuicConnection(QuicConnection):

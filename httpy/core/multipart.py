@@ -23,13 +23,13 @@ later call raises the same error.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from python_multipart.multipart import MultipartParser
 
 from .events import Headers
+from .multipart_internals import silence
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -52,10 +52,6 @@ __all__ = [
 MAX_PART_HEADERS = 32
 #: RFC 2046 5.1.1 allows 70 characters; be a little generous with odd clients.
 MAX_BOUNDARY_BYTES = 200
-
-# python-multipart logs a warning for every malformed body it sees; a client could use
-# that to flood the logs.  Its errors reach the caller as MultipartError instead.
-_quiet_logger = logging.Logger("httpy.core.multipart.parser", level=logging.CRITICAL + 1)
 
 
 DEFAULT_MAX_PARTS = 1000
@@ -161,7 +157,7 @@ class MultipartReader:
             )
         except TypeError:  # older versions lack those keywords: our own counting suffices
             self._parser = MultipartParser(boundary, callbacks)
-        self._parser.logger = _quiet_logger
+        silence(self._parser)  # its warnings could flood the logs; errors are raised
 
     @property
     def ended(self) -> bool:

@@ -39,7 +39,8 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token
 from .application import RequestHead, StreamError
 from .events import Headers
 from .websocket_deflate import BoundedDeflate, MessageSizeLimit, negotiate_deflate
-from .websocket_frames import frame_message, parse_simple_messages, wsproto_is_idle
+from .websocket_frames import frame_message, parse_simple_messages
+from .wsproto_internals import wsproto_is_idle
 
 # Close codes (RFC 6455 7.4.1; 1012 from the IANA registry).
 NORMAL_CLOSURE = 1000

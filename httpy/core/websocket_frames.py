@@ -13,15 +13,11 @@ in a text message, a message over the size limit.  Declined input goes to wsprot
 then decides and words every error.  ``fuzz/fuzz_websocket.py`` checks that the messages
 are those wsproto would give.
 
-:func:`wsproto_is_idle` tells the caller when bypassing wsproto is sound: no bytes
-buffered, no frame or fragmented message in progress.
+:func:`~.wsproto_internals.wsproto_is_idle` tells the caller when bypassing wsproto is
+sound: no bytes buffered, no frame or fragmented message in progress.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from wsproto.connection import Connection, ConnectionState
 
 _TEXT = 0x81  # FIN + opcode 1; RSV bits clear
 _BINARY = 0x82  # FIN + opcode 2
@@ -89,28 +85,3 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
         size, "little"
     )
-
-
-def wsproto_is_idle(conn: Connection) -> bool:
-    """True when ``conn`` (open) holds no unparsed bytes and is inside no frame and no
-    fragmented message, so input it never sees cannot change what it parses next.
-
-    This reads wsproto's private parser state (``_proto._frame_decoder``,
-    ``_proto._message_decoder``); if wsproto renames them, the answer is False and
-    everything goes through wsproto again, only slower.
-    """
-    if conn.state is not ConnectionState.OPEN:
-        return False
-    proto: Any = getattr(conn, "_proto", None)
-    frames: Any = getattr(proto, "_frame_decoder", None)
-    message: Any = getattr(proto, "_message_decoder", None)
-    buffer: Any = getattr(frames, "buffer", None)
-    try:
-        return (
-            frames.header is None
-            and len(buffer) == 0
-            and message.opcode is None
-            and message.decoder is None
-        )
-    except (AttributeError, TypeError):
-        return False
