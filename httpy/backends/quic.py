@@ -28,7 +28,7 @@ import time
 
 import anyio
 import anyio.abc
-from aioquic._buffer import Buffer
+from aioquic.buffer import Buffer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress
 from aioquic.quic.packet import (
