@@ -184,11 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP/1.1 request-head parser: httptools (the speed extra) or ours; h11 "
         "handles chunked bodies and errors either way (auto: httptools when installed)",
     )
-    parser.add_argument(
-        "--no-fast-path",
-        action="store_true",
-        help="on asyncio, serve plaintext HTTP/1.1 with the portable driver too",
-    )
     proxies = parser.add_argument_group("behind a proxy or load balancer")
     proxies.add_argument(
         "--forwarded-allow-ips",
@@ -372,7 +367,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             proxy_protocol=args.proxy_protocol,
             access_log=not args.no_access_log,
             http1_parser=args.http1_parser,
-            http1_fast_path=not args.no_fast_path,
             access_log_format=args.access_log_format,
             request_id=args.request_id,
             health_path=args.health_path,

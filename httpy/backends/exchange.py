@@ -43,6 +43,13 @@ class StreamPort(Protocol):
     """What an exchange needs of its connection's driver."""
 
     config: Config
+
+    @property
+    def body_timeout(self) -> float:
+        """How long an exchange waits for more request body before ``body_timed_out``
+        (``math.inf`` where the driver's reader enforces ``body_timeout`` itself)."""
+        ...
+
     #: Error code of the reset sent when a handler abandons a stream or the peer's window
     #: stays shut (HTTP/2 CANCEL, HTTP/3 H3_REQUEST_CANCELLED).
     cancel_code: int
@@ -100,6 +107,8 @@ class HTTPExchange:
         self.connect_protocol: bytes | None = None
         #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
         self.on_shutdown: Callable[[], None] | None = None
+        #: The client sent ``Expect: 100-continue``: the first body read answers 100.
+        self.expects_continue = False
 
     # -- HTTPStream -------------------------------------------------------------------------
 
@@ -129,7 +138,10 @@ class HTTPExchange:
             # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
             # gets 408 (or a reset, once the response has started).  A tunnel (extended
             # CONNECT) may stay quiet: its protocol has its own keep-alive.
-            timeout = self._config.body_timeout if self.connect_protocol is None else math.inf
+            timeout = self._port.body_timeout if self.connect_protocol is None else math.inf
+            if self.expects_continue:
+                self.expects_continue = False
+                await self._port.submit(SendInformational(self._head.stream_id, 100))
             with anyio.move_on_after(timeout) as waited:
                 await self._wait()
             if waited.cancelled_caught and not self._chunks and not self._ended:
@@ -254,6 +266,11 @@ class HTTPExchange:
 
     def set_trailers(self, headers: Headers) -> None:
         self._trailers = headers
+
+    def input_ended(self) -> None:
+        """The connection reads no more: a body still incomplete never will be."""
+        if not self._ended:
+            self.fail(ClientDisconnected("connection closed before the request body ended"))
 
     def fail(self, error: Exception) -> None:
         if self._error is None:

@@ -18,6 +18,7 @@ from ..core.application import ClientDisconnected
 from ..core.events import (
     CloseConnection,
     Command,
+    Event,
     Headers,
     RequestReceived,
 )
@@ -39,6 +40,11 @@ class HTTP2Driver:
 
     #: RST_STREAM CANCEL: a handler abandoned its response, or the window stayed shut.
     cancel_code = 0x8
+
+    @property
+    def body_timeout(self) -> float:
+        """Each exchange times its own body reads (408 or a reset on its stream)."""
+        return self.config.body_timeout
 
     def __init__(
         self,
@@ -90,7 +96,7 @@ class HTTP2Driver:
         try:
             async with anyio.create_task_group() as tasks:
                 self._streams.bind(tasks)
-                self._streams.dispatch(self._conn.initial_events())
+                self._dispatch(self._conn.initial_events())
                 await self.flush()
                 await self._read_loop()
                 # The connection is over (EOF, GOAWAY done, or a connection error):
@@ -197,7 +203,7 @@ class HTTP2Driver:
 
     async def _read_loop(self) -> None:
         if self._initial:
-            self._streams.dispatch(self._conn.receive_data(self._initial, anyio.current_time()))
+            self._dispatch(self._conn.receive_data(self._initial, anyio.current_time()))
         while not self._conn.should_close:
             # Flush right before reading: whatever was queued while this task waited
             # (a GOAWAY from begin_shutdown) goes out now, not with the next input.
@@ -221,7 +227,7 @@ class HTTP2Driver:
                 events = self._conn.receive_data(data, anyio.current_time())
             else:
                 events = self._conn.receive_eof()
-            self._streams.dispatch(events)
+            self._dispatch(events)
 
     def _read_deadline(self) -> float:
         """When the reader stops waiting for input (then ``receive_timeout``): the idle
@@ -248,6 +254,12 @@ class HTTP2Driver:
         else:
             self._head_since = None
         return deadline
+
+    def _dispatch(self, events: list[Event]) -> None:
+        if any(isinstance(event, RequestReceived) for event in events):
+            self._idle_since = None  # a new stream: the idle time starts again
+            self._had_request = True
+        self._streams.dispatch(events)
 
     async def _stream_finished(self, stream: HTTPExchange) -> None:
         """A handler is done.  Body bytes it never read still hold connection window:

@@ -53,6 +53,11 @@ class HTTP3Driver:
     #: A handler abandoned its response, or QUIC's window stayed shut.
     cancel_code: int = H3_REQUEST_CANCELLED
 
+    @property
+    def body_timeout(self) -> float:
+        """Each exchange times its own body reads (408 or a reset on its stream)."""
+        return self.config.body_timeout
+
     def __init__(
         self,
         conn: HTTP3Connection,

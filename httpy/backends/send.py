@@ -32,7 +32,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from .asyncio_stream import AsyncioSocketStream
+from .asyncio_transport import AsyncioSocketStream
 
 _raw_sockets: WeakKeyDictionary[anyio.abc.SocketStream, socket.socket] = WeakKeyDictionary()
 

@@ -19,7 +19,6 @@ Shutdown order (on a signal, the ``shutdown_trigger``, or cancellation of ``serv
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import signal
 import socket
@@ -32,28 +31,21 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 import anyio.abc
-import sniffio
 from anyio.abc import SocketAttribute
 
 from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config
 from ..core.proxy_protocol import ProxyProtocolError
-from .asyncio_http1 import AsyncioHTTP1Driver, Handoff
-from .asyncio_stream import AsyncioSocketStream
 from .cert_files import install as _record_cert_files
-from .connection import (
-    ConnectionContext,
-    HTTP1Driver,
-    SwitchToHTTP2,
-    SwitchToWebSocket,
-    format_peer,
-)
+from .connection import ConnectionContext, SwitchToHTTP2, SwitchToWebSocket, format_peer
+from .http1_driver import HTTP1Driver
 from .http2_driver import HTTP2Driver
 from .listeners import bind_sockets, remove_socket_file
 from .logs import error_log
 from .metrics import with_operations
 from .proxy import chain, read_proxy_header
 from .tls import client_cert_hook, config_ssl_context, enable_alpn, peer_certificate, tls_handshake
+from .transport import open_socket_stream
 from .websocket_driver import WebSocketDriver
 
 if TYPE_CHECKING:
@@ -299,25 +291,7 @@ class Server:
                     return
                 if header.client is not None:
                     client, server = header.client, header.server
-            on_asyncio = sniffio.current_async_library() == "asyncio"
-            handoff: Handoff | None = None
-            if on_asyncio and not tls and self.config.http1_fast_path:
-                fast = await _accept_fast(sock, self._context, client, server)
-                driver = fast
-                handoff = await self._run_driver(fast)
-                if handoff is None:
-                    return
-                stream = handoff.stream
-                if handoff.prior_knowledge is not None:
-                    driver = HTTP2Driver(
-                        stream, self._context, client, server, initial_data=handoff.prior_knowledge
-                    )
-                    await self._run_driver(driver)
-                    return
-            elif on_asyncio:
-                stream = await AsyncioSocketStream.from_socket(sock)
-            else:
-                stream = await anyio.abc.SocketStream.from_socket(sock)
+            stream = await open_socket_stream(sock)
             context = self._context
             alpn: str | None = None
             if tls:
@@ -347,14 +321,7 @@ class Server:
                 driver = HTTP2Driver(stream, context, client, server)
                 await self._run_driver(driver)
                 return
-            http1 = HTTP1Driver(
-                stream,
-                context,
-                client,
-                server,
-                connection=handoff.connection if handoff is not None else None,
-                initial_events=handoff.events if handoff is not None else None,
-            )
+            http1 = HTTP1Driver(stream, context, client, server)
             driver = http1
             switch = await self._run_driver(http1)
             if isinstance(switch, SwitchToHTTP2):
@@ -431,20 +398,6 @@ class Server:
             for quic in self._quic_listeners:
                 await quic.wait_closed()
         connections.cancel_scope.cancel()
-
-
-async def _accept_fast(
-    sock: socket.socket,
-    context: ConnectionContext,
-    client: tuple[str, int] | None,
-    server: tuple[str, int] | None,
-) -> AsyncioHTTP1Driver:
-    """Attach the asyncio fast-path HTTP/1.1 driver to an accepted plaintext socket."""
-    loop = asyncio.get_running_loop()
-    _, driver = await loop.connect_accepted_socket(
-        lambda: AsyncioHTTP1Driver(context, client, server), sock
-    )
-    return driver
 
 
 def _describe(exc: BaseException) -> str:

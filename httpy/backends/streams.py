@@ -125,6 +125,7 @@ class Streams:
     def _open(self, event: RequestReceived) -> None:
         head = request_head(event, self._context.scheme, self._client, self._server)
         stream = self.start(self._context.adjust(head), ended=not event.body_expected)
+        stream.expects_continue = event.expects_continue
         if event.method == "CONNECT":
             stream.connect_protocol = event.upgrade
 

@@ -103,10 +103,6 @@ class Config:
     quic_retry: bool = False
 
     # -- drivers ----------------------------------------------------------------------
-    #: On asyncio, serve plaintext HTTP/1.1 with the protocol-callback driver (about
-    #: twice the requests/s of the portable anyio driver, which TLS, trio and upgraded
-    #: connections use).  False: the portable driver everywhere (for comparison).
-    http1_fast_path: bool = True
     #: Request-head parser for HTTP/1.1: "python" (ours, over h11's grammar), "httptools"
     #: (llhttp, the ``speed`` extra), or "auto" (httptools when installed).  Either way
     #: h11 parses what they decline (chunked bodies, anything unusual, every error).

@@ -26,7 +26,8 @@ import anyio
 import h11
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ..backends.connection import ConnectionContext, HTTP1Driver
+from ..backends.connection import ConnectionContext
+from ..backends.http1_driver import HTTP1Driver
 from ..backends.http2_driver import HTTP2Driver
 from ..backends.memory import MemoryByteStream, memory_stream_pair
 from ..core.application import Application, LifespanApplication

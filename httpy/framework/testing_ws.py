@@ -39,7 +39,8 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
-from ..backends.connection import ConnectionContext, HTTP1Driver, SwitchToWebSocket
+from ..backends.connection import ConnectionContext, SwitchToWebSocket
+from ..backends.http1_driver import HTTP1Driver
 from ..backends.memory import MemoryByteStream, memory_stream_pair
 from ..backends.websocket_driver import WebSocketDriver
 from ..core.websocket import WebSocketDisconnect

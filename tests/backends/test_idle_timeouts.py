@@ -65,12 +65,6 @@ def make_app() -> App:
     return app
 
 
-@pytest.fixture(params=[True, False], ids=["fast-path", "portable"])
-def fast_path(request: pytest.FixtureRequest) -> bool:
-    """On asyncio, the protocol-callback driver or the portable one (trio: portable)."""
-    return bool(request.param)
-
-
 async def assert_closed_silently(stream: anyio.abc.ByteStream) -> float:
     """Wait for the server to close ``stream`` without a byte; return the wait (s)."""
     started = time.monotonic()
@@ -90,12 +84,11 @@ async def assert_stays_open(stream: anyio.abc.ByteStream, seconds: float) -> Non
 # ----------------------------------------------------------------------------- HTTP/1.1
 
 
-async def test_silent_new_connection_is_closed_after_header_timeout(fast_path: bool) -> None:
+async def test_silent_new_connection_is_closed_after_header_timeout() -> None:
     async with running_server(
         make_app(),
         header_timeout=HEADER_TIMEOUT,
         keepalive_timeout=LONG_KEEPALIVE,
-        http1_fast_path=fast_path,
     ) as address:
         async with await anyio.connect_tcp(*address) as stream:
             waited = await assert_closed_silently(stream)
@@ -106,12 +99,11 @@ async def test_silent_new_connection_is_closed_after_header_timeout(fast_path: b
             assert status_of(await read_response(stream)) == 200
 
 
-async def test_connection_idle_after_a_request_outlives_header_timeout(fast_path: bool) -> None:
+async def test_connection_idle_after_a_request_outlives_header_timeout() -> None:
     async with running_server(
         make_app(),
         header_timeout=HEADER_TIMEOUT,
         keepalive_timeout=LONG_KEEPALIVE,
-        http1_fast_path=fast_path,
     ) as address:
         async with await anyio.connect_tcp(*address) as stream:
             await stream.send(GET)
@@ -121,17 +113,16 @@ async def test_connection_idle_after_a_request_outlives_header_timeout(fast_path
             assert status_of(await read_response(stream)) == 200
 
 
-async def test_shorter_keepalive_timeout_bounds_the_first_byte_too(fast_path: bool) -> None:
+async def test_shorter_keepalive_timeout_bounds_the_first_byte_too() -> None:
     """Lowering keepalive_timeout still drops silent new connections that early."""
     async with running_server(
-        make_app(), header_timeout=LONG_KEEPALIVE, keepalive_timeout=0.5, http1_fast_path=fast_path
+        make_app(), header_timeout=LONG_KEEPALIVE, keepalive_timeout=0.5
     ) as address:
         async with await anyio.connect_tcp(*address) as stream:
             await assert_closed_silently(stream)
 
 
 async def test_connection_handed_over_after_an_upgrade_request_idles_under_keepalive(
-    fast_path: bool,
 ) -> None:
     """The asyncio fast path hands any request with ``Upgrade`` to the portable driver:
     that driver continues after a request, so keep-alive rules apply, not the first
@@ -141,7 +132,6 @@ async def test_connection_handed_over_after_an_upgrade_request_idles_under_keepa
         make_app(),
         header_timeout=HEADER_TIMEOUT,
         keepalive_timeout=LONG_KEEPALIVE,
-        http1_fast_path=fast_path,
     ) as address:
         async with await anyio.connect_tcp(*address) as stream:
             await stream.send(upgrade)  # an upgrade nobody speaks: answered as HTTP/1.1

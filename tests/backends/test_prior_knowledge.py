@@ -76,23 +76,17 @@ def make_app() -> App:
     return app
 
 
-@pytest.fixture(params=[True, False], ids=["fast-path", "portable"])
-def fast_path(request: pytest.FixtureRequest) -> bool:
-    """On asyncio, the protocol-callback driver or the portable one (trio: portable)."""
-    return bool(request.param)
-
-
 @pytest.mark.anyio
-async def test_invalid_preface_on_cleartext_gets_goaway(fast_path: bool) -> None:
-    async with running_server(make_app(), http1_fast_path=fast_path) as address:
+async def test_invalid_preface_on_cleartext_gets_goaway() -> None:
+    async with running_server(make_app()) as address:
         data = await exchange(address, b"INVALID CONNECTION PREFACE\r\n\r\n", timeout=5)
     assert data[3:4] == b"\x04"  # the server's SETTINGS first
     assert data.endswith(GOAWAY_PROTOCOL_ERROR), data
 
 
 @pytest.mark.anyio
-async def test_request_line_in_pieces_after_empty_lines_is_http1(fast_path: bool) -> None:
-    async with running_server(make_app(), http1_fast_path=fast_path) as address:
+async def test_request_line_in_pieces_after_empty_lines_is_http1() -> None:
+    async with running_server(make_app()) as address:
         async with await anyio.connect_tcp(*address) as stream:
             for piece in (b"\r\n", b"GET / H", b"TTP/1.1\r", b"\nHost: t\r\n\r\n"):
                 await stream.send(piece)
@@ -103,17 +97,17 @@ async def test_request_line_in_pieces_after_empty_lines_is_http1(fast_path: bool
 
 
 @pytest.mark.anyio
-async def test_malformed_http1_request_line_still_gets_400(fast_path: bool) -> None:
-    async with running_server(make_app(), http1_fast_path=fast_path) as address:
+async def test_malformed_http1_request_line_still_gets_400() -> None:
+    async with running_server(make_app()) as address:
         data = await exchange(address, b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", timeout=5)
     assert status_of(data) == 400
 
 
 @pytest.mark.anyio
-async def test_unfinished_request_line_still_gets_408(fast_path: bool) -> None:
+async def test_unfinished_request_line_still_gets_408() -> None:
     """Bytes held while the first line is incomplete reach the HTTP/1.1 parser when the
     header timeout fires: 408, as for any unfinished head."""
-    async with running_server(make_app(), http1_fast_path=fast_path, header_timeout=0.3) as address:
+    async with running_server(make_app(), header_timeout=0.3) as address:
         async with await anyio.connect_tcp(*address) as stream:
             await stream.send(b"GET / HTTP/1.1")  # no line end, ever
             data = await read_until_closed(stream, timeout=5)
@@ -121,9 +115,9 @@ async def test_unfinished_request_line_still_gets_408(fast_path: bool) -> None:
 
 
 @pytest.mark.anyio
-async def test_unfinished_request_line_then_eof_is_closed_unanswered(fast_path: bool) -> None:
+async def test_unfinished_request_line_then_eof_is_closed_unanswered() -> None:
     """The HTTP/1.1 parser decides, as before: a head cut short by EOF is not answered."""
-    async with running_server(make_app(), http1_fast_path=fast_path) as address:
+    async with running_server(make_app()) as address:
         async with await anyio.connect_tcp(*address) as stream:
             await stream.send(b"GET / HTTP/1.1")
             await stream.send_eof()

@@ -17,7 +17,7 @@ import anyio.abc
 import pytest
 import sniffio
 
-from httpy.backends.asyncio_stream import AsyncioSocketStream
+from httpy.backends.asyncio_transport import AsyncioSocketStream
 from httpy.backends.send import send_all
 
 pytestmark = pytest.mark.anyio

@@ -33,13 +33,9 @@ async def listener_closed(host: str, port: int) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "portable"])
-async def test_idle_keepalive_connection_closes_at_once(
-    fast_path: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_idle_keepalive_connection_closes_at_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="httpy.error")
-    config = Config(binds=("127.0.0.1:0",), access_log=False, drain_timeout=60,
-                    http1_fast_path=fast_path)
+    config = Config(binds=("127.0.0.1:0",), access_log=False, drain_timeout=60)
     server = Server(app, config)
     stop = anyio.Event()
     async with anyio.create_task_group() as tasks:
@@ -57,10 +53,8 @@ async def test_idle_keepalive_connection_closes_at_once(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "portable"])
-async def test_request_arriving_during_the_drain_is_answered(fast_path: bool) -> None:
-    config = Config(binds=("127.0.0.1:0",), access_log=False, drain_timeout=60,
-                    http1_fast_path=fast_path)
+async def test_request_arriving_during_the_drain_is_answered() -> None:
+    config = Config(binds=("127.0.0.1:0",), access_log=False, drain_timeout=60)
     server = Server(app, config)
     stop = anyio.Event()
     async with anyio.create_task_group() as tasks:

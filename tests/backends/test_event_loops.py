@@ -1,9 +1,7 @@
-"""The asyncio fast-path HTTP/1.1 driver: what is specific to it.
-
-The rest of the suite already runs every HTTP/1.1 test through it on asyncio (and through
-the portable driver on trio).  Here: the hand-overs to the portable driver (upgrades, the
-HTTP/2 preface, a request pipelined behind an upgrade), keep-alive on uvloop (whose
-callback order differs from asyncio's), and the switch that turns the fast path off.
+"""The same driver on asyncio's own loop and on uvloop, whose callback order differs:
+keep-alive back to back, and the switches to HTTP/2 (prior knowledge after a preface
+split across reads, ``Upgrade: h2c`` after keep-alive requests) on one connection.
+(The rest of the suite runs on asyncio and trio.)
 """
 
 from __future__ import annotations
@@ -85,13 +83,6 @@ def test_keep_alive_requests_back_to_back(loop_factory: object) -> None:
     assert all(a.startswith(b"HTTP/1.1 200 ") for a in answers)
 
 
-@pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "portable"])
-def test_fast_path_switch(fast_path: bool) -> None:
-    with server_on(asyncio.new_event_loop, http1_fast_path=fast_path) as address:
-        answers = keep_alive_round_trips(address, 3)
-    assert all(a.endswith(b"hello over HTTP/1.1") for a in answers)
-
-
 def h2_get(sock: socket.socket, conn: h2.connection.H2Connection, stream_id: int) -> bytes:
     conn.send_headers(
         stream_id,
@@ -126,8 +117,8 @@ def test_prior_knowledge_after_a_split_preface_is_handed_to_http2(loop_factory: 
 
 @pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
 def test_h2c_upgrade_after_keep_alive_requests(loop_factory: object) -> None:
-    """Two plain requests on the fast path, then an Upgrade: h2c request on the same
-    connection: the portable driver takes the parser's state and switches."""
+    """Two plain requests, then an Upgrade: h2c request on the same connection: the
+    HTTP/1.1 driver answers 101 and the HTTP/2 driver carries on."""
     with server_on(loop_factory) as address, socket.create_connection(address, timeout=5) as sock:
         for _ in range(2):
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
