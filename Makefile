@@ -44,12 +44,37 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+## The test suite (pytest) against the newest release of every dependency, above the upper
+## bounds in pyproject.toml too, in .venv-latest: does a new h2, aioquic, wsproto... break
+## HTTPy?  `make test-latest PYTEST_ARGS=tests/core` for a part of it.
+LATEST := .venv-latest
+PYTEST_ARGS ?=
+.PHONY: test-latest test-minimum
+test-latest: system-deps
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade \
+		$$($(PYTHON) scripts/min_requirements.py --names)
+	$(LATEST)/bin/python -m pip list --disable-pip-version-check
+	$(LATEST)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## The test suite (pytest) with every runtime dependency at exactly its declared lower bound
+## (scripts/min_requirements.py reads them from pyproject.toml), in .venv-minimum.
+MINIMUM := .venv-minimum
+test-minimum: system-deps
+	test -x $(MINIMUM)/bin/python || $(PYTHON) -m venv $(MINIMUM)
+	$(PYTHON) scripts/min_requirements.py > $(MINIMUM)/pins.txt
+	$(MINIMUM)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r $(MINIMUM)/pins.txt -c $(MINIMUM)/pins.txt -e '.[dev]'
+	$(MINIMUM)/bin/python -m pip list --disable-pip-version-check
+	$(MINIMUM)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
 ## Long fuzzing campaign (HYPOTHESIS_PROFILE=long: 50,000 examples per target).
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:cacheprovider --timeout=0 fuzz -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .venv-latest .venv-minimum .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
 
 ## Side-by-side benchmark vs Uvicorn, Hypercorn and Granian: writes bench/results/latest.md and
 ## latest.png (full profile ~15 min; `make bench BENCH_PROFILE=quick` for a ~2-minute smoke run).

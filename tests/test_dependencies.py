@@ -4,19 +4,30 @@
   (:func:`httpy.core.private_api.require`); here every one of those checks is shown to
   fail, naming the library, its version and the attribute, when that attribute is gone
   (a check that cannot fail is not a check), and to pass on what is installed.
+* Every library those modules reach into has an upper bound in pyproject.toml.
+* ``scripts/min_requirements.py`` (behind ``make test-minimum``) pins every runtime
+  dependency to its lower bound.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from httpy.core.private_api import InternalsChanged, installed_version, missing_attribute, require
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 #: The quarantine modules: each has REQUIRED, probes() and check(found).
 QUARANTINES = [
@@ -137,3 +148,47 @@ def test_require_names_library_version_and_attribute() -> None:
     assert f"h2 {installed_version('h2')}" in message
     assert "thing.present.gone (no attribute 'gone')" in message
     assert "httpy.m" in message
+
+
+# ------------------------------------------------------------------- pyproject bounds
+
+
+def _requirements() -> dict[str, str]:
+    project = PYPROJECT["project"]
+    items = list(project["dependencies"])
+    for extra, values in project["optional-dependencies"].items():
+        if extra != "dev":
+            items += values
+    result = {}
+    for item in items:
+        match = re.match(r"([A-Za-z0-9._-]+)\s*(.*)", item)
+        assert match is not None, item
+        result[match[1].lower().replace("_", "-")] = match[2]
+    return result
+
+
+def test_libraries_with_private_internals_have_upper_bounds() -> None:
+    requirements = _requirements()
+    distributions = {"anyio"}  # httpy.backends.anyio_internals
+    for name in QUARANTINES:
+        try:
+            distributions |= set(importlib.import_module(name).REQUIRED)
+        except ImportError:
+            distributions.add("aioquic")
+    for distribution in sorted(distributions):
+        assert distribution in requirements, f"{distribution} is not declared"
+        assert "<" in requirements[distribution], f"{distribution} needs an upper bound"
+
+
+def test_min_requirements_pins_every_runtime_dependency() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "min_requirements.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    pins = dict(line.split("==") for line in out)
+    requirements = _requirements()
+    assert set(pins) == set(requirements)
+    for name, spec in requirements.items():
+        assert f">={pins[name]}" in spec.replace(" ", ""), (name, spec)
