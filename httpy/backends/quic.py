@@ -28,9 +28,7 @@ import time
 
 import anyio
 import anyio.abc
-# aioquic.buffer is where aioquic itself imports Buffer from (it re-exports it from the
-# private aioquic._buffer, without __all__, hence the ignore for mypy --strict).
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported, no __all__
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress
 from aioquic.quic.packet import (
