@@ -13,6 +13,7 @@ on asyncio and trio; on trio, anyio's socket stream is used.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections import deque
 from typing import cast
@@ -37,6 +38,8 @@ class StreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.read_waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
+        #: Resolved when the peer is gone (EOF or a lost connection): see wait_lost.
+        self.lost_waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
@@ -57,11 +60,13 @@ class StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
+        self._wake_lost()
         return True  # keep the transport: we may still be writing a response
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self._wake_reader()
+        self._wake_lost()
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)
 
@@ -72,6 +77,10 @@ class StreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)
+
+    def _wake_lost(self) -> None:
+        if self.lost_waiter is not None and not self.lost_waiter.done():
+            self.lost_waiter.set_result(None)
 
     def _wake_reader(self) -> None:
         if self.read_waiter is not None and not self.read_waiter.done():
@@ -84,6 +93,10 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
     def __init__(self, protocol: StreamProtocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
+        # receive_within's timer (see there) and interrupt's flag.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._interrupted = False
 
     @classmethod
     async def from_socket(cls, sock: socket.socket) -> AsyncioSocketStream:
@@ -112,6 +125,57 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             protocol.reading_paused = False
             self._transport.resume_reading()
         return chunk
+
+    def now(self) -> float:
+        """The loop's clock (the unit of ``receive_within``'s deadline)."""
+        return asyncio.get_running_loop().time()
+
+    async def receive_within(self, deadline: float, max_bytes: int = 65536) -> bytes | None:
+        """:meth:`receive`, or None once ``deadline`` (:meth:`now`'s clock) passes or
+        :meth:`interrupt` is called first.  No cancel scope: one timer per connection
+        resolves the read's future, re-armed only when it fires early (a keep-alive
+        request moves the deadline without touching the timer)."""
+        protocol = self._protocol
+        if not protocol.chunks and not protocol.eof and not protocol.lost:
+            loop = asyncio.get_running_loop()
+            while True:
+                if deadline < self._timer_at:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = loop.call_at(deadline, self._on_timer)
+                    self._timer_at = deadline
+                waiter = protocol.read_waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    protocol.read_waiter = None
+                if protocol.chunks or protocol.eof or protocol.lost:
+                    break
+                if self._interrupted:
+                    self._interrupted = False
+                    return None
+                if loop.time() >= deadline:
+                    return None
+        return await self.receive(max_bytes)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self._protocol._wake_reader()
+
+    def interrupt(self) -> None:
+        """End a pending :meth:`receive_within` early (it returns None)."""
+        self._interrupted = True
+        self._protocol._wake_reader()
+
+    async def wait_lost(self) -> None:
+        """Return once the peer has closed its side or the connection is lost (seen
+        while reading is not paused)."""
+        protocol = self._protocol
+        if protocol.eof or protocol.lost:
+            return
+        if protocol.lost_waiter is None or protocol.lost_waiter.done():
+            protocol.lost_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(protocol.lost_waiter)
 
     async def send(self, item: bytes, max_wait: float | None = None) -> None:
         """Write ``item``; wait while the transport's buffer is over its high-water mark,
@@ -143,6 +207,9 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             self._transport.write_eof()
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
         if not self._transport.is_closing():
             self._transport.close()
 

@@ -53,6 +53,15 @@ class StreamPort(Protocol):
     #: Error code of the reset sent when a handler abandons a stream or the peer's window
     #: stays shut (HTTP/2 CANCEL, HTTP/3 H3_REQUEST_CANCELLED).
     cancel_code: int
+    #: True where the handler's own body reads drive the connection's reads
+    #: (:meth:`pull_body`; HTTP/1.1, one request at a time); False where the connection's
+    #: reader feeds every stream (HTTP/2, HTTP/3).
+    pulls_body: bool
+
+    async def pull_body(self, exchange: HTTPExchange) -> None:
+        """Read the connection until ``exchange``'s body moves on (more bytes, its end,
+        or an error), within ``body_timeout`` (only where :attr:`pulls_body`)."""
+        ...
 
     def server_headers(self, headers: Headers) -> Headers:
         """``headers`` plus what the server adds to every response (Date, Server)."""
@@ -95,20 +104,29 @@ class HTTPExchange:
         self._ended = ended
         self._trailers: Headers = ()
         self._error: Exception | None = None
-        self._changed = anyio.Event()
+        #: Made when first awaited: most exchanges never wait (HTTP/1.1 pulls its body).
+        self._changed: anyio.Event | None = None
         self.response_started = False
         self.response_complete = False
         self.status = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
-        #: Cancelled when the client resets the stream or the connection ends.
-        self.cancel_scope = anyio.CancelScope()
+        self._cancel_scope: anyio.CancelScope | None = None
         #: The ``:protocol`` of an extended CONNECT (RFC 8441 / RFC 9220: a WebSocket).
         self.connect_protocol: bytes | None = None
         #: Called by a graceful shutdown (a WebSocket on this stream closes with 1012).
         self.on_shutdown: Callable[[], None] | None = None
         #: The client sent ``Expect: 100-continue``: the first body read answers 100.
         self.expects_continue = False
+
+    @property
+    def cancel_scope(self) -> anyio.CancelScope:
+        """The scope a handler runs in when it has its own task (HTTP/2, HTTP/3):
+        cancelled when the client resets the stream or the connection ends.  Made on
+        first use: an HTTP/1.1 handler runs in its connection's scope instead."""
+        if self._cancel_scope is None:
+            self._cancel_scope = anyio.CancelScope()
+        return self._cancel_scope
 
     # -- HTTPStream -------------------------------------------------------------------------
 
@@ -142,6 +160,9 @@ class HTTPExchange:
             if self.expects_continue:
                 self.expects_continue = False
                 await self._port.submit(SendInformational(self._head.stream_id, 100))
+            if self._port.pulls_body:
+                await self._port.pull_body(self)
+                continue
             with anyio.move_on_after(timeout) as waited:
                 await self._wait()
             if waited.cancelled_caught and not self._chunks and not self._ended:
@@ -249,12 +270,13 @@ class HTTPExchange:
     async def _wait(self) -> None:
         # Shared by every task waiting on this stream (a WebSocket reads and writes from
         # two tasks): replace the event only once it has fired, so no waiter is orphaned.
-        if self._changed.is_set():
+        if self._changed is None or self._changed.is_set():
             self._changed = anyio.Event()
         await self._changed.wait()
 
     def wake(self) -> None:
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)

@@ -1,23 +1,20 @@
 """The HTTP/1.1 connection driver: socket bytes <-> :class:`HTTP1Connection` <-> the app.
 
-One driver for every event loop and transport (TCP or TLS, asyncio or trio).  Its own
-task is the connection's **reader**: it reads the socket (with the header, body and
-keep-alive timeouts), feeds the core, and hands the core's events to the same stream
-engine HTTP/2 and HTTP/3 use (:class:`~httpy.backends.streams.Streams`): each request
-is an :class:`~httpy.backends.exchange.HTTPExchange` whose handler runs in a task of
-its own.  HTTP/1.1 is simply a connection with at most one request being answered: the
-core yields a request only once the previous response is complete, so responses keep
-request order.
+One driver for every event loop and transport (TCP or TLS, asyncio or trio), on the same
+stream engine as HTTP/2 and HTTP/3 (:class:`~httpy.backends.streams.Streams`, one
+:class:`~httpy.backends.exchange.HTTPExchange` per request).  HTTP/1.1 answers one
+request at a time, so the connection's own task does it all: it reads the socket (with
+the header and keep-alive timeouts), feeds the core, and runs each handler itself, with
+no task switch.  A handler's body reads pull from the socket (``body_timeout`` each), so
+a handler that does not read leaves the bytes with the client (back-pressure).
 
-Because the reader keeps reading while a handler runs, a client that disconnects is
-noticed at once and the handler is cancelled.  It stops reading when the application is
-not consuming the body (``body_buffer_bytes``) or pipelined bytes pile up
-(``max_pipeline_bytes``).  Writes from the reader (answers the core gives itself: 400,
-408, 413 ...) and from the handler go through one lock.
+While a handler runs nobody else reads, so a :class:`~httpy.backends.transport.LossWatch`
+watches for the client leaving (the asyncio transport's callbacks, or a pump task on
+other streams) and a small watcher task then cancels the handler.
 
 The connection may change protocol: the HTTP/2 preface (prior knowledge), ``Upgrade:
-h2c`` and ``Upgrade: websocket`` end this driver with a ``Switch...`` result for the
-server to carry on.
+h2c`` and ``Upgrade: websocket`` end this driver with a ``Switch...`` result; the server
+carries on with :attr:`HTTP1Driver.stream`.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ import anyio.abc
 
 from ..core.application import ClientDisconnected, RequestBodyError
 from ..core.events import (
-    BodyReceived,
     CloseConnection,
     Command,
     Event,
@@ -52,6 +48,7 @@ from .connection import (
 from .exchange import HTTPExchange
 from .send import send_all
 from .streams import Streams
+from .transport import LossWatch, PumpedStream, loss_watch
 
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -61,9 +58,9 @@ class HTTP1Driver:
 
     #: An abandoned response cannot be reset on HTTP/1.1: the core closes instead.
     cancel_code = 0
-    #: The reader enforces ``body_timeout`` (the core answers 408 and closes), so an
-    #: exchange does not time its own body reads.
+    #: Body reads are pulls through :meth:`pull_body`, which applies ``body_timeout``.
     body_timeout = math.inf
+    pulls_body = True
 
     def __init__(
         self,
@@ -72,16 +69,20 @@ class HTTP1Driver:
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
     ) -> None:
-        self._stream = stream
+        #: The stream to write to (and, after a switch, to go on with).
+        self.stream = stream
+        self._reader: LossWatch | None = None
         self._context = context
         self.config = context.config
         self._conn = HTTP1Connection(context.config)
         self._client = client
+        self._handler_scope = anyio.CancelScope()
+        #: Requests opened and not yet run, and the one whose handler runs.
+        self._pending: list[HTTPExchange] = []
+        self._current: HTTPExchange | None = None
         self._streams = Streams(
-            self, context, client, server, "HTTP/1.1", on_finished=self._exchange_finished
+            self, context, client, server, "HTTP/1.1", on_request=self._pending.append
         )
-        # fast_acquire: no checkpoint when uncontended (nearly every write).
-        self._write_lock = anyio.Lock(fast_acquire=True)
         #: An ``Upgrade: h2c`` request to switch on, once seen (RFC 7540 3.2).
         self._h2c: RequestReceived | None = None
         #: An ``Upgrade: websocket`` request, handed to the WebSocket driver (RFC 6455).
@@ -96,11 +97,6 @@ class HTTP1Driver:
             if context.scheme == "http"
             else None
         )
-        #: Body bytes fed to the exchange and not yet consumed by its handler.
-        self._unconsumed = 0
-        #: Set when the reader may go on: body consumed, or a request cycle finished.
-        self._room: anyio.Event | None = None
-        self._read_scope: anyio.CancelScope | None = None
         self._head_deadline: float | None = None
         #: Until the first request's first byte: when a connection that sent nothing is
         #: dropped (see _read_timeout).  Set on the first read.
@@ -118,17 +114,21 @@ class HTTP1Driver:
         """Serve requests until the connection ends, then close the socket.
 
         Returns a ``Switch...`` instead (leaving the socket open) when the connection
-        turns out to be HTTP/2 or a WebSocket.
+        turns out to be HTTP/2 or a WebSocket; go on with :attr:`stream`.
         """
         upgrade: SwitchToHTTP2 | SwitchToWebSocket | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 self._streams.bind(tasks)
-                await self._read_loop()
-                # Nothing more is read; the request in flight (if any) finishes, and
-                # one still waiting for its body is told that none will come.
-                for exchange in self._streams.open.values():
-                    exchange.input_ended()
+                self._reader = loss_watch(self.stream, tasks)
+                tasks.start_soon(self._watch_for_loss, self._reader)
+                # Handlers run in this scope: cancelling it (the client left, or broke the
+                # protocol mid-body) ends the connection, which closes anyway then.
+                with self._handler_scope:
+                    await self._read_loop()
+                tasks.cancel_scope.cancel()  # the watcher (and the pump) are done
+            if isinstance(self._reader, PumpedStream):
+                self.stream = self._reader.detach()
             await self.flush()
             if self._h2c is not None:
                 upgrade = await self._switch_to_h2c(self._h2c)
@@ -142,21 +142,20 @@ class HTTP1Driver:
         finally:
             if upgrade is None:
                 with anyio.CancelScope(shield=True):
-                    await self._stream.aclose()
+                    await self.stream.aclose()
         return upgrade
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown: finish the request in flight, then close; idle: close now."""
         # Idle is judged before CloseConnection: the core counts itself closed after it.
-        idle = self._conn.awaiting_head and not self._streams.open
+        idle = self._conn.awaiting_head and self._current is None
         self._closing = True
         if self._seen_request:
             # Before the first request, closing the core now would drop the request the
             # client connected to send: it is answered, then closed (see _on_request).
             self._conn.send(CloseConnection())
-        if idle and self._read_scope is not None and self._seen_request:
-            self._read_scope.cancel()
-        self._wake_reader()
+        if idle and self._reader is not None and self._seen_request:
+            self._reader.interrupt()
 
     # -- StreamPort (used by the exchange) ------------------------------------------
 
@@ -178,9 +177,22 @@ class HTTP1Driver:
         return 0  # a write returns once the transport has taken the bytes
 
     async def acknowledge(self, stream_id: int, size: int) -> None:
-        self._unconsumed -= size
-        if self._unconsumed <= self.config.body_buffer_bytes:
-            self._wake_reader()
+        pass  # a pulled body needs no window: what was not pulled was not read
+
+    async def pull_body(self, exchange: HTTPExchange) -> None:
+        """Read more of ``exchange``'s body; ``body_timeout`` without a byte: 408."""
+        reader = self._reader
+        assert reader is not None
+        try:
+            data = await reader.receive_within(reader.now() + self.config.body_timeout)
+        except (anyio.EndOfStream, *_TRANSPORT_ERRORS):
+            data = b""
+        conn = self._conn
+        if data is None:
+            events = conn.receive_timeout()
+        else:
+            events = conn.receive_data(data) if data else conn.receive_eof()
+        self._dispatch(events)
 
     async def push(self, parent: HTTPExchange, path: str) -> bool:
         return False  # HTTP/1.1 has no server push; see 103 Early Hints
@@ -189,21 +201,22 @@ class HTTP1Driver:
         raise AssertionError("unreachable: HTTP/1.1 body reads are not timed per exchange")
 
     async def flush(self) -> None:
-        """Write what the core has queued (one writer at a time)."""
-        async with self._write_lock:
-            data = self._conn.data_to_send()
-            if not data:
-                return
+        """Write what the core has queued.  Only the connection's task writes (handlers
+        run in it), so writes never interleave."""
+        data = self._conn.data_to_send()
+        if data:
             try:
-                await send_all(self._stream, data, self.config.send_timeout)
+                # Atomic: bytes taken from the core must not be lost to a cancellation
+                # (a handler cancelled while its connection's answer goes out).
+                await send_all(self.stream, data, self.config.send_timeout, atomic=True)
             except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
                 # (A TimeoutError: a peer that stopped reading for send_timeout.)
                 error = ClientDisconnected(f"connection lost while sending: {exc!r}")
                 for exchange in self._streams.open.values():
                     exchange.fail(error)
                 self._broken = True
-                if self._read_scope is not None:
-                    self._read_scope.cancel()
+                if self._reader is not None:
+                    self._reader.interrupt()
                 raise error from exc
 
     # -- the reader ----------------------------------------------------------------
@@ -219,46 +232,30 @@ class HTTP1Driver:
         )
 
     async def _read_loop(self) -> None:
+        """Read, dispatch and run handlers until the connection stops being HTTP/1.1 or
+        its input ends.  A read that times out (header, keep-alive) or is interrupted (a
+        graceful shutdown) is answered as ``receive_timeout`` / ``receive_eof``."""
+        reader = self._reader
+        assert reader is not None
+        conn = self._conn
         while self._reading:
-            # One cancel scope for as many reads as pass without a timeout (entering a
-            # scope per read cost more than parsing a request): each read moves its
-            # deadline; the scope ends when a deadline passes or begin_shutdown cancels
-            # it, and that is answered as receive_timeout / receive_eof.
-            ended = False
-            with anyio.CancelScope() as scope:
-                self._read_scope = scope
-                ended = await self._read_until_timeout(scope)
-            self._read_scope = None
-            if ended or not self._reading:
-                break
-            if not scope.cancel_called:
-                break
-            self._settle_for_http1()
-            self._dispatch(
-                self._conn.receive_eof() if self._closing else self._conn.receive_timeout()
-            )
-            await self._flush_between_requests()
-
-    async def _read_until_timeout(self, scope: anyio.CancelScope) -> bool:
-        """Read and dispatch until the connection stops being HTTP/1.1; True when the
-        input ended (EOF).  Returns early (False) when ``scope`` is cancelled: a
-        timeout, a graceful shutdown, or the connection ending from a write."""
-        while self._reading:
-            scope.deadline = math.inf  # waiting for the application is not a read
-            await self._wait_for_room()
-            if not self._reading:
-                return False
-            scope.deadline = anyio.current_time() + self._read_timeout()
+            deadline = reader.now() + self._read_timeout()
             try:
-                data = await self._stream.receive(READ_SIZE)
+                data = await reader.receive_within(deadline, READ_SIZE)
             except (anyio.EndOfStream, *_TRANSPORT_ERRORS):
                 data = b""
-            scope.deadline = math.inf
+            if data is None:
+                if not self._reading:
+                    return
+                self._settle_for_http1()
+                self._dispatch(conn.receive_eof() if self._closing else conn.receive_timeout())
+                await self._flush_between_requests()
+                continue
             if not data:
                 self._settle_for_http1()
-                self._dispatch(self._conn.receive_eof())
+                self._dispatch(conn.receive_eof())
                 await self._flush_between_requests()
-                return True
+                return
             if self._sniffer is not None:
                 # Still deciding between HTTP/1.1 and HTTP/2 prior knowledge.
                 http2 = self._sniffer.feed(data)
@@ -267,30 +264,40 @@ class HTTP1Driver:
                 data, self._sniffer = self._sniffer.held, None
                 if http2:
                     self._prior_knowledge = data
-                    return False
-            self._dispatch(self._conn.receive_data(data))
-            await self._flush_between_requests()
-        return False
+                    return
+            self._dispatch(conn.receive_data(data))
+            await self._run_pending()
+
+    async def _run_pending(self) -> None:
+        """Run the handlers of the requests received, one after the other, and those
+        pipelined behind them; then write what the core answered by itself."""
+        while self._pending:
+            exchange = self._current = self._pending.pop(0)
+            try:
+                await self._streams.run(exchange)
+            finally:
+                self._current = None
+            if self._conn.should_close or self._broken:
+                break
+            if self._conn.buffered_bytes:
+                # Pipelined requests already buffered are parsed now, in order.
+                self._dispatch(self._conn.receive_data(b""))
+        self._pending.clear()
+        await self._flush_between_requests()
 
     async def _flush_between_requests(self) -> None:
-        """Write what the core answered by itself (an error status), unless a handler
-        is writing: then its next write takes it along."""
-        if not self._streams.open:
+        """Write what the core answered by itself (an error status)."""
+        if self._current is None:
             await self.flush()
 
-    async def _wait_for_room(self) -> None:
-        """Back-pressure: don't read while the handler leaves ``body_buffer_bytes``
-        unconsumed, or pipelined bytes pile up unparsed."""
-        while (
-            self._unconsumed > self.config.body_buffer_bytes
-            or self._conn.buffered_bytes > self.config.max_pipeline_bytes
-        ) and self._streams.open:
-            self._room = anyio.Event()
-            await self._room.wait()
-
-    def _wake_reader(self) -> None:
-        if self._room is not None:
-            self._room.set()
+    async def _watch_for_loss(self, reader: LossWatch) -> None:
+        """The client left (EOF or a lost connection): cancel the handler that runs, if
+        its response is not complete (the reader sees the end when it reads next)."""
+        await reader.wait_lost()
+        exchange = self._current
+        if exchange is not None and not exchange.response_complete:
+            exchange.fail(ClientDisconnected("client disconnected"))
+            self._handler_scope.cancel()
 
     def _settle_for_http1(self) -> None:
         """Timed out or ended while still telling HTTP/1.1 from HTTP/2: what came is an
@@ -345,8 +352,6 @@ class HTTP1Driver:
                 shared = []
                 self._on_protocol_error(event)
             else:
-                if isinstance(event, BodyReceived):
-                    self._unconsumed += len(event.data)
                 shared.append(event)
         if shared:
             self._streams.dispatch(shared)
@@ -358,7 +363,6 @@ class HTTP1Driver:
         if self._closing and not self._seen_request:
             self._conn.send(CloseConnection())  # answer it with Connection: close
         self._seen_request = True
-        self._unconsumed = 0
         # h2c is cleartext HTTP/2: over TLS, HTTP/2 is chosen by ALPN only.
         if wants_h2c(event) and not self._closing and self._context.scheme == "http":
             self._h2c = event
@@ -374,31 +378,11 @@ class HTTP1Driver:
         )
         exchange = self._streams.open.get(event.stream_id) if event.stream_id is not None else None
         if exchange is not None:
-            # The core has answered (413, 408, 400) and closes the connection.
+            # The core has answered (413, 408, 400) and closes the connection.  A
+            # handler not started yet sees the error at its first body read.
             exchange.fail(RequestBodyError(event.status, event.reason))
-            exchange.cancel_scope.cancel()
-
-    async def _exchange_finished(self, exchange: HTTPExchange) -> None:
-        """A handler is done: write what is left, then serve what is pipelined behind
-        it, or let the reader end the connection."""
-        self._unconsumed = 0
-        if not self._conn.should_close and not self._broken:
-            # Pipelined requests already buffered are parsed now, in order.
-            self._dispatch(self._conn.receive_data(b""))
-        try:
-            if not self._streams.open:
-                await self.flush()
-        except ClientDisconnected:
-            pass  # the reader sees the connection end
-        finally:
-            self._wake_reader()
-            if self._read_scope is not None:
-                if (self._conn.should_close or self._broken) and not self._streams.open:
-                    self._read_scope.cancel()
-                elif not self._streams.open:
-                    # The pending read was armed while the request was in flight (no
-                    # timeout); the connection is now idle, so the keep-alive one applies.
-                    self._read_scope.deadline = anyio.current_time() + self._read_timeout()
+            if exchange is self._current:
+                self._handler_scope.cancel()
 
     async def _switch_to_h2c(self, request: RequestReceived) -> SwitchToHTTP2:
         settings = dict(request.headers).get(b"http2-settings", b"")

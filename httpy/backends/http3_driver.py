@@ -58,6 +58,12 @@ class HTTP3Driver:
         """Each exchange times its own body reads (408 or a reset on its stream)."""
         return self.config.body_timeout
 
+    #: The reader feeds every stream's body (see StreamPort.pulls_body).
+    pulls_body = False
+
+    async def pull_body(self, exchange: HTTPExchange) -> None:
+        raise NotImplementedError("streams are fed by the connection's reader")
+
     def __init__(
         self,
         conn: HTTP3Connection,

@@ -39,6 +39,10 @@ class Streams:
     ``protocol`` names the protocol in log lines ("HTTP/2", "HTTP/3").  ``on_finished``
     runs after each handler (the driver returns unread body window, re-arms its idle
     timer); ``on_orphan_data`` gets body bytes for a stream whose handler is gone.
+
+    By default each request's handler runs in a task of its own.  With ``on_request`` the
+    driver is handed each new exchange instead and runs it itself with :meth:`run`
+    (HTTP/1.1 answers one request at a time: its reader runs the handler, no task).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class Streams:
         *,
         on_finished: Callable[[HTTPExchange], Awaitable[None]] | None = None,
         on_orphan_data: Callable[[int, int], None] | None = None,
+        on_request: Callable[[HTTPExchange], None] | None = None,
     ) -> None:
         self._port = port
         self._context = context
@@ -59,6 +64,9 @@ class Streams:
         self._protocol = protocol
         self._on_finished = on_finished
         self._on_orphan_data = on_orphan_data
+        self._on_request = on_request
+        #: A driver that runs handlers itself cancels them through a scope of its own.
+        self._scoped = on_request is None
         self._tasks: anyio.abc.TaskGroup | None = None
         self.open: dict[int, HTTPExchange] = {}
 
@@ -134,14 +142,30 @@ class Streams:
         started in the connection's task group."""
         stream = HTTPExchange(self._port, head, ended)
         self.open[head.stream_id] = stream
+        if self._on_request is not None:
+            self._on_request(stream)
+            return stream
         if self._tasks is None:
             raise RuntimeError("Streams.bind() must come before the first stream")
-        self._tasks.start_soon(self._run_handler, stream)
+        self._tasks.start_soon(self.run, stream)
         return stream
 
     def start_push(self, parent: HTTPExchange, path: str, promised: int) -> None:
         """Run the handler of a push promised on stream ``promised``."""
         self.start(pushed_request(parent.head, path, promised), ended=True)
+
+    async def _call_app(self, stream: HTTPExchange) -> None:
+        try:
+            if stream.connect_protocol == b"websocket":
+                # RFC 8441 (HTTP/2) and RFC 9220 (HTTP/3): the same handshake and session,
+                # over this stream's DATA frames.
+                await serve_http2_websocket(self._context.app, stream, self._context)
+            else:
+                await self._context.app.handle_http(stream)
+        except (ClientDisconnected, RequestBodyError):
+            pass  # RequestBodyError: the protocol has answered (408, 413, 400)
+        except Exception:
+            error_log.exception("application error on %s %s", stream.head.method, stream.head.path)
 
     async def body_timed_out(self, stream: HTTPExchange) -> None:
         """The request body stalled for ``body_timeout``: 408 or a reset (see
@@ -154,22 +178,14 @@ class Streams:
             stream.head.stream_id,
         )
 
-    async def _run_handler(self, stream: HTTPExchange) -> None:
+    async def run(self, stream: HTTPExchange) -> None:
+        """Run ``stream``'s handler to the end (in the caller's task)."""
         try:
-            with stream.cancel_scope:
-                try:
-                    if stream.connect_protocol == b"websocket":
-                        # RFC 8441 (HTTP/2) and RFC 9220 (HTTP/3): the same handshake and
-                        # session, over this stream's DATA frames.
-                        await serve_http2_websocket(self._context.app, stream, self._context)
-                    else:
-                        await self._context.app.handle_http(stream)
-                except (ClientDisconnected, RequestBodyError):
-                    pass  # RequestBodyError: body_timed_out has answered (408)
-                except Exception:
-                    error_log.exception(
-                        "application error on %s %s", stream.head.method, stream.head.path
-                    )
+            if self._scoped:
+                with stream.cancel_scope:
+                    await self._call_app(stream)
+            else:
+                await self._call_app(stream)
             if not stream.response_complete and not stream.disconnected:
                 await stream.finish_incomplete()
         finally:
