@@ -14,16 +14,20 @@ once hid a bug that killed WebSocket connections under a plain ``asyncio.run``).
     ``uvloop.run(serve(...))`` for asyncio (``trio.run`` for trio)
 
 On exit the fixtures stop the server through its ``shutdown_trigger``, join the thread and
-re-raise whatever ``serve`` raised.  On asyncio they also fail the test when the server's
-loop reported an error to its exception handler (a transport callback that raised:
-"Fatal error: protocol.data_received() call failed", "Exception in callback", "Task
-exception was never retrieved"): such errors are only logged, the test would not see them.
+re-raise whatever ``serve`` raised.  They also fail the test on errors that are only
+logged, which the test would not see otherwise: on asyncio, what the server's loop reported
+to its exception handler (a transport callback that raised: "Fatal error:
+protocol.data_received() call failed", "Exception in callback", "Task exception was never
+retrieved"); on both loops, a "connection task failed" line on ``httpy.error`` from the
+server's thread (an exception escaped a connection's driver: a server bug, not an
+application error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import traceback
@@ -44,6 +48,9 @@ from httpy.core.application import Application
 ENTRY_VARIABLE = "HTTPY_TEST_ENTRY"
 ENTRY_POINTS = ("native", "anyio-run", "uvloop-run")
 _ALIASES = {"asyncio-run": "native", "trio-run": "native", "run": "native"}
+
+#: Log lines on ``httpy.error`` that mean the server itself failed (fail the test).
+SERVER_FAILURES = ("connection task failed",)
 
 #: How long a server may take to start listening, and to stop once asked.
 START_TIMEOUT = 30.0
@@ -87,7 +94,8 @@ class ServerThread:
         self.addresses: list[tuple[str, int]] = []
         #: What ``serve`` raised (re-raised by ``join``).
         self.error: BaseException | None = None
-        #: Errors the asyncio loop's exception handler received (fail ``join``).
+        #: Errors the asyncio loop's exception handler received, and the server's own
+        #: failures logged on ``httpy.error`` from its thread (fail ``join``).
         self.loop_errors: list[str] = []
         self._started = threading.Event()
         self._wake: Callable[[], object] | None = None
@@ -131,7 +139,7 @@ class ServerThread:
             raise error
         if self.loop_errors:
             raise AssertionError(
-                f"the server's event loop ({self.describe()}) reported errors:\n\n"
+                f"the server ({self.describe()}) logged errors that are its own bugs:\n\n"
                 + "\n\n".join(self.loop_errors)
             )
         if self._wake is None:
@@ -143,6 +151,8 @@ class ServerThread:
     # -- in the server's thread ------------------------------------------------------
 
     def _main(self) -> None:
+        failures = _FailureLog(threading.get_ident(), self.loop_errors)
+        logging.getLogger("httpy.error").addHandler(failures)
         try:
             if self.entry == "anyio-run":
                 anyio.run(self._serve, backend=self.backend)
@@ -159,6 +169,7 @@ class ServerThread:
         except BaseException as exc:  # re-raised by join() in the test's thread
             self.error = exc
         finally:
+            logging.getLogger("httpy.error").removeHandler(failures)
             self._started.set()
 
     def _serve(self) -> Coroutine[Any, Any, None]:
@@ -198,6 +209,22 @@ class ServerThread:
                 )
             )
         self.loop_errors.append("\n".join(lines))
+
+
+class _FailureLog(logging.Handler):
+    """Collects the :data:`SERVER_FAILURES` lines one server thread logs."""
+
+    def __init__(self, thread: int, into: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.thread = thread
+        self.into = into
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread and any(
+            failure in record.getMessage() for failure in SERVER_FAILURES
+        ):
+            self.into.append(self.format(record))
 
 
 @asynccontextmanager
