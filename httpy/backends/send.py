@@ -32,6 +32,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from .anyio_internals import writes_straight_through
 from .asyncio_transport import AsyncioSocketStream
 
 _raw_sockets: WeakKeyDictionary[anyio.abc.SocketStream, socket.socket] = WeakKeyDictionary()
@@ -44,7 +45,7 @@ async def send_all(
     if isinstance(stream, AsyncioSocketStream):
         await stream.send(data, max_wait=max_wait)
         return
-    if isinstance(stream, anyio.abc.SocketStream) and _writes_straight_through(stream):
+    if isinstance(stream, anyio.abc.SocketStream) and writes_straight_through(stream):
         sock = _raw_sockets.get(stream)
         if sock is None:  # stream.extra() builds a mapping per call: ask once
             sock = _raw_sockets[stream] = stream.extra(SocketAttribute.raw_socket)
@@ -58,13 +59,6 @@ async def send_all(
         await stream.send(data)
     if scope.cancelled_caught:
         raise TimeoutError(f"the peer did not read for {max_wait} s")
-
-
-def _writes_straight_through(stream: anyio.abc.SocketStream) -> bool:
-    """True for trio's socket streams, which keep no bytes of their own between the
-    caller and the socket: a direct ``send`` cannot overtake earlier data.  (anyio's
-    asyncio socket streams write through a transport that may still hold some.)"""
-    return type(stream).__module__.startswith("anyio._backends._trio")
 
 
 def _try_send(sock: socket.socket, data: bytes) -> int:

@@ -63,8 +63,6 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import h2.stream
-import h2.utilities
 import hyperframe.frame
 
 from .config import Config
@@ -89,6 +87,15 @@ from .events import (
     TrailersReceived,
 )
 from .fields import CONNECTION_SPECIFIC, multiplexed_fields
+from .h2_internals import (
+    closed_by_end_stream,
+    fix_table_size_updates,
+    get_stream,
+    install_decoder,
+    is_closed,
+    reopen_after_goaway,
+    replace_local_settings,
+)
 from .http2_checks import (
     REQUEST_RULES,
     TRAILER_RULES,
@@ -104,10 +111,6 @@ from .http2_outbound import Outbound, send_window
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
 SMALL_DATA = 128
 
-_CLOSED_BY_END = (
-    h2.stream.StreamClosedBy.RECV_END_STREAM,
-    h2.stream.StreamClosedBy.SEND_END_STREAM,
-)
 _ENDED_KEPT = 256
 
 
@@ -141,7 +144,7 @@ class HTTP2Connection:
             # RFC 8441: extended CONNECT (WebSockets over HTTP/2).
             h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
         }
-        self._h2.local_settings = h2.settings.Settings(client=False, initial_values=self._settings)
+        replace_local_settings(self._h2, self._settings)
         # Settings given as initial values never go through h2's "acknowledged" path,
         # which is what applies MAX_HEADER_LIST_SIZE to the HPACK decoder: apply it here
         # (otherwise the decoder keeps h2's 64 KiB default).  The decoder reports
@@ -149,7 +152,7 @@ class HTTP2Connection:
         # max_header_bytes is answered 431 on its stream, as HTTP/1.1 and HTTP/3 do; that
         # needs the block decoded (RFC 9113 10.5.1: HPACK state must stay consistent), so
         # the decoder itself stops only at twice the limit (then ENHANCE_YOUR_CALM).
-        self._h2.decoder = StrictDecoder(max_header_list_size=2 * cfg.max_header_bytes)
+        install_decoder(self._h2, StrictDecoder(max_header_list_size=2 * cfg.max_header_bytes))
         self._outbound: dict[int, Outbound] = {}
         self._closed = False
         self._goaway_sent = False
@@ -213,9 +216,9 @@ class HTTP2Connection:
         # the streams of a whole read before we see them (and reset the refused or
         # malformed ones), so its limit leaves room for a read's worth of those; it stays
         # the hard cap against a client that ignores both the refusals and the budget.
-        self._h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
+        replace_local_settings(
+            self._h2,
+            {
                 **self._settings,
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
                     2 * cfg.h2_max_concurrent_streams + cfg.h2_max_reset_streams
@@ -466,7 +469,7 @@ class HTTP2Connection:
             self._flush_outbound(events)
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._spend_control("SETTINGS frames")
-            self._fix_table_size_updates()
+            fix_table_size_updates(self._h2)
             self._flush_outbound(events)
         elif isinstance(
             event,
@@ -481,7 +484,7 @@ class HTTP2Connection:
                 # A graceful GOAWAY from the client: the requests it already sent still
                 # get their answers (RFC 9113 6.8); only new pushes are off.  h2 closes
                 # its state machine on any GOAWAY (python-hyper/h2#1181): reopen it.
-                self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+                reopen_after_goaway(self._h2)
                 self._goaway_received = True
                 return
             self._closed = self._peer_left = True
@@ -505,21 +508,6 @@ class HTTP2Connection:
         elif sid in self._receiving:
             # The StreamEnded h2 reports with them follows.
             events.append(TrailersReceived(sid, tuple((bytes(n), bytes(v)) for n, v in fields)))
-
-    def _fix_table_size_updates(self) -> None:
-        """Make the next header block signal SETTINGS_HEADER_TABLE_SIZE changes right.
-
-        hpack queues every change and signals them all; RFC 7541 4.2 wants the smallest,
-        then the final one (a client whose limit went 1 then 0 rejects "1, 0").  And the
-        same value set twice clears hpack's "resized" flag, so a pending change would not
-        be signalled at all.
-        """
-        encoder = self._h2.encoder
-        changes = encoder.table_size_changes
-        if changes:
-            smallest, final = min(changes), changes[-1]
-            changes[:] = [final] if smallest == final else [smallest, final]
-            encoder.header_table.resized = True
 
     def _on_request(self, event: h2.events.RequestReceived, events: list[Event]) -> None:
         stream_id = event.stream_id
@@ -662,9 +650,8 @@ class HTTP2Connection:
         self._send_window(stream_id, outbound, None)
 
     def _flush_outbound(self, events: list[Event]) -> None:
-        streams = self._h2.streams
         for stream_id, outbound in list(self._outbound.items()):
-            stream = streams.get(stream_id)
+            stream = get_stream(self._h2, stream_id)
             if stream is None or stream.closed:
                 # Reset by the client later in this same read: h2 processes every frame
                 # of a read before it reports any, so the StreamReset for it comes after
@@ -695,13 +682,13 @@ class HTTP2Connection:
         self._outbound.pop(stream_id, None)
         if stream_id in self._open_streams:
             self._forget(stream_id)
-            stream = self._h2.streams.get(stream_id)
+            stream = get_stream(self._h2, stream_id)
             if stream is not None and not stream.closed:
                 # The response is complete but the request body is still coming (an early
                 # 413, a handler that ignored the body): ask the client to stop sending,
                 # without error (RFC 9113 8.1), so its stream doesn't stall on our window.
                 self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
-            elif stream is not None and stream.closed_by in _CLOSED_BY_END:
+            elif stream is not None and closed_by_end_stream(stream):
                 self._ended[stream_id] = None
                 if len(self._ended) > _ENDED_KEPT:
                     del self._ended[next(iter(self._ended))]
@@ -752,7 +739,7 @@ class HTTP2Connection:
     def _fail(self, events: list[Event], code: int, reason: str) -> None:
         """A connection error: GOAWAY with ``code``, then close."""
         # When h2 itself raised, it has queued its GOAWAY already: don't send a second.
-        if self._h2.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+        if not is_closed(self._h2):
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self._h2.close_connection(code)
         self._closed = True
