@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 Scope = dict[str, Any]
+
+#: Handlers of /slow cancelled so far (the server cancels a handler whose client reset
+#: its stream or left); read through /stats.
+cancelled = 0
 
 
 async def app(scope: Scope, receive: Any, send: Any) -> None:
@@ -18,6 +24,17 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
+    if path == "/slow":
+        global cancelled
+        try:
+            await anyio.sleep(30)
+        except anyio.get_cancelled_exc_class():
+            cancelled += 1
+            raise
+    if path == "/stats":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % cancelled})
+        return
     body = b""
     while True:
         message = await receive()

@@ -21,7 +21,9 @@ import anyio
 import httpx
 import pytest
 
+from tests.support.h2peer import SocketPeer, request_headers
 from tests.support.h3client import certificate_files, h3_connect
+from tests.support.raw import read_until_closed, status_of
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def served(
         "--backend", request.param, "--port", str(tcp),
         "--tls-bind", f"127.0.0.1:{tls}", "--certfile", str(cert), "--keyfile", str(key),
         "--http3-bind", f"127.0.0.1:{tls}",
-        "--max-body-bytes", "1000", "--max-header-bytes", "4096",
+        "--max-body-bytes", "1000", "--max-header-bytes", "4096", "--body-timeout", "0.5",
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -161,3 +163,60 @@ async def test_tcp_probe_on_the_tls_port_is_not_an_error(
     assert (await request(served, "h2", "GET", "/")).status == 200
     await anyio.sleep(0.2)
     assert "connection task failed" not in served.output.read_text()
+
+
+async def test_stalled_body_gets_408(served: Served, protocol: str, anyio_backend: str) -> None:
+    """A client that stops sending a body it announced: 408 after ``body_timeout``."""
+    with anyio.fail_after(10):
+        if protocol == "http/1.1":
+            async with await anyio.connect_tcp("127.0.0.1", served.tcp_port) as stream:
+                await stream.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+                await stream.send(b"x" * 10)
+                status = status_of(await read_until_closed(stream))
+        elif protocol == "h2":  # the same HTTP/2 engine as over TLS, as h2c
+            async with SocketPeer.connect(("127.0.0.1", served.tcp_port)) as peer:
+                sid = peer.conn.get_next_available_stream_id()
+                peer.conn.send_headers(sid, request_headers("POST", "/echo"))
+                peer.conn.send_data(sid, b"x" * 10)
+                await peer.flush()
+                await peer.until(lambda _: peer.stream_ended(sid))
+                status = peer.response(sid).status
+        else:
+            async with h3_connect("127.0.0.1", served.udp_port) as client:
+                sid = await client.start("POST", "/echo", body=b"x" * 10, end=False)
+                status = (await client.wait(sid)).status
+    assert status == 408
+
+
+async def cancelled_count(served: Served) -> int:
+    return int((await request(served, "http/1.1", "GET", "/stats")).body)
+
+
+async def test_reset_or_disconnect_cancels_the_handler(
+    served: Served, protocol: str, anyio_backend: str
+) -> None:
+    """The client gives up on a request (closes the connection on HTTP/1.1, resets the
+    stream on HTTP/2 and HTTP/3): the handler is cancelled."""
+    before = await cancelled_count(served)
+    if protocol == "http/1.1":
+        async with await anyio.connect_tcp("127.0.0.1", served.tcp_port) as stream:
+            await stream.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            await anyio.sleep(0.3)
+    elif protocol == "h2":
+        async with SocketPeer.connect(("127.0.0.1", served.tcp_port)) as peer:
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("GET", "/slow"), end_stream=True)
+            await peer.flush()
+            await anyio.sleep(0.3)
+            peer.conn.reset_stream(sid)
+            await peer.flush()
+            await anyio.sleep(0.3)
+    else:
+        async with h3_connect("127.0.0.1", served.udp_port) as client:
+            sid = await client.start("GET", "/slow")
+            await anyio.sleep(0.3)
+            await client.reset(sid)
+            await anyio.sleep(0.3)
+    with anyio.fail_after(5):
+        while await cancelled_count(served) == before:
+            await anyio.sleep(0.05)
