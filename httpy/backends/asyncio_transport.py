@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import weakref
 from collections import deque
-from typing import cast
+from collections.abc import Callable
+from typing import ClassVar, cast
 
 import anyio
 import anyio.abc
+
+from .logs import error_log
 
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
@@ -38,8 +42,8 @@ class StreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.read_waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
-        #: Resolved when the peer is gone (EOF or a lost connection): see wait_lost.
-        self.lost_waiter: asyncio.Future[None] | None = None
+        #: Who to tell, from the loop's LossReaper task, that the peer is gone.
+        self.on_lost: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
@@ -79,8 +83,9 @@ class StreamProtocol(asyncio.Protocol):
             self.drain_waiter.set_result(None)
 
     def _wake_lost(self) -> None:
-        if self.lost_waiter is not None and not self.lost_waiter.done():
-            self.lost_waiter.set_result(None)
+        if self.on_lost is not None:
+            LossReaper.of_running_loop().notify(self.on_lost)
+            self.on_lost = None
 
     def _wake_reader(self) -> None:
         if self.read_waiter is not None and not self.read_waiter.done():
@@ -167,15 +172,14 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
         self._interrupted = True
         self._protocol._wake_reader()
 
-    async def wait_lost(self) -> None:
-        """Return once the peer has closed its side or the connection is lost (seen
-        while reading is not paused)."""
+    def watch_loss(self, callback: Callable[[], None] | None) -> None:
+        """Have ``callback`` called, once, from the loop's :class:`LossReaper` task
+        (never from a loop callback) when the peer closes its side or the connection is
+        lost while reading is not paused; None stops watching."""
         protocol = self._protocol
-        if protocol.eof or protocol.lost:
-            return
-        if protocol.lost_waiter is None or protocol.lost_waiter.done():
-            protocol.lost_waiter = asyncio.get_running_loop().create_future()
-        await asyncio.shield(protocol.lost_waiter)
+        protocol.on_lost = callback
+        if callback is not None and (protocol.eof or protocol.lost):
+            protocol._wake_lost()
 
     async def send(self, item: bytes, max_wait: float | None = None) -> None:
         """Write ``item``; wait while the transport's buffer is over its high-water mark,
@@ -218,3 +222,51 @@ def wake_waiter(waiter: asyncio.Future[None]) -> None:
     """Timer callback: end ``waiter``'s wait (a timeout), unless it is already over."""
     if not waiter.done():
         waiter.set_result(None)
+
+
+class LossReaper:
+    """One task per event loop that tells drivers their peer is gone.
+
+    A loop callback may only resolve futures: it queues the driver's callback here and
+    wakes this task, which calls it (a driver then cancels the handler running for that
+    peer, which needs a task's context).  One task for the whole server, not one per
+    connection: an idle connection holds no watcher.
+    """
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LossReaper]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self._pending: deque[Callable[[], None]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+
+    @classmethod
+    def of_running_loop(cls) -> LossReaper:
+        loop = asyncio.get_running_loop()
+        reaper = cls._by_loop.get(loop)
+        if reaper is None:
+            reaper = cls._by_loop[loop] = cls()
+        return reaper
+
+    def notify(self, callback: Callable[[], None]) -> None:
+        """Queue ``callback`` (safe from a loop callback: it only resolves a future)."""
+        self._pending.append(callback)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def run(self) -> None:
+        """Call queued callbacks as they come (run it in a task; cancel it to stop)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._pending:
+                callback = self._pending.popleft()
+                try:
+                    callback()
+                except Exception:
+                    error_log.exception("peer-loss callback failed")
+            self._wakeup = loop.create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None

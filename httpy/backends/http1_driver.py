@@ -48,7 +48,7 @@ from .connection import (
 from .exchange import HTTPExchange
 from .send import send_all
 from .streams import Streams
-from .transport import LossWatch, PumpedStream, loss_watch
+from .transport import LossWatch, PumpedStream, Watched
 
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -118,17 +118,16 @@ class HTTP1Driver:
         """
         upgrade: SwitchToHTTP2 | SwitchToWebSocket | None = None
         try:
-            async with anyio.create_task_group() as tasks:
-                self._streams.bind(tasks)
-                self._reader = loss_watch(self.stream, tasks)
-                tasks.start_soon(self._watch_for_loss, self._reader)
+            async with Watched(self.stream) as reader:
+                self._reader = reader
+                reader.watch_loss(self._client_left)
                 # Handlers run in this scope: cancelling it (the client left, or broke the
                 # protocol mid-body) ends the connection, which closes anyway then.
                 with self._handler_scope:
                     await self._read_loop()
-                tasks.cancel_scope.cancel()  # the watcher (and the pump) are done
-            if isinstance(self._reader, PumpedStream):
-                self.stream = self._reader.detach()
+                reader.watch_loss(None)
+            if isinstance(reader, PumpedStream):
+                self.stream = reader.detach()
             await self.flush()
             if self._h2c is not None:
                 upgrade = await self._switch_to_h2c(self._h2c)
@@ -290,10 +289,10 @@ class HTTP1Driver:
         if self._current is None:
             await self.flush()
 
-    async def _watch_for_loss(self, reader: LossWatch) -> None:
+    def _client_left(self) -> None:
         """The client left (EOF or a lost connection): cancel the handler that runs, if
-        its response is not complete (the reader sees the end when it reads next)."""
-        await reader.wait_lost()
+        its response is not complete (the reader sees the end when it reads next).
+        Called from a task (the pump, or the loop's LossReaper)."""
         exchange = self._current
         if exchange is not None and not exchange.response_complete:
             exchange.fail(ClientDisconnected("client disconnected"))

@@ -45,7 +45,7 @@ from .logs import error_log
 from .metrics import with_operations
 from .proxy import chain, read_proxy_header
 from .tls import client_cert_hook, config_ssl_context, enable_alpn, peer_certificate, tls_handshake
-from .transport import open_socket_stream
+from .transport import open_socket_stream, run_transport_services
 from .websocket_driver import WebSocketDriver
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class Server:
 
         async with anyio.create_task_group() as watchers:
             watchers.start_soon(watch, shutdown_trigger or anyio.sleep_forever)
+            watchers.start_soon(run_transport_services)  # the loop's own (see transport.py)
             if install_signal_handlers and threading.current_thread() is threading.main_thread():
                 watchers.start_soon(watch, self._wait_for_signal)
             async with anyio.create_task_group() as connections:
@@ -324,6 +325,7 @@ class Server:
             http1 = HTTP1Driver(stream, context, client, server)
             driver = http1
             switch = await self._run_driver(http1)
+            stream = http1.stream  # with what HTTP/1.1 read ahead, if anything
             if isinstance(switch, SwitchToHTTP2):
                 driver = HTTP2Driver(
                     stream,

@@ -8,22 +8,25 @@ own asyncio stream); on every other loop, anyio's socket stream.  TLS, when the 
 has it, is layered on top by :func:`~httpy.backends.tls.tls_handshake`.
 
 The HTTP/1.1 driver runs each handler in its reader's task, so something else must
-notice a client that leaves meanwhile: a :class:`LossWatch`.  The asyncio stream sees
-EOF and loss in its callbacks already; any other stream gets a :class:`PumpedStream`,
-whose pump task reads ahead into a bounded buffer and so sees the end as it comes.
+notice a client that leaves meanwhile: a :class:`LossWatch` (see :class:`Watched`).  The
+asyncio stream sees EOF and loss in its callbacks, which hand the news to one
+:class:`~httpy.backends.asyncio_transport.LossReaper` task per server (start it with
+:func:`run_transport_services`); any other stream gets a :class:`PumpedStream`, whose
+pump task reads ahead into a bounded buffer and so sees the end as it comes.
 """
 
 from __future__ import annotations
 
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import sniffio
 
-from .asyncio_transport import AsyncioSocketStream
+from .asyncio_transport import AsyncioSocketStream, LossReaper
 
 READ_SIZE = 64 * 1024
 #: The pump stops reading ahead past this many unread bytes (and resumes below LOW).
@@ -31,6 +34,13 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+async def run_transport_services() -> None:
+    """What the loop's transports need running while the server serves (on asyncio, the
+    LossReaper); returns at once elsewhere.  Run it in a task; cancel it to stop."""
+    if sniffio.current_async_library() == "asyncio":
+        await LossReaper.of_running_loop().run()
 
 
 async def open_socket_stream(sock: socket.socket) -> anyio.abc.ByteStream:
@@ -58,19 +68,39 @@ class LossWatch(Protocol):
         """End a pending :meth:`receive_within` early."""
         ...
 
-    async def wait_lost(self) -> None:
-        """Return once the peer has closed its side or the connection is lost."""
+    def watch_loss(self, callback: Callable[[], None] | None) -> None:
+        """Have ``callback`` called once, from a task, when the peer has closed its side
+        or the connection is lost; None stops watching."""
         ...
 
 
-def loss_watch(stream: anyio.abc.ByteStream, tasks: anyio.abc.TaskGroup) -> LossWatch:
-    """``stream`` itself where it watches on its own (asyncio), else a
-    :class:`PumpedStream` whose pump runs in ``tasks``."""
-    if isinstance(stream, AsyncioSocketStream):
-        return stream
-    pumped = PumpedStream(stream)
-    tasks.start_soon(pumped.pump)
-    return pumped
+class Watched:
+    """``async with Watched(stream) as reader``: ``stream`` itself where it watches on
+    its own (asyncio), else a :class:`PumpedStream` with its pump running until the
+    block ends.  (A class, not an async generator: one per connection, and asyncio
+    tracks every async generator it starts.)"""
+
+    __slots__ = ("_pumped", "_stream", "_tasks")
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self._pumped: PumpedStream | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> LossWatch:
+        if isinstance(self._stream, AsyncioSocketStream):
+            return self._stream
+        self._pumped = PumpedStream(self._stream)
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._pumped.pump)
+        return self._pumped
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if self._tasks is None:
+            return None
+        self._tasks.cancel_scope.cancel()
+        return await self._tasks.__aexit__(*exc_info)
 
 
 class PumpedStream:
@@ -84,7 +114,7 @@ class PumpedStream:
         self._end: BaseException | None = None  # EndOfStream, or why reading failed
         self._arrived = anyio.Event()
         self._room: anyio.Event | None = None
-        self._lost = anyio.Event()
+        self._on_lost: Callable[[], None] | None = None
         self._waiting: anyio.CancelScope | None = None
 
     async def pump(self) -> None:
@@ -103,8 +133,8 @@ class PumpedStream:
         except _TRANSPORT_ERRORS as exc:
             self._end = exc
         if self._end is not None:
-            self._lost.set()
             self._arrived.set()
+            self._lost()
 
     def now(self) -> float:
         return anyio.current_time()
@@ -142,8 +172,15 @@ class PumpedStream:
             self._room.set()
         return chunk
 
-    async def wait_lost(self) -> None:
-        await self._lost.wait()
+    def watch_loss(self, callback: Callable[[], None] | None) -> None:
+        self._on_lost = callback
+        if self._end is not None:
+            self._lost()
+
+    def _lost(self) -> None:
+        callback, self._on_lost = self._on_lost, None
+        if callback is not None:
+            callback()
 
     def detach(self) -> anyio.abc.ByteStream:
         """The stream to go on with once the pump is stopped: what it read ahead, then

@@ -155,9 +155,11 @@ class WebSocketTestSession:
 
 async def _serve(stream: MemoryByteStream, context: ConnectionContext) -> None:
     """What the server does with a new connection, up to the WebSocket driver."""
-    switch = await HTTP1Driver(stream, context, _CLIENT, _SERVER).run()
+    http1 = HTTP1Driver(stream, context, _CLIENT, _SERVER)
+    switch = await http1.run()
     if isinstance(switch, SwitchToWebSocket):
-        await WebSocketDriver(stream, context, _CLIENT, _SERVER, switch).run()
+        # http1.stream: with what HTTP/1.1 read ahead of the handshake, if anything.
+        await WebSocketDriver(http1.stream, context, _CLIENT, _SERVER, switch).run()
 
 
 @asynccontextmanager
