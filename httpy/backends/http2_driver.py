@@ -26,7 +26,7 @@ from ..core.http2 import HTTP2Connection
 from .connection import READ_SIZE, ConnectionContext
 from .exchange import HTTPExchange
 from .send import send_all
-from .streams import Streams
+from .streams import FedStreamsPort, Streams
 from .tls import half_close
 
 #: How long a connection we said GOAWAY on keeps reading (and dropping) the client's
@@ -34,23 +34,12 @@ from .tls import half_close
 LINGER_SECONDS = 2.0
 
 
-class HTTP2Driver:
+class HTTP2Driver(FedStreamsPort):
     """Runs one HTTP/2 connection to completion: the reader and the writer of its
     socket; its streams are :class:`~httpy.backends.streams.Streams`'."""
 
     #: RST_STREAM CANCEL: a handler abandoned its response, or the window stayed shut.
     cancel_code = 0x8
-
-    @property
-    def body_timeout(self) -> float:
-        """Each exchange times its own body reads (408 or a reset on its stream)."""
-        return self.config.body_timeout
-
-    #: The reader feeds every stream's body (see StreamPort.pulls_body).
-    pulls_body = False
-
-    async def pull_body(self, exchange: HTTPExchange) -> None:
-        raise NotImplementedError("streams are fed by the connection's reader")
 
     def __init__(
         self,

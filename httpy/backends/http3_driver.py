@@ -29,7 +29,7 @@ from ..core.http3 import (
 from .connection import ConnectionContext
 from .exchange import HTTPExchange
 from .logs import error_log
-from .streams import Streams
+from .streams import FedStreamsPort, Streams
 
 #: Datagrams queued for one connection before more are dropped (UDP may drop anyway;
 #: QUIC retransmits).  Bounds the memory a fast sender can pin.
@@ -46,23 +46,12 @@ class Router(Protocol):
     def unroute(self, cid: bytes) -> None: ...
 
 
-class HTTP3Driver:
+class HTTP3Driver(FedStreamsPort):
     """Runs one QUIC connection to completion (see the module docstring); its streams
     are :class:`~httpy.backends.streams.Streams`'."""
 
     #: A handler abandoned its response, or QUIC's window stayed shut.
     cancel_code: int = H3_REQUEST_CANCELLED
-
-    @property
-    def body_timeout(self) -> float:
-        """Each exchange times its own body reads (408 or a reset on its stream)."""
-        return self.config.body_timeout
-
-    #: The reader feeds every stream's body (see StreamPort.pulls_body).
-    pulls_body = False
-
-    async def pull_body(self, exchange: HTTPExchange) -> None:
-        raise NotImplementedError("streams are fed by the connection's reader")
 
     def __init__(
         self,

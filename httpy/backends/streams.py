@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import anyio.abc
 
 from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
+from ..core.config import Config
 from ..core.events import (
     BodyReceived,
     ConnectionTerminated,
@@ -31,6 +32,22 @@ from .connection import ConnectionContext, format_peer, log_exchange, request_he
 from .exchange import HTTPExchange, StreamPort, pushed_request
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
+
+
+class FedStreamsPort:
+    """The :class:`~httpy.backends.exchange.StreamPort` members of a driver whose reader
+    feeds every stream's body (HTTP/2, HTTP/3): each exchange times its own body reads
+    (408 or a reset on its stream) and never pulls."""
+
+    config: Config
+    pulls_body = False
+
+    @property
+    def body_timeout(self) -> float:
+        return self.config.body_timeout
+
+    async def pull_body(self, exchange: HTTPExchange) -> None:
+        raise NotImplementedError("streams are fed by the connection's reader")
 
 
 class Streams:
