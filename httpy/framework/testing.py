@@ -15,11 +15,11 @@ Sync tests (a private event loop runs in a thread; ``backend="trio"`` works too)
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -34,7 +34,8 @@ from ..core.application import Application, LifespanApplication
 from ..core.config import Config
 from ..core.headers import Headers
 from .asgi import ASGIApp, as_application
-from .testing_h2 import RawResponse, exchange_h2
+from .testing_common import SERVER_NAME, OutgoingRequest, RawResponse
+from .testing_h2 import exchange_h2
 from .testing_ws import (
     SyncWebSocketTestSession,
     WebSocketTestSession,
@@ -43,7 +44,7 @@ from .testing_ws import (
 )
 
 _TEST_CLIENT = ("testclient", 50000)
-_TEST_SERVER = ("testserver", 80)
+_TEST_SERVER = (SERVER_NAME, 80)
 
 
 class TestResponse:
@@ -89,7 +90,43 @@ class TestResponse:
         return f"<TestResponse {self.status_code}>"
 
 
-class AsyncTestClient:
+R = TypeVar("R", covariant=True)
+
+
+class _Methods(Generic[R]):
+    """``get``, ``head``, ``options``, ``post``, ``put``, ``patch`` and ``delete`` for
+    both clients, over the client's ``request(method, path, **kwargs)``, which returns
+    ``R``: a response, or for the async client a coroutine that returns one."""
+
+    __test__ = False  # not a pytest test class
+
+    def request(self, *args: Any, **kwargs: Any) -> R:
+        # Each client spells out its own signature (this one only types the methods).
+        raise NotImplementedError
+
+    def get(self, path: str, **kwargs: Any) -> R:
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> R:
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> R:
+        return self.request("OPTIONS", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> R:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> R:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> R:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> R:
+        return self.request("DELETE", path, **kwargs)
+
+
+class AsyncTestClient(_Methods[Coroutine[Any, Any, TestResponse]]):
     """Sends each request over a fresh in-memory HTTP/1.1 connection to ``app``.
 
     ``app`` may be an ASGI 3 application too.  ``async with`` runs the app's startup
@@ -101,8 +138,6 @@ class AsyncTestClient:
     HTTP/3 through the real HTTP/3 core and driver over in-memory datagrams (needs the
     ``http3`` extra; see :mod:`httpy.framework.testing_h3`).
     """
-
-    __test__ = False
 
     def __init__(
         self,
@@ -145,42 +180,33 @@ class AsyncTestClient:
     ) -> TestResponse:
         """Send one request.  ``trailers`` follow the body (on HTTP/1.1 the body is then
         sent chunked)."""
-        body, header_list = _encode_request(path, headers, content, json)
-        trailer_list = [(k.lower(), v) for k, v in (trailers or {}).items()]
-        if trailer_list and self._http_version == "1.1":
-            header_list = [(k, v) for k, v in header_list if k != "content-length"]
-            header_list.append(("transfer-encoding", "chunked"))
-        # Like httpx: characters that may not appear in a request target are encoded.
-        path = quote(path, safe="/?&=%:@!$'()*+,;~-._")
-        if params:
-            path += ("&" if "?" in path else "?") + urlencode(params)
+        outgoing = _outgoing_request(
+            method,
+            path,
+            headers,
+            content,
+            json,
+            params,
+            trailers,
+            chunked=self._http_version == "1.1",
+        )
         if self._http_version == "3":
-            from .testing_h3 import request_h3  # aioquic is optional
+            from .testing_h3 import exchange_h3  # aioquic is optional
 
-            return await request_h3(self._context, method, path, header_list, body, trailer_list)
+            return _received(*await exchange_h3(self._context, outgoing), "3")
         client_end, server_end = memory_stream_pair()
-        driver: HTTP1Driver | HTTP2Driver
-        if self._http_version == "2":
-            driver = HTTP2Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
-        else:
-            driver = HTTP1Driver(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
+        driver_class = HTTP2Driver if self._http_version == "2" else HTTP1Driver
+        driver = driver_class(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(driver.run)
             try:
                 if self._http_version == "2":
-                    response = await _exchange_h2(
-                        client_end, method, path, header_list, body, trailer_list
-                    )
+                    response = _received(*await exchange_h2(client_end, outgoing), "2")
                 else:
-                    response = await _exchange(
-                        client_end, method, path, header_list, body, trailer_list
-                    )
+                    response = await _exchange_h1(client_end, outgoing)
             finally:
                 await client_end.aclose()
         return response
-
-    async def get(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("GET", path, **kwargs)
 
     def websocket_connect(
         self, path: str, **options: Any
@@ -190,29 +216,9 @@ class AsyncTestClient:
         :mod:`httpy.framework.testing_ws`."""
         return websocket_connect(self._context, path, **options)
 
-    async def head(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("HEAD", path, **kwargs)
 
-    async def options(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("OPTIONS", path, **kwargs)
-
-    async def post(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("POST", path, **kwargs)
-
-    async def put(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("PUT", path, **kwargs)
-
-    async def patch(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("PATCH", path, **kwargs)
-
-    async def delete(self, path: str, **kwargs: Any) -> TestResponse:
-        return await self.request("DELETE", path, **kwargs)
-
-
-class TestClient:
+class TestClient(_Methods[TestResponse]):
     """The synchronous face of :class:`AsyncTestClient` (``with`` runs the lifespan)."""
-
-    __test__ = False
 
     def __init__(
         self,
@@ -277,9 +283,6 @@ class TestClient:
         with start_blocking_portal(backend=self._backend) as portal:
             return portal.call(call)
 
-    def get(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("GET", path, **kwargs)
-
     @contextmanager
     def websocket_connect(self, path: str, **options: Any) -> Iterator[SyncWebSocketTestSession]:
         """``with client.websocket_connect(path) as ws``: like the async client's."""
@@ -294,28 +297,20 @@ class TestClient:
         ):
             yield ws
 
-    def head(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("HEAD", path, **kwargs)
 
-    def options(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("OPTIONS", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("DELETE", path, **kwargs)
-
-
-def _encode_request(
-    path: str, headers: Mapping[str, str] | None, content: bytes | str | None, json: Any
-) -> tuple[bytes, list[tuple[str, str]]]:
+def _outgoing_request(
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None,
+    content: bytes | str | None,
+    json: Any,
+    params: Mapping[str, str] | None,
+    trailers: Mapping[str, str] | None,
+    *,
+    chunked: bool,
+) -> OutgoingRequest:
+    """The request in HTTP/1.1 terms; ``chunked``: a body with trailers is sent chunked
+    (HTTP/1.1 has no other way to send trailers)."""
     header_list = [(k.lower(), v) for k, v in (headers or {}).items()]
     names = {k for k, _ in header_list}
     if json is not None:
@@ -327,25 +322,27 @@ def _encode_request(
     else:
         body = content or b""
     if "host" not in names:
-        header_list.insert(0, ("host", _TEST_SERVER[0]))
+        header_list.insert(0, ("host", SERVER_NAME))
     if body and "content-length" not in names and "transfer-encoding" not in names:
         header_list.append(("content-length", str(len(body))))
-    return body, header_list
+    trailer_list = tuple((k.lower(), v) for k, v in (trailers or {}).items())
+    if trailer_list and chunked:
+        header_list = [(k, v) for k, v in header_list if k != "content-length"]
+        header_list.append(("transfer-encoding", "chunked"))
+    # Like httpx: characters that may not appear in a request target are encoded.
+    target = quote(path, safe="/?&=%:@!$'()*+,;~-._")
+    if params:
+        target += ("&" if "?" in target else "?") + urlencode(params)
+    return OutgoingRequest(method, target, tuple(header_list), body, trailer_list)
 
 
-async def _exchange(
-    stream: MemoryByteStream,
-    method: str,
-    path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    trailers: list[tuple[str, str]],
-) -> TestResponse:
+async def _exchange_h1(stream: MemoryByteStream, request: OutgoingRequest) -> TestResponse:
     conn = h11.Connection(h11.CLIENT)
-    data = conn.send(h11.Request(method=method, target=path, headers=headers)) or b""
-    if body:
-        data += conn.send(h11.Data(data=body)) or b""
-    data += conn.send(h11.EndOfMessage(headers=trailers)) or b""
+    head = h11.Request(method=request.method, target=request.target, headers=[*request.headers])
+    data = conn.send(head) or b""
+    if request.body:
+        data += conn.send(h11.Data(data=request.body)) or b""
+    data += conn.send(h11.EndOfMessage(headers=[*request.trailers])) or b""
     await stream.send(data)
     status, response_headers, version = 0, Headers(), "1.1"
     chunks: list[bytes] = []
@@ -374,22 +371,15 @@ async def _exchange(
     )
 
 
-async def _exchange_h2(
-    stream: MemoryByteStream,
-    method: str,
-    path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    trailers: list[tuple[str, str]],
-) -> TestResponse:
-    response, pushed = await exchange_h2(stream, method, path, headers, body, trailers)
+def _received(response: RawResponse, pushed: list[RawResponse], version: str) -> TestResponse:
+    """An HTTP/2 or HTTP/3 response as received, with the ones pushed with it."""
 
     def convert(raw: RawResponse) -> TestResponse:
         return TestResponse(
             raw.status,
             Headers(raw=tuple(raw.headers)),
             bytes(raw.body),
-            "2",
+            version,
             path=raw.path,
             trailers=Headers(raw=tuple(raw.trailers)),
         )

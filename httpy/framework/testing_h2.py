@@ -7,63 +7,31 @@ push, and collects pushed responses until they are complete as well.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import anyio
 import anyio.abc
 import h2.config
 import h2.connection
 import h2.events
 
-from ..core.fields import CONNECTION_SPECIFIC
-
-
-@dataclass
-class RawResponse:
-    """One response as received: the request's (stream 1) or a pushed one."""
-
-    stream_id: int
-    path: str | None = None
-    status: int = 0
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytearray = field(default_factory=bytearray)
-    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    ended: bool = False
+from .testing_common import OutgoingRequest, RawResponse
 
 
 async def exchange_h2(
-    stream: anyio.abc.ByteStream,
-    method: str,
-    path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    trailers: list[tuple[str, str]] | None = None,
+    stream: anyio.abc.ByteStream, request: OutgoingRequest
 ) -> tuple[RawResponse, list[RawResponse]]:
     """Send one request on a new HTTP/2 connection; return its response and the pushed ones.
 
-    ``headers`` are HTTP/1.1-style (``host`` becomes ``:authority``; connection-specific
-    fields, which HTTP/2 forbids, are dropped, and ``te`` is kept only as ``trailers``).
-    ``trailers`` end the request (a HEADERS frame after the body).
+    The request's trailers, if any, end it (a HEADERS frame after the body).
     """
     conn = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)
     )
     conn.initiate_connection()
-    authority = "testserver"
-    block: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name == "host":
-            authority = value
-        elif name.encode() not in CONNECTION_SPECIFIC and (name != "te" or value == "trailers"):
-            block.append((name.encode("latin-1"), value.encode("latin-1")))
-    pseudo = [
-        (b":method", method.encode("ascii")),
-        (b":path", path.encode("latin-1")),
-        (b":scheme", b"http"),
-        (b":authority", authority.encode("latin-1")),
-    ]
-    request_trailers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in trailers or ()]
-    conn.send_headers(1, pseudo + block, end_stream=not body and not request_trailers)
+    body = request.body
+    request_trailers = request.trailer_block()
+    conn.send_headers(
+        1, request.header_block(b"http"), end_stream=not body and not request_trailers
+    )
     if not body and request_trailers:
         conn.send_headers(1, request_trailers, end_stream=True)
     responses = {1: RawResponse(1)}

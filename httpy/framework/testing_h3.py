@@ -27,11 +27,8 @@ from cryptography.x509.oid import NameOID
 
 from ..backends.connection import ConnectionContext
 from ..backends.http3_driver import HTTP3Driver
-from ..core.fields import CONNECTION_SPECIFIC
-from ..core.headers import Headers
 from ..core.http3 import HTTP3Connection
-from .testing import TestResponse
-from .testing_h2 import RawResponse
+from .testing_common import SERVER_NAME, OutgoingRequest, RawResponse
 
 _CLIENT = ("10.0.0.2", 50000)
 _SERVER = ("10.0.0.1", 443)
@@ -39,9 +36,9 @@ _SERVER = ("10.0.0.1", 443)
 
 @functools.cache
 def _certificate() -> tuple[Any, Any]:
-    """A self-signed certificate for "testserver" and its key (made once)."""
+    """A self-signed certificate for :data:`SERVER_NAME` and its key (made once)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testserver")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -51,7 +48,7 @@ def _certificate() -> tuple[Any, Any]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("testserver")]), False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), False)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -74,21 +71,17 @@ class _MemoryRouter:
         pass
 
 
-async def request_h3(
-    context: ConnectionContext,
-    method: str,
-    path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    trailers: list[tuple[str, str]],
-) -> TestResponse:
-    """One request over a new in-memory HTTP/3 connection, as a :class:`TestResponse`."""
+async def exchange_h3(
+    context: ConnectionContext, request: OutgoingRequest
+) -> tuple[RawResponse, list[RawResponse]]:
+    """Send one request over a new in-memory HTTP/3 connection; return its response and
+    the pushed ones."""
     cert, key = _certificate()
     server_configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
     server_configuration.certificate, server_configuration.private_key = cert, key
     client = QuicConnection(
         configuration=QuicConfiguration(
-            is_client=True, alpn_protocols=["h3"], verify_mode=0, server_name="testserver"
+            is_client=True, alpn_protocols=["h3"], verify_mode=0, server_name=SERVER_NAME
         )
     )
     h3 = H3Connection(client)
@@ -100,7 +93,7 @@ async def request_h3(
     )
     router = _MemoryRouter()
     driver = HTTP3Driver(conn, router, context, _CLIENT, _SERVER)
-    _send_request(h3, method, path, headers, body, trailers)
+    _send_request(h3, request)
     responses = {0: RawResponse(0)}
     pushed: dict[int, RawResponse] = {}
     first, *rest = client.datagrams_to_send(time.monotonic())
@@ -129,49 +122,16 @@ async def request_h3(
         tasks.cancel_scope.cancel()
     router.send.close()
     router.receive.close()
-
-    def convert(raw: RawResponse) -> TestResponse:
-        return TestResponse(
-            raw.status,
-            Headers(raw=tuple(raw.headers)),
-            bytes(raw.body),
-            "3",
-            path=raw.path,
-            trailers=Headers(raw=tuple(raw.trailers)),
-        )
-
-    result = convert(responses[0])
-    result.pushed = [convert(p) for p in pushed.values()]
-    return result
+    return responses[0], list(pushed.values())
 
 
-def _send_request(
-    h3: H3Connection,
-    method: str,
-    path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    trailers: list[tuple[str, str]],
-) -> None:
-    authority = "testserver"
-    block: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name == "host":
-            authority = value
-        elif name.encode() not in CONNECTION_SPECIFIC and (name != "te" or value == "trailers"):
-            block.append((name.encode("latin-1"), value.encode("latin-1")))
-    pseudo = [
-        (b":method", method.encode("ascii")),
-        (b":scheme", b"https"),
-        (b":authority", authority.encode("latin-1")),
-        (b":path", path.encode("latin-1")),
-    ]
-    request_trailers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in trailers]
-    h3.send_headers(0, pseudo + block, end_stream=not body and not request_trailers)
-    if body:
-        h3.send_data(0, body, end_stream=not request_trailers)
-    if request_trailers:
-        h3.send_headers(0, request_trailers, end_stream=True)
+def _send_request(h3: H3Connection, request: OutgoingRequest) -> None:
+    trailers = request.trailer_block()
+    h3.send_headers(0, request.header_block(b"https"), end_stream=not request.body and not trailers)
+    if request.body:
+        h3.send_data(0, request.body, end_stream=not trailers)
+    if trailers:
+        h3.send_headers(0, trailers, end_stream=True)
 
 
 def _apply(event: H3Event, response: RawResponse, pushed: dict[int, RawResponse]) -> None:
