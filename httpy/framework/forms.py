@@ -16,7 +16,7 @@ from __future__ import annotations
 import codecs
 import tempfile
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
@@ -137,24 +137,23 @@ class UploadFile:
 
 
 FormValue = str | UploadFile
+V = TypeVar("V")
 
 
-class FormData(Mapping[str, FormValue]):
-    """A parsed form: a read-only multi-dict of field values (``str``) and files.
-
-    ``form["name"]`` and ``form.get("name")`` give the first value of a name,
-    ``form.getlist("name")`` every one, ``form.multi_items()`` all pairs in order.
-    """
+class MultiDict(Mapping[str, V]):
+    """A read-only multi-dict: ``d["name"]`` and ``d.get("name")`` give the first value
+    of a name, ``d.getlist("name")`` every one, ``d.multi_items()`` all pairs in order.
+    The base of :class:`FormData` and of ``request.query``'s ``QueryParams``."""
 
     __slots__ = ("_index", "_items")
 
-    def __init__(self, items: Iterable[tuple[str, FormValue]] = ()) -> None:
+    def __init__(self, items: Iterable[tuple[str, V]] = ()) -> None:
         self._items = list(items)
-        self._index: dict[str, FormValue] = {}
+        self._index: dict[str, V] = {}
         for key, value in self._items:
             self._index.setdefault(key, value)
 
-    def __getitem__(self, key: str) -> FormValue:
+    def __getitem__(self, key: str) -> V:
         return self._index[key]
 
     def __contains__(self, key: object) -> bool:
@@ -166,11 +165,20 @@ class FormData(Mapping[str, FormValue]):
     def __len__(self) -> int:
         return len(self._index)
 
-    def getlist(self, key: str) -> list[FormValue]:
+    def getlist(self, key: str) -> list[V]:
         return [v for k, v in self._items if k == key]
 
-    def multi_items(self) -> list[tuple[str, FormValue]]:
+    def multi_items(self) -> list[tuple[str, V]]:
         return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r})"
+
+
+class FormData(MultiDict[FormValue]):
+    """A parsed form: a read-only multi-dict of field values (``str``) and files."""
+
+    __slots__ = ()
 
     def files(self) -> list[UploadFile]:
         """Every uploaded file, in order."""
@@ -180,9 +188,6 @@ class FormData(Mapping[str, FormValue]):
         """Close every uploaded file (the request does this when it ends)."""
         for upload in self.files():
             await upload.close()
-
-    def __repr__(self) -> str:
-        return f"FormData({self._items!r})"
 
 
 async def parse_multipart(

@@ -32,38 +32,17 @@ from ..core.multipart import (
     parse_content_type,
 )
 from .exceptions import HTTPException
-from .forms import FormData, parse_multipart, parse_urlencoded
+from .forms import FormData, MultiDict, parse_multipart, parse_urlencoded
 
 
-class QueryParams(Mapping[str, str]):
+class QueryParams(MultiDict[str]):
     """Query-string parameters: ``get`` gives the first value, ``getlist`` all of them."""
 
-    __slots__ = ("_index", "_items")
+    __slots__ = ()
 
     def __init__(self, query_string: str | bytes = "") -> None:
         text = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
-        self._items = parse_qsl(text, keep_blank_values=True)
-        self._index: dict[str, str] = {}
-        for key, value in self._items:
-            self._index.setdefault(key, value)
-
-    def __getitem__(self, key: str) -> str:
-        return self._index[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def getlist(self, key: str) -> list[str]:
-        return [v for k, v in self._items if k == key]
-
-    def multi_items(self) -> list[tuple[str, str]]:
-        return list(self._items)
-
-    def __repr__(self) -> str:
-        return f"QueryParams({self._items!r})"
+        super().__init__(parse_qsl(text, keep_blank_values=True))
 
 
 class Request:

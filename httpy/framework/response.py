@@ -30,7 +30,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from ..core.application import HTTPStream
@@ -39,6 +39,10 @@ from ..core.headers import HeaderInput, MutableHeaders
 
 if TYPE_CHECKING:
     from .files import FileResponse
+
+T = TypeVar("T")
+#: The ``samesite`` values ``set_cookie`` takes (any case is accepted at run time).
+SameSite = Literal["lax", "strict", "none", "Lax", "Strict", "None"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,7 +151,7 @@ class Response:
         domain: str | None = None,
         secure: bool = False,
         httponly: bool = False,
-        samesite: Literal["lax", "strict", "none", "Lax", "Strict", "None"] | None = "lax",
+        samesite: SameSite | None = "lax",
     ) -> None:
         """Add a ``Set-Cookie`` header (RFC 6265); call it once per cookie.
 
@@ -180,25 +184,22 @@ class Response:
         *,
         secure: bool = False,
         httponly: bool = False,
-        samesite: Literal["lax", "strict", "none", "Lax", "Strict", "None"] | None = "lax",
+        samesite: SameSite | None = "lax",
     ) -> None:
         """Ask the client to drop cookie ``key``: an empty value that expired in 1970.
 
         ``path`` and ``domain`` must be those the cookie was set with.
         """
-        self.headers.append(
-            "set-cookie",
-            format_cookie(
-                key,
-                "",
-                max_age=0,
-                expires=_EPOCH,
-                path=path,
-                domain=domain,
-                secure=secure,
-                httponly=httponly,
-                samesite=samesite,
-            ),
+        self.set_cookie(
+            key,
+            "",
+            max_age=0,
+            expires=_EPOCH,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
         )
 
     def json_body(self) -> Any:
@@ -256,13 +257,9 @@ class Response:
 
         Subclasses that stream their body (files, iterators) override this.
         """
-        trailers = self.raw_trailers()  # refused (ValueError) before the head goes out
+        self.raw_trailers()  # refused (ValueError) before the head goes out
         await stream.send_response(self.status, self.raw_headers())
-        if trailers:
-            await stream.send_body(self.body)
-            await stream.send_trailers(trailers)
-        else:
-            await stream.send_body(self.body, end=True)
+        await self.end_body(stream, self.body)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -342,13 +339,8 @@ class StreamingResponse(Response):
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body chunks, encoded; override to produce them differently."""
-        content = self.content
-        if isinstance(content, AsyncIterable):
-            async for chunk in content:
-                yield _encode_chunk(chunk)
-        else:
-            for chunk in content:
-                yield _encode_chunk(chunk)
+        async for chunk in _async_iterator(self.content):
+            yield _encode_chunk(chunk)
 
     async def write(self, stream: HTTPStream) -> None:
         await stream.send_response(self.status, self.raw_headers())
@@ -436,12 +428,20 @@ def format_sse(event: ServerSentEvent) -> str:
 async def _events(
     content: AsyncIterable[ServerSentEvent] | Iterable[ServerSentEvent],
 ) -> AsyncIterator[bytes]:
-    if isinstance(content, AsyncIterable):
-        async for event in content:
-            yield format_sse(event).encode("utf-8")
-    else:
-        for event in content:
-            yield format_sse(event).encode("utf-8")
+    async for event in _async_iterator(content):
+        yield format_sse(event).encode("utf-8")
+
+
+def _async_iterator(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
+    """``items`` as an async iterator; a plain iterable is iterated in the event loop."""
+    if isinstance(items, AsyncIterable):
+        return aiter(items)
+    return _iterate_in_loop(items)
+
+
+async def _iterate_in_loop(items: Iterable[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
 
 
 def _encode_chunk(chunk: bytes | str) -> bytes:

@@ -44,7 +44,7 @@ from ..backends.http1_driver import HTTP1Driver
 from ..backends.memory import MemoryByteStream, memory_stream_pair
 from ..backends.websocket_driver import WebSocketDriver
 from ..core.websocket import WebSocketDisconnect
-from .websocket import WebSocketMessage
+from .websocket import MessageReceiver, WebSocketMessage
 
 _CLIENT = ("testclient", 50000)
 _SERVER = ("testserver", 80)
@@ -60,8 +60,9 @@ class WebSocketRejected(Exception):
         self.body = body
 
 
-class WebSocketTestSession:
-    """The client end of a WebSocket to the application under test."""
+class WebSocketTestSession(MessageReceiver):
+    """The client end of a WebSocket to the application under test (``receive_text`` and
+    ``receive_bytes`` convert a message of the other type rather than refuse it)."""
 
     __test__ = False
 
@@ -128,20 +129,11 @@ class WebSocketTestSession:
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await self._stream.send(self._ws.send(event.response()))
 
-    async def _receive_data(self) -> WebSocketMessage:
-        message = await self.receive()
-        if message.is_close:
-            raise WebSocketDisconnect(message.code or 1006, message.reason)
-        return message
-
     async def receive_text(self) -> str:
         return (await self._receive_data()).text()
 
     async def receive_bytes(self) -> bytes:
         return (await self._receive_data()).bytes()
-
-    async def receive_json(self) -> Any:
-        return (await self._receive_data()).json()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close and wait for the server's answer."""

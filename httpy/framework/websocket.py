@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
@@ -126,7 +127,34 @@ class WebSocketMessage:
         return f"<WebSocketMessage {self.type} {self.data!r:.60}>"
 
 
-class WebSocketConnection:
+class MessageReceiver(ABC):
+    """Reading messages from a WebSocket end, given its :meth:`receive`: what the
+    handler's :class:`WebSocketConnection` and the test client's session share."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    async def receive(self) -> WebSocketMessage:
+        """The next message, or the close (``is_close``) once the connection is closed."""
+
+    async def _receive_data(
+        self, expected: Literal["text", "binary"] | None = None
+    ) -> WebSocketMessage:
+        """The next message; raises WebSocketDisconnect at the close, TypeError for a
+        message that is not of the ``expected`` type."""
+        message = await self.receive()
+        if message.is_close:
+            raise WebSocketDisconnect(message.code or 1006, message.reason)
+        if expected is not None and message.type != expected:
+            raise TypeError(f"expected a {expected} message, got a {message.type} one")
+        return message
+
+    async def receive_json(self) -> Any:
+        """The next message (text or binary) parsed as JSON."""
+        return (await self._receive_data()).json()
+
+
+class WebSocketConnection(MessageReceiver):
     """A WebSocket as its handler sees it; see the module docstring.
 
     Sends (``send_text``, ``send_bytes``, ``send_json``) may be called from several
@@ -227,31 +255,15 @@ class WebSocketConnection:
             return WebSocketMessage("text", event.data)
         return WebSocketMessage("binary", event.data)
 
-    async def _receive_data(self) -> WebSocketMessage:
-        message = await self.receive()
-        if message.is_close:
-            raise WebSocketDisconnect(message.code or 1006, message.reason)
-        return message
-
     async def receive_text(self) -> str:
         """The next message's text; raises WebSocketDisconnect at the close, TypeError
         for a binary message."""
-        message = await self._receive_data()
-        if not message.is_text:
-            raise TypeError("expected a text message, got a binary one")
-        return message.text()
+        return (await self._receive_data("text")).text()
 
     async def receive_bytes(self) -> bytes:
         """The next message's bytes; raises WebSocketDisconnect at the close, TypeError
         for a text message."""
-        message = await self._receive_data()
-        if not message.is_binary:
-            raise TypeError("expected a binary message, got a text one")
-        return message.bytes()
-
-    async def receive_json(self) -> Any:
-        """The next message (text or binary) parsed as JSON."""
-        return (await self._receive_data()).json()
+        return (await self._receive_data("binary")).bytes()
 
     def __aiter__(self) -> AsyncIterator[WebSocketMessage]:
         return self._iterate()

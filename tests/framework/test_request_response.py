@@ -10,7 +10,7 @@ from http import HTTPStatus
 import pytest
 
 import httpy
-from httpy import HTTPException, QueryParams, Request, Response
+from httpy import FormData, HTTPException, QueryParams, Request, Response
 from httpy.framework import status
 
 # ----------------------------------------------------------------- Request
@@ -67,6 +67,20 @@ def test_query_params_mapping() -> None:
     assert "b" in query
     with pytest.raises(KeyError):
         query["zzz"]
+    assert repr(query) == "QueryParams([('a', '1'), ('b', ''), ('a', '2'), ('c', 'x y')])"
+
+
+def test_form_data_is_the_same_multi_dict() -> None:
+    form = FormData([("a", "1"), ("b", ""), ("a", "2")])
+    assert (dict(form), form["a"], form.getlist("a"), len(form)) == (
+        {"a": "1", "b": ""},
+        "1",
+        ["1", "2"],
+        2,
+    )
+    assert form.multi_items() == [("a", "1"), ("b", ""), ("a", "2")]
+    assert "b" in form and "zzz" not in form and form.files() == []
+    assert repr(form) == "FormData([('a', '1'), ('b', ''), ('a', '2')])"
 
 
 def test_request_headers_are_case_insensitive() -> None:

@@ -132,6 +132,10 @@ def make_app() -> App:
         response = StreamingResponse(produce(), headers={"trailer": "x-sha256"})
         return response
 
+    @app.get("/empty")
+    async def empty(request: Request) -> Response:
+        return Response(b"", trailers={"x-checksum": "none"})
+
     @app.get("/forbidden")
     async def forbidden(request: Request) -> Response:
         return Response("x", trailers={"content-length": "1"})
@@ -168,6 +172,15 @@ def test_response_trailers(version: str) -> None:
     expected = hashlib.sha256(b"one two").hexdigest()
     response = client.get("/streamed", headers={"te": "trailers"})
     assert (response.text, response.trailers.get("x-sha256")) == ("one two", expected)
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+def test_response_trailers_after_an_empty_body(version: str) -> None:
+    response = TestClient(make_app(), http_version=version).get(
+        "/empty", headers={"te": "trailers"}
+    )
+    assert (response.status_code, response.content) == (200, b"")
+    assert dict(response.trailers) == {"x-checksum": "none"}
 
 
 def test_http1_response_trailers_are_dropped_without_te() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from httpy import App, Request, Response, WebSocketConnection
 from httpy.framework.testing_ws import WebSocketRejected
+from httpy.framework.websocket import WebSocketDisconnect
 from httpy.testing import AsyncTestClient, TestClient
 
 
@@ -20,6 +21,15 @@ def make_app() -> App:
         await ws.send_json({"got": data, "q": ws.query.get("q")})
         await ws.send_bytes(await ws.receive_bytes())
         await ws.close(4001, "done")
+
+    @app.websocket("/strict")
+    async def strict(ws: WebSocketConnection) -> None:
+        # The handler's receive_text / receive_bytes refuse the other type.
+        for receive in (ws.receive_text, ws.receive_bytes):
+            try:
+                await receive()
+            except TypeError as exc:
+                await ws.send_text(str(exc))
 
     async def guard(request: Request, handler: object) -> Response:
         if request.headers.get("x-deny"):
@@ -59,3 +69,17 @@ def test_sync_test_client_websocket_and_refusal(backend: str) -> None:
                 pass
         assert info.value.status == 403 and info.value.body == b"no"
         assert client.get("/ws/bob").status_code == 426
+
+
+@pytest.mark.anyio
+async def test_handler_receive_of_the_wrong_type_raises_type_error() -> None:
+    async with AsyncTestClient(make_app()) as client:
+        async with client.websocket_connect("/strict") as ws:
+            await ws.send_bytes(b"\x00")
+            assert await ws.receive_text() == "expected a text message, got a binary one"
+            await ws.send_text("t")
+            # The test client's session converts a message of the other type instead.
+            assert await ws.receive_bytes() == b"expected a binary message, got a text one"
+            with pytest.raises(WebSocketDisconnect) as info:
+                await ws.receive_json()
+            assert info.value.code == 1000
