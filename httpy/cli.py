@@ -5,6 +5,10 @@ anything with ``async def handle_http(stream)``, or any ASGI 3 application such 
 Starlette or FastAPI app, served through :class:`~httpy.framework.asgi.ASGIAdapter`).
 ``module`` alone serves the default app that the module's ``@get``/``@post`` decorators
 registered on.  A failing application startup exits with status 1 after one log line.
+
+The options that set one ``Config`` field each are rows of :data:`CONFIG_FLAGS`: their
+type, default and choices come from ``Config``, and :func:`config_options` turns the
+parsed arguments into those fields.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
+from types import UnionType
+from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 import anyio
 
@@ -24,12 +31,208 @@ from .backends.listeners import systemd_binds
 from .backends.tls import generate_dev_certificate
 from .backends.workers import Supervisor, in_worker, serve_process, worker_command, worker_config
 from .core.application import Application, StartupError
-from .core.config import Config
+from .core.config import FIELD_CHOICES, Config
 from .framework.app import default_app
 from .framework.asgi import as_application
 from .framework.runner import configure_default_logging
 
 _DEFAULTS = Config()
+_HINTS = get_type_hints(Config)
+
+# The --help group titles; a ConfigFlag names its group by title ("": the main options).
+_MAIN = ""
+_PROCESSES = "processes"
+_TLS = "TLS (HTTPS, HTTP/2 by ALPN)"
+_HTTP3 = "HTTP/3 (QUIC over UDP; needs the TLS certificate)"
+_PROXIES = "behind a proxy or load balancer"
+_OPS = "health and metrics (off by default)"
+_LIMITS = "limits and timeouts"
+_WS = "WebSockets"
+_LOGS = "logging"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFlag:
+    """A command-line option that sets one :class:`Config` field.
+
+    Its type, default and choices come from ``Config``: a ``bool`` field is a switch
+    (``--no-<field>`` when it defaults to True), an ``int`` or ``float`` field takes a
+    number, a ``tuple`` field a comma-separated list or, with ``repeat``, one value per
+    occurrence.  ``zero_is_none`` reads 0 as None (off).
+    """
+
+    group: str
+    field: str
+    help: str
+    flag: str = ""  # default: --field-name
+    metavar: str | None = None
+    repeat: bool = False
+    zero_is_none: bool = False
+
+    @property
+    def default(self) -> object:
+        return getattr(_DEFAULTS, self.field)
+
+    @property
+    def kind(self) -> type:
+        """The field's type without None: bool, int, float, str or tuple."""
+        hint = _HINTS[self.field]
+        if get_origin(hint) in (Union, UnionType):
+            (hint,) = (arg for arg in get_args(hint) if arg is not type(None))
+        return cast(type, get_origin(hint) or hint)  # tuple[str, ...] -> tuple
+
+    @property
+    def option(self) -> str:
+        if self.flag:
+            return self.flag
+        name = self.field.replace("_", "-")
+        return f"--no-{name}" if self.default is True else f"--{name}"
+
+    @property
+    def dest(self) -> str:
+        return self.option.removeprefix("--").replace("-", "_")
+
+    def add_to(self, group: argparse._ActionsContainer) -> None:
+        options: dict[str, Any] = {"help": self.help}
+        if self.kind is bool:
+            options["action"] = "store_true"
+        elif self.kind is tuple and self.repeat:
+            options.update(action="append", default=None)
+        elif self.kind is tuple:
+            options["default"] = ",".join(cast("tuple[str, ...]", self.default))
+        else:
+            options["default"] = self.default
+            if self.kind is not str:
+                options["type"] = self.kind
+            if self.field in FIELD_CHOICES:
+                options["choices"] = FIELD_CHOICES[self.field]
+        if self.metavar:
+            options["metavar"] = self.metavar
+        group.add_argument(self.option, dest=self.dest, **options)
+
+    def value(self, args: argparse.Namespace) -> object:
+        """The ``Config`` value of what ``args`` holds for this option."""
+        parsed: Any = getattr(args, self.dest)
+        if self.kind is bool:
+            return not parsed if self.default is True else parsed  # --no-...: turns it off
+        if self.kind is tuple and self.repeat:
+            return tuple(parsed or ())
+        if self.kind is tuple:
+            return tuple(item.strip() for item in parsed.split(",") if item.strip())
+        if self.zero_is_none:
+            return parsed or None
+        return parsed
+
+
+#: Every option that sets one Config field, in --help order within its group.
+CONFIG_FLAGS = (
+    ConfigFlag(
+        _MAIN,
+        "http1_parser",
+        "HTTP/1.1 request-head parser: httptools (the speed extra) or ours; h11 "
+        "handles chunked bodies and errors either way (auto: httptools when installed)",
+    ),
+    ConfigFlag(
+        _PROCESSES,
+        "reuse_port",
+        "with --workers: each worker binds its own TCP sockets with SO_REUSEPORT "
+        "(kernel load balancing; a rolling restart may then reset queued connections)",
+    ),
+    ConfigFlag(
+        _TLS,
+        "tls_binds",
+        "also listen with TLS on this address; repeat for several",
+        flag="--tls-bind",
+        metavar="HOST:PORT",
+        repeat=True,
+    ),
+    ConfigFlag(_TLS, "certfile", "PEM certificate chain for --tls-bind"),
+    ConfigFlag(_TLS, "keyfile", "PEM private key for --tls-bind"),
+    ConfigFlag(_TLS, "ca_certs", "CA bundle that client certificates must chain to", metavar="PEM"),
+    ConfigFlag(
+        _TLS,
+        "verify_client",
+        "ask TLS clients for a certificate (mutual TLS; needs --ca-certs); the "
+        "verified certificate is request.client_cert",
+        flag="--ssl-cert-reqs",
+    ),
+    ConfigFlag(_TLS, "ssl_ciphers", "OpenSSL cipher string (TLS 1.2)", metavar="CIPHERS"),
+    ConfigFlag(_TLS, "ssl_min_version", "oldest TLS version accepted"),
+    ConfigFlag(_TLS, "tls_handshake_timeout", "seconds a client gets to finish the TLS handshake"),
+    ConfigFlag(_HTTP3, "quic_idle_timeout", "seconds a silent QUIC connection is kept"),
+    ConfigFlag(
+        _HTTP3, "quic_retry", "validate client addresses with a QUIC Retry before keeping state"
+    ),
+    ConfigFlag(
+        _PROXIES,
+        "forwarded_allow_ips",
+        "comma-separated addresses/CIDRs (or '*', 'unix:') whose Forwarded and "
+        "X-Forwarded-For/Proto/Host headers set the request's client, scheme and host; "
+        "'' to ignore those headers",
+        metavar="LIST",
+    ),
+    ConfigFlag(
+        _PROXIES,
+        "proxy_protocol",
+        "every connection starts with a PROXY protocol v1/v2 header (HAProxy, AWS NLB)",
+    ),
+    ConfigFlag(
+        _OPS,
+        "health_path",
+        "answer 200 ok on PATH (503 while draining), e.g. /healthz",
+        metavar="PATH",
+    ),
+    ConfigFlag(
+        _OPS, "metrics_path", "answer Prometheus metrics on PATH, e.g. /metrics", metavar="PATH"
+    ),
+    ConfigFlag(_LIMITS, "max_connections", "concurrent connections"),
+    ConfigFlag(_LIMITS, "max_body_bytes", "largest request body in bytes (413 beyond)"),
+    ConfigFlag(_LIMITS, "max_header_bytes", "largest request head in bytes (431 beyond)"),
+    ConfigFlag(_LIMITS, "max_header_count", "most header fields per request (431 beyond)"),
+    ConfigFlag(_LIMITS, "max_request_line_bytes", "longest request line (414 beyond)"),
+    ConfigFlag(_LIMITS, "header_timeout", "seconds to receive a request head"),
+    ConfigFlag(_LIMITS, "keepalive_timeout", "idle seconds between keep-alive requests"),
+    ConfigFlag(_LIMITS, "body_timeout", "seconds of silence allowed while a body arrives"),
+    ConfigFlag(_LIMITS, "send_timeout", "seconds a client may take to accept response bytes"),
+    ConfigFlag(_LIMITS, "drain_timeout", "seconds in-flight requests get on shutdown"),
+    ConfigFlag(
+        _WS,
+        "ws_max_message_bytes",
+        "largest WebSocket message after decompression (close 1009 beyond)",
+    ),
+    ConfigFlag(
+        _WS,
+        "ws_ping_interval",
+        "seconds between keep-alive pings (0: no pings)",
+        zero_is_none=True,
+    ),
+    ConfigFlag(_WS, "ws_ping_timeout", "seconds a pong may take before the connection is dropped"),
+    ConfigFlag(_WS, "ws_close_timeout", "seconds to wait for the answer to our close frame"),
+    ConfigFlag(_WS, "ws_compression", "don't accept permessage-deflate"),
+    ConfigFlag(_LOGS, "access_log", "don't write the httpy.access log"),
+    ConfigFlag(
+        _LOGS,
+        "access_log_format",
+        "Common Log Format, combined (plus referer, user agent), or JSON lines",
+    ),
+    ConfigFlag(
+        _LOGS,
+        "request_id",
+        "give every request an X-Request-ID (kept from the client or generated), "
+        "echoed on the response and written in the JSON access log",
+    ),
+)
+
+
+def _add_config_flags(group: argparse._ActionsContainer, title: str) -> None:
+    for flag in CONFIG_FLAGS:
+        if flag.group == title:
+            flag.add_to(group)
+
+
+def config_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields that ``args`` sets through :data:`CONFIG_FLAGS`, by name."""
+    return {flag.field: flag.value(args) for flag in CONFIG_FLAGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve on inherited, bound socket descriptor N (same as --bind fd:N); "
         "sockets passed by systemd (LISTEN_FDS) are used when no address is given",
     )
-    procs = parser.add_argument_group("processes")
+    procs = parser.add_argument_group(_PROCESSES)
     procs.add_argument(
         "--workers",
         type=int,
@@ -74,12 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N worker processes on the same sockets, under a supervisor that restarts "
         "dead workers, drains on SIGTERM/SIGINT and does a rolling restart on SIGHUP",
     )
-    procs.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="with --workers: each worker binds its own TCP sockets with SO_REUSEPORT "
-        "(kernel load balancing; a rolling restart may then reset queued connections)",
-    )
+    _add_config_flags(procs, _PROCESSES)
     procs.add_argument(
         "--reload",
         action="store_true",
@@ -92,16 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory to watch with --reload (default: --app-dir); repeatable",
     )
-    tls = parser.add_argument_group("TLS (HTTPS, HTTP/2 by ALPN)")
-    tls.add_argument(
-        "--tls-bind",
-        action="append",
-        default=None,
-        metavar="HOST:PORT",
-        help="also listen with TLS on this address; repeat for several",
-    )
-    tls.add_argument("--certfile", help="PEM certificate chain for --tls-bind")
-    tls.add_argument("--keyfile", help="PEM private key for --tls-bind")
+    tls = parser.add_argument_group(_TLS)
+    _add_config_flags(tls, _TLS)
     tls.add_argument(
         "--dev-cert",
         metavar="DIR",
@@ -109,34 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve --tls-bind with it; clients trust DIR/ca.pem (development only)",
     )
     tls.add_argument(
-        "--ca-certs", metavar="PEM", help="CA bundle that client certificates must chain to"
-    )
-    tls.add_argument(
-        "--ssl-cert-reqs",
-        choices=("none", "optional", "required"),
-        default=_DEFAULTS.verify_client,
-        help="ask TLS clients for a certificate (mutual TLS; needs --ca-certs); the "
-        "verified certificate is request.client_cert",
-    )
-    tls.add_argument(
         "--require-client-cert",
         action="store_true",
         help="same as --ssl-cert-reqs required",
     )
-    tls.add_argument("--ssl-ciphers", metavar="CIPHERS", help="OpenSSL cipher string (TLS 1.2)")
-    tls.add_argument(
-        "--ssl-min-version",
-        choices=("TLSv1.2", "TLSv1.3"),
-        default=_DEFAULTS.ssl_min_version,
-        help="oldest TLS version accepted",
-    )
-    tls.add_argument(
-        "--tls-handshake-timeout",
-        type=float,
-        default=_DEFAULTS.tls_handshake_timeout,
-        help="seconds a client gets to finish the TLS handshake",
-    )
-    h3 = parser.add_argument_group("HTTP/3 (QUIC over UDP; needs the TLS certificate)")
+    h3 = parser.add_argument_group(_HTTP3)
     h3.add_argument(
         "--http3-port",
         type=int,
@@ -150,17 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve HTTP/3 on this UDP address; repeat for several",
     )
-    h3.add_argument(
-        "--quic-idle-timeout",
-        type=float,
-        default=_DEFAULTS.quic_idle_timeout,
-        help="seconds a silent QUIC connection is kept",
-    )
-    h3.add_argument(
-        "--quic-retry",
-        action="store_true",
-        help="validate client addresses with a QUIC Retry before keeping state",
-    )
+    _add_config_flags(h3, _HTTP3)
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
@@ -177,107 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path to import the app"
     )
-    parser.add_argument(
-        "--http1-parser",
-        choices=("auto", "python", "httptools"),
-        default="auto",
-        help="HTTP/1.1 request-head parser: httptools (the speed extra) or ours; h11 "
-        "handles chunked bodies and errors either way (auto: httptools when installed)",
-    )
-    proxies = parser.add_argument_group("behind a proxy or load balancer")
-    proxies.add_argument(
-        "--forwarded-allow-ips",
-        default=",".join(_DEFAULTS.forwarded_allow_ips),
-        metavar="LIST",
-        help="comma-separated addresses/CIDRs (or '*', 'unix:') whose Forwarded and "
-        "X-Forwarded-For/Proto/Host headers set the request's client, scheme and host; "
-        "'' to ignore those headers",
-    )
-    proxies.add_argument(
-        "--proxy-protocol",
-        action="store_true",
-        help="every connection starts with a PROXY protocol v1/v2 header (HAProxy, AWS NLB)",
-    )
-    ops = parser.add_argument_group("health and metrics (off by default)")
-    ops.add_argument(
-        "--health-path",
-        metavar="PATH",
-        help="answer 200 ok on PATH (503 while draining), e.g. /healthz",
-    )
-    ops.add_argument(
-        "--metrics-path",
-        metavar="PATH",
-        help="answer Prometheus metrics on PATH, e.g. /metrics",
-    )
-    limits = parser.add_argument_group("limits and timeouts")
-    for name, kind, text in (
-        ("max_connections", int, "concurrent connections"),
-        ("max_body_bytes", int, "largest request body in bytes (413 beyond)"),
-        ("max_header_bytes", int, "largest request head in bytes (431 beyond)"),
-        ("max_header_count", int, "most header fields per request (431 beyond)"),
-        ("max_request_line_bytes", int, "longest request line (414 beyond)"),
-        ("header_timeout", float, "seconds to receive a request head"),
-        ("keepalive_timeout", float, "idle seconds between keep-alive requests"),
-        ("body_timeout", float, "seconds of silence allowed while a body arrives"),
-        ("send_timeout", float, "seconds a client may take to accept response bytes"),
-        ("drain_timeout", float, "seconds in-flight requests get on shutdown"),
-    ):
-        limits.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=getattr(_DEFAULTS, name),
-            help=text,
-        )
-    ws = parser.add_argument_group("WebSockets")
-    ws.add_argument(
-        "--ws-max-message-bytes",
-        type=int,
-        default=_DEFAULTS.ws_max_message_bytes,
-        help="largest WebSocket message after decompression (close 1009 beyond)",
-    )
-    ws.add_argument(
-        "--ws-ping-interval",
-        type=float,
-        default=_DEFAULTS.ws_ping_interval,
-        help="seconds between keep-alive pings (0: no pings)",
-    )
-    ws.add_argument(
-        "--ws-ping-timeout",
-        type=float,
-        default=_DEFAULTS.ws_ping_timeout,
-        help="seconds a pong may take before the connection is dropped",
-    )
-    ws.add_argument(
-        "--ws-close-timeout",
-        type=float,
-        default=_DEFAULTS.ws_close_timeout,
-        help="seconds to wait for the answer to our close frame",
-    )
-    ws.add_argument(
-        "--no-ws-compression", action="store_true", help="don't accept permessage-deflate"
-    )
-    logs = parser.add_argument_group("logging")
+    _add_config_flags(parser, _MAIN)
+    for title in (_PROXIES, _OPS, _LIMITS, _WS):
+        _add_config_flags(parser.add_argument_group(title), title)
+    logs = parser.add_argument_group(_LOGS)
     logs.add_argument(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
         help="level of the httpy loggers",
     )
-    logs.add_argument(
-        "--no-access-log", action="store_true", help="don't write the httpy.access log"
-    )
-    logs.add_argument(
-        "--access-log-format",
-        choices=("common", "combined", "json"),
-        default=_DEFAULTS.access_log_format,
-        help="Common Log Format, combined (plus referer, user agent), or JSON lines",
-    )
-    logs.add_argument(
-        "--request-id",
-        action="store_true",
-        help="give every request an X-Request-ID (kept from the client or generated), "
-        "echoed on the response and written in the JSON access log",
-    )
+    _add_config_flags(logs, _LOGS)
     parser.add_argument(
         "--debug", action="store_true", help="tracebacks in 500 responses (development only)"
     )
@@ -324,19 +391,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = systemd_binds()  # socket activation: systemd's sockets replace --host/--port
     if extra:
         binds = (tuple(args.bind) if args.bind else ()) + extra
-    certfile, keyfile = args.certfile, args.keyfile
+    options = config_options(args)
     if args.dev_cert:
         cert, key, ca = generate_dev_certificate(args.dev_cert)
-        certfile, keyfile = str(cert), str(key)
+        options.update(certfile=str(cert), keyfile=str(key))
         print(f"httpy: development certificate {cert} (clients trust {ca})", file=sys.stderr)
-    if args.tls_bind and not certfile:
+    if args.require_client_cert:
+        options["verify_client"] = "required"
+    if args.tls_bind and not options["certfile"]:
         print("httpy: --tls-bind needs --certfile/--keyfile or --dev-cert", file=sys.stderr)
         return 2
     http3_binds = tuple(args.http3_bind or ())
     if args.http3_port is not None:
         shown_host = f"[{host}]" if ":" in host else host
         http3_binds += (f"{shown_host}:{args.http3_port}",)
-    if http3_binds and not certfile:
+    if http3_binds and not options["certfile"]:
         print("httpy: HTTP/3 needs --certfile/--keyfile or --dev-cert", file=sys.stderr)
         return 2
     if http3_binds and importlib.util.find_spec("aioquic") is None:
@@ -347,46 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("httpy: HTTP/3 with --workers needs --reuse-port", file=sys.stderr)
         return 2
     try:
-        config = Config(
-            binds=binds,
-            tls_binds=tuple(args.tls_bind or ()),
-            certfile=certfile,
-            keyfile=keyfile,
-            tls_handshake_timeout=args.tls_handshake_timeout,
-            http3_binds=http3_binds,
-            quic_idle_timeout=args.quic_idle_timeout,
-            quic_retry=args.quic_retry,
-            reuse_port=args.reuse_port,
-            ca_certs=args.ca_certs,
-            verify_client="required" if args.require_client_cert else args.ssl_cert_reqs,
-            ssl_ciphers=args.ssl_ciphers,
-            ssl_min_version=args.ssl_min_version,
-            forwarded_allow_ips=tuple(
-                item.strip() for item in args.forwarded_allow_ips.split(",") if item.strip()
-            ),
-            proxy_protocol=args.proxy_protocol,
-            access_log=not args.no_access_log,
-            http1_parser=args.http1_parser,
-            access_log_format=args.access_log_format,
-            request_id=args.request_id,
-            health_path=args.health_path,
-            metrics_path=args.metrics_path,
-            max_connections=args.max_connections,
-            max_body_bytes=args.max_body_bytes,
-            max_header_bytes=args.max_header_bytes,
-            max_header_count=args.max_header_count,
-            max_request_line_bytes=args.max_request_line_bytes,
-            header_timeout=args.header_timeout,
-            keepalive_timeout=args.keepalive_timeout,
-            body_timeout=args.body_timeout,
-            send_timeout=args.send_timeout,
-            drain_timeout=args.drain_timeout,
-            ws_max_message_bytes=args.ws_max_message_bytes,
-            ws_ping_interval=args.ws_ping_interval or None,
-            ws_ping_timeout=args.ws_ping_timeout,
-            ws_close_timeout=args.ws_close_timeout,
-            ws_compression=not args.no_ws_compression,
-        )
+        config = Config(binds=binds, http3_binds=http3_binds, **options)
     except (TypeError, ValueError) as exc:
         print(f"httpy: {exc}", file=sys.stderr)
         return 2

@@ -6,11 +6,18 @@ the timeouts and applies them with its clock; the core reads the limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 KiB = 1024
 MiB = 1024 * KiB
+
+
+def _one_of(default: str, choices: tuple[str, ...]) -> Any:
+    """A ``str`` field that must hold one of ``choices`` (also the CLI flag's choices)."""
+    return field(default=default, metadata={"choices": choices})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +40,11 @@ class Config:
     ca_certs: str | None = None
     #: Ask TLS clients for a certificate: ``"none"``, ``"optional"`` (verified when sent)
     #: or ``"required"`` (handshake fails without one).  Needs ``ca_certs``.
-    verify_client: str = "none"
+    verify_client: str = _one_of("none", ("none", "optional", "required"))
     #: OpenSSL cipher string for TLS 1.2 (None: Python's secure defaults).
     ssl_ciphers: str | None = None
     #: Oldest TLS version accepted: ``"TLSv1.2"`` or ``"TLSv1.3"``.
-    ssl_min_version: str = "TLSv1.2"
+    ssl_min_version: str = _one_of("TLSv1.2", ("TLSv1.2", "TLSv1.3"))
     #: ``listen()`` backlog: matches common kernel defaults (somaxconn 4096).
     backlog: int = 1024
     #: ``SO_REUSEPORT`` on TCP listeners: several processes bind the same port and the
@@ -106,7 +113,7 @@ class Config:
     #: Request-head parser for HTTP/1.1: "python" (ours, over h11's grammar), "httptools"
     #: (llhttp, the ``speed`` extra), or "auto" (httptools when installed).  Either way
     #: h11 parses what they decline (chunked bodies, anything unusual, every error).
-    http1_parser: str = "auto"
+    http1_parser: str = _one_of("auto", ("auto", "python", "httptools"))
 
     # -- WebSockets -------------------------------------------------------------------
     #: Largest WebSocket message (after decompression); beyond it: close 1009.  16 MiB
@@ -160,7 +167,7 @@ class Config:
     access_log: bool = True
     #: Its format: ``"common"`` (Common Log Format), ``"combined"`` (plus referer and
     #: user agent) or ``"json"`` (one JSON object per line, with duration and request id).
-    access_log_format: str = "common"
+    access_log_format: str = _one_of("common", ("common", "combined", "json"))
     #: Give every request an ``X-Request-ID``: the client's (or proxy's) when it sent a
     #: valid one, else a generated one; echoed on the response, in the JSON access log,
     #: and on the request (``request.request_id``).
@@ -181,8 +188,11 @@ class Config:
     server_header: str = "httpy"
 
     def __post_init__(self) -> None:
-        if self.http1_parser not in ("auto", "python", "httptools"):
-            raise ValueError("Config.http1_parser must be 'auto', 'python' or 'httptools'")
+        for name, choices in FIELD_CHOICES.items():
+            if getattr(self, name) not in choices:
+                quoted = [repr(choice) for choice in choices]
+                alternatives = ", ".join(quoted[:-1]) + " or " + quoted[-1]
+                raise ValueError(f"Config.{name} must be {alternatives}")
         positive = (
             "max_request_line_bytes",
             "max_header_bytes",
@@ -221,18 +231,12 @@ class Config:
             raise ValueError("Config.max_body_bytes must be None or >= 0")
         if not 1200 <= self.max_datagram_size <= 65527:
             raise ValueError("Config.max_datagram_size must be between 1200 and 65527")
-        if self.verify_client not in ("none", "optional", "required"):
-            raise ValueError("Config.verify_client must be 'none', 'optional' or 'required'")
         if self.verify_client != "none" and not self.ca_certs:
             raise ValueError("Config.verify_client needs ca_certs (the clients' CA bundle)")
         for name in ("health_path", "metrics_path"):
             value = getattr(self, name)
             if value is not None and not value.startswith("/"):
                 raise ValueError(f"Config.{name} must start with '/', got {value!r}")
-        if self.access_log_format not in ("common", "combined", "json"):
-            raise ValueError("Config.access_log_format must be 'common', 'combined' or 'json'")
-        if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
-            raise ValueError("Config.ssl_min_version must be 'TLSv1.2' or 'TLSv1.3'")
         if not self.binds and not self.tls_binds:
             raise ValueError("Config needs at least one address in binds or tls_binds")
 
@@ -244,6 +248,11 @@ class Config:
             raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
         return replace(self, **options)
 
+
+#: The fields limited to a fixed set of strings, and that set (in ``_one_of`` above).
+FIELD_CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {item.name: item.metadata["choices"] for item in fields(Config) if "choices" in item.metadata}
+)
 
 #: The keys of ``run(http3_config={...})``: the Config fields a user tunes for HTTP/3.
 HTTP3_CONFIG_KEYS = (
