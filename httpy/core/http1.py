@@ -44,33 +44,17 @@ from http import HTTPStatus
 
 import h11
 
+from . import events as ev
 from .config import Config
 from .errors import LocalProtocolError, StreamClosedError
-from .events import (
-    BodyReceived,
-    CloseConnection,
-    Command,
-    ConnectionTerminated,
-    Event,
-    Headers,
-    ProtocolError,
-    RequestReceived,
-    ResetStream,
-    SendData,
-    SendInformational,
-    SendResponse,
-    SendTrailers,
-    StreamEnded,
-    StreamReset,
-    TrailersReceived,
-)
 from .http1_head import SimpleHead, head_parser
 from .http1_writer import ResponseWriter, informational_head, start_response
+from .protocol import ServerProtocol
 
 _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 
 
-class HTTP1Connection:
+class HTTP1Connection(ServerProtocol):
     """One server-side HTTP/1.1 connection.  Not thread-safe; one task drives it."""
 
     def __init__(self, config: Config | None = None) -> None:
@@ -135,7 +119,7 @@ class HTTP1Connection:
 
     # ------------------------------------------------------------------ input
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes) -> list[ev.Event]:
         """Feed bytes from the peer; return the events they complete.
 
         ``receive_data(b"")`` parses what is already buffered: call it after a response
@@ -150,30 +134,30 @@ class HTTP1Connection:
                 self._h11_backlog += data
             else:
                 self._buffer += data
-        events: list[Event] = []
+        events: list[ev.Event] = []
         if self._cycle is None and not self._start_cycle(events):
             return events
         if not self._request_complete:
             self._pull_events(events)
         return events
 
-    def receive_eof(self) -> list[Event]:
+    def receive_eof(self) -> list[ev.Event]:
         """The peer will send nothing more.  Returns the final events."""
         if self._closed:
             return []
         self._eof = True
-        events: list[Event] = []
+        events: list[ev.Event] = []
         if self._cycle is not None and not self._request_complete:
             # Mid-body: the request can never complete.
-            events.append(StreamReset(self._stream_id))
+            events.append(ev.StreamReset(self._stream_id))
             self._closed = True
         elif self._cycle is None:
             # Between requests (or inside an unfinished head): nothing to answer.
             self._closed = True
-        events.append(ConnectionTerminated(reason="peer closed the connection"))
+        events.append(ev.ConnectionTerminated(reason="peer closed the connection"))
         return events
 
-    def receive_timeout(self) -> list[Event]:
+    def receive_timeout(self) -> list[ev.Event]:
         """The backend's read timer fired (header, body or keep-alive timeout).
 
         Between requests the connection just closes.  A half-received head or body is
@@ -181,42 +165,34 @@ class HTTP1Connection:
         """
         if self._closed:
             return []
-        events: list[Event] = []
+        events: list[ev.Event] = []
         if self._cycle is None and not self._buffer:
             self._closed = True
-            events.append(ConnectionTerminated(reason="keep-alive timeout"))
+            events.append(ev.ConnectionTerminated(reason="keep-alive timeout"))
         elif self._cycle is None or not self._request_complete:
             self._fail(events, 408, "request not received in time")
         return events
 
     # ------------------------------------------------------------------ output
 
-    def send(self, command: Command) -> None:
-        """Apply a command from the application; its bytes go to ``data_to_send``."""
-        if isinstance(command, CloseConnection):
-            self._keep_alive = False
-            if self._cycle is None:
-                self._closed = True
-            return
-        if self._closed:
-            raise StreamClosedError("connection is closed")
-        if isinstance(
-            command, SendInformational | SendResponse | SendData | SendTrailers | ResetStream
-        ) and (self._cycle is None or command.stream_id != self._stream_id):
-            raise StreamClosedError(f"stream {command.stream_id} is not in flight")
-        if isinstance(command, SendInformational):
-            self._send_informational(command)
-        elif isinstance(command, SendResponse):
-            self._send_response(command)
-        elif isinstance(command, SendData):
-            self._send_data(command)
-        elif isinstance(command, SendTrailers):
-            self._send_end(command.headers if self._accepts_trailers else ())
-        elif isinstance(command, ResetStream):
-            # HTTP/1.1 has no stream reset: abandoning a response means closing.
+    @property
+    def finished(self) -> bool:
+        """True once the connection takes no more commands (see ``ServerProtocol``)."""
+        return self._closed
+
+    def _on_close_connection(self, command: ev.CloseConnection) -> None:
+        self._keep_alive = False
+        if self._cycle is None:
             self._closed = True
-        else:
-            raise LocalProtocolError(f"unknown command {command!r}")
+
+    def _in_flight(self, stream_id: int) -> None:
+        if self._cycle is None or stream_id != self._stream_id:
+            raise StreamClosedError(f"stream {stream_id} is not in flight")
+
+    def _on_reset_stream(self, command: ev.ResetStream) -> None:
+        self._in_flight(command.stream_id)
+        # HTTP/1.1 has no stream reset: abandoning a response means closing.
+        self._closed = True
 
     def take_unparsed(self) -> bytes:
         """Hand over the bytes received but not parsed, and stop: used when the
@@ -237,7 +213,7 @@ class HTTP1Connection:
 
     # ------------------------------------------------------------------ internals
 
-    def _start_cycle(self, events: list[Event]) -> bool:
+    def _start_cycle(self, events: list[ev.Event]) -> bool:
         """Check the buffered head and hand it to a fresh h11 cycle.
 
         Returns False when more bytes are needed or the connection failed.
@@ -294,7 +270,7 @@ class HTTP1Connection:
         self._request_complete = False
         self._body_bytes = 0
 
-    def _on_simple_head(self, head: SimpleHead, events: list[Event]) -> bool:
+    def _on_simple_head(self, head: SimpleHead, events: list[ev.Event]) -> bool:
         """Announce a request parse_simple_head took; False if it was refused."""
         waiting_continue = False
         if head.http_version == b"1.1":
@@ -308,7 +284,7 @@ class HTTP1Connection:
             head.method, head.target, head.http_version, head.headers, waiting_continue, events
         )
 
-    def _pull_body(self, body: _FixedLengthBody, events: list[Event]) -> None:
+    def _pull_body(self, body: _FixedLengthBody, events: list[ev.Event]) -> None:
         """The fast path's body: ``Content-Length`` bytes, then the next request."""
         pending = body.pending
         if pending and body.remaining:
@@ -320,16 +296,16 @@ class HTTP1Connection:
                 del pending[: body.remaining]
             body.remaining -= len(chunk)
             self._body_bytes += len(chunk)  # within max_body_bytes: checked on the head
-            events.append(BodyReceived(self._stream_id, chunk))
+            events.append(ev.BodyReceived(self._stream_id, chunk))
         if body.remaining == 0:
             self._request_complete = True
-            events.append(StreamEnded(self._stream_id))
+            events.append(ev.StreamEnded(self._stream_id))
             # What follows stays unparsed until the response is complete (pipelining).
             if pending:
                 self._buffer[:0] = pending
                 pending.clear()
 
-    def _pull_events(self, events: list[Event]) -> None:
+    def _pull_events(self, events: list[ev.Event]) -> None:
         cycle = self._cycle
         assert cycle is not None  # invariant: only called mid-cycle
         if isinstance(cycle, _FixedLengthBody):
@@ -357,7 +333,7 @@ class HTTP1Connection:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                headers: Headers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
+                headers: ev.Headers = tuple((bytes(n), bytes(v)) for n, v in event.headers)
                 if not self._announce(
                     bytes(event.method),
                     bytes(event.target),
@@ -374,7 +350,7 @@ class HTTP1Connection:
                     self._fail(events, 413, f"request body larger than {limit} bytes")
                     return
                 if event.data:
-                    events.append(BodyReceived(self._stream_id, bytes(event.data)))
+                    events.append(ev.BodyReceived(self._stream_id, bytes(event.data)))
             elif isinstance(event, h11.EndOfMessage):
                 self._request_complete = True
                 if event.headers:
@@ -382,8 +358,8 @@ class HTTP1Connection:
                     if len(trailers) > self._config.max_header_count:
                         self._fail(events, 431, "too many trailer fields")
                         return
-                    events.append(TrailersReceived(self._stream_id, trailers))
-                events.append(StreamEnded(self._stream_id))
+                    events.append(ev.TrailersReceived(self._stream_id, trailers))
+                events.append(ev.StreamEnded(self._stream_id))
                 # Reclaim what follows this request: it stays unparsed until the
                 # response is complete, so pipelined requests are answered in order.
                 trailing, _closed = cycle.trailing_data
@@ -392,7 +368,7 @@ class HTTP1Connection:
                     self._h11_backlog.clear()
                 return
             elif isinstance(event, h11.ConnectionClosed):
-                events.append(ConnectionTerminated(reason="peer closed the connection"))
+                events.append(ev.ConnectionTerminated(reason="peer closed the connection"))
                 self._closed = True
                 return
 
@@ -401,9 +377,9 @@ class HTTP1Connection:
         method: bytes,
         target: bytes,
         version: bytes,
-        headers: Headers,
+        headers: ev.Headers,
         waiting_continue: bool,
-        events: list[Event],
+        events: list[ev.Event],
     ) -> bool:
         """Apply our rules to a parsed head and emit RequestReceived; False if refused."""
         if version not in _SUPPORTED_VERSIONS:
@@ -463,7 +439,7 @@ class HTTP1Connection:
             t.split(b";", 1)[0].strip() for t in te_tokens.split(b",")
         )
         events.append(
-            RequestReceived(
+            ev.RequestReceived(
                 stream_id=self._stream_id,
                 method=method.decode("ascii"),
                 target=target,
@@ -477,7 +453,8 @@ class HTTP1Connection:
         self._announced = True
         return True
 
-    def _send_informational(self, command: SendInformational) -> None:
+    def _on_send_informational(self, command: ev.SendInformational) -> None:
+        self._in_flight(command.stream_id)
         # 1xx must not go to HTTP/1.0 clients (RFC 9110 15.2), nor after the final head.
         if self._http_version == b"1.0" or self._writer is not None:
             return
@@ -487,7 +464,8 @@ class HTTP1Connection:
             self._waiting_continue = False
         self._out.append(informational_head(command.status, command.headers))
 
-    def _send_response(self, command: SendResponse) -> None:
+    def _on_send_response(self, command: ev.SendResponse) -> None:
+        self._in_flight(command.stream_id)
         if self._writer is not None:
             raise LocalProtocolError("response already started")
         # An unread request body, a client that asked to close, or our own shutdown:
@@ -503,7 +481,8 @@ class HTTP1Connection:
         self._waiting_continue = False
         self._out.append(head)
 
-    def _send_data(self, command: SendData) -> None:
+    def _on_send_data(self, command: ev.SendData) -> None:
+        self._in_flight(command.stream_id)
         writer = self._writer
         if writer is None:
             raise LocalProtocolError("body sent before the response head")
@@ -516,7 +495,11 @@ class HTTP1Connection:
         if command.end_stream:
             self._send_end(())
 
-    def _send_end(self, trailers: Headers) -> None:
+    def _on_send_trailers(self, command: ev.SendTrailers) -> None:
+        self._in_flight(command.stream_id)
+        self._send_end(command.headers if self._accepts_trailers else ())
+
+    def _send_end(self, trailers: ev.Headers) -> None:
         """End the response body (with ``trailers`` where the framing carries them)."""
         writer = self._writer
         if writer is None:
@@ -531,7 +514,7 @@ class HTTP1Connection:
         self._cycle = None
         self._writer = None
 
-    def _fail(self, events: list[Event], status: int, reason: str) -> None:
+    def _fail(self, events: list[ev.Event], status: int, reason: str) -> None:
         """Answer ``status`` if no response has started, then close."""
         stream_id = self._stream_id if self._cycle is not None and self._announced else None
         if self._writer is None:
@@ -541,7 +524,7 @@ class HTTP1Connection:
         self._writer = None
         self._buffer.clear()
         self._h11_backlog.clear()
-        events.append(ProtocolError(status=status, reason=reason, stream_id=stream_id))
+        events.append(ev.ProtocolError(status=status, reason=reason, stream_id=stream_id))
 
 
 #: Control characters a request head may not contain (CR and LF only as line ends, which
@@ -562,7 +545,9 @@ class _FixedLengthBody:
         self.pending += data
 
 
-def _origin_form(method: bytes, target: bytes, headers: Headers) -> tuple[bytes, Headers] | str:
+def _origin_form(
+    method: bytes, target: bytes, headers: ev.Headers
+) -> tuple[bytes, ev.Headers] | str:
     """A request target that is not origin-form (RFC 9112 3.2), as origin-form, or why
     it is refused.
 

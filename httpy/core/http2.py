@@ -65,27 +65,9 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
+from . import events as ev
 from .config import Config
 from .errors import LocalProtocolError, StreamClosedError
-from .events import (
-    BodyReceived,
-    CloseConnection,
-    Command,
-    ConnectionTerminated,
-    Event,
-    Headers,
-    ProtocolError,
-    RequestReceived,
-    ResetStream,
-    SendData,
-    SendInformational,
-    SendResponse,
-    SendTrailers,
-    StreamEnded,
-    StreamReset,
-    StreamWritable,
-    TrailersReceived,
-)
 from .fields import CONNECTION_SPECIFIC, multiplexed_fields
 from .h2_internals import (
     closed_by_end_stream,
@@ -106,6 +88,7 @@ from .http2_checks import (
     malformed,
 )
 from .http2_outbound import Outbound, send_window
+from .protocol import ServerProtocol
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -114,14 +97,16 @@ SMALL_DATA = 128
 _ENDED_KEPT = 256
 
 
-class HTTP2Connection:
+class HTTP2Connection(ServerProtocol):
     """One server-side HTTP/2 connection.  Not thread-safe; one task drives it."""
+
+    library_errors = (h2.exceptions.ProtocolError,)
 
     def __init__(
         self,
         config: Config | None = None,
         *,
-        upgrade: tuple[bytes, RequestReceived] | None = None,
+        upgrade: tuple[bytes, ev.RequestReceived] | None = None,
     ) -> None:
         self._config = config if config is not None else Config()
         cfg = self._config
@@ -186,7 +171,7 @@ class HTTP2Connection:
         #: Open streams whose response has no content (HEAD requests; 204 and 304
         #: answers, RFC 9110 6.4.1): the body the application writes is dropped.
         self._bodiless: set[int] = set()
-        self._upgrade_events: list[Event] = []
+        self._upgrade_events: list[ev.Event] = []
         if upgrade is not None:
             settings, request = upgrade
             self._h2.initiate_upgrade_connection(settings)
@@ -194,7 +179,7 @@ class HTTP2Connection:
             if request.method == "HEAD":
                 self._bodiless.add(1)
             self._upgrade_events.append(
-                RequestReceived(
+                ev.RequestReceived(
                     stream_id=1,
                     method=request.method,
                     target=request.target,
@@ -207,7 +192,7 @@ class HTTP2Connection:
                     body_expected=False,
                 )
             )
-            self._upgrade_events.append(StreamEnded(1))
+            self._upgrade_events.append(ev.StreamEnded(1))
         else:
             self._h2.initiate_connection()
         # The SETTINGS frame above advertised h2_max_concurrent_streams; h2 itself gets a
@@ -274,12 +259,12 @@ class HTTP2Connection:
 
     # ------------------------------------------------------------------ input
 
-    def initial_events(self) -> list[Event]:
+    def initial_events(self) -> list[ev.Event]:
         """Events for the request an h2c upgrade carried (empty otherwise)."""
         events, self._upgrade_events = self._upgrade_events, []
         return events
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[ev.Event]:
         """Feed bytes from the peer; return the events they complete.
 
         ``now`` (seconds, any monotonic clock) refills the flood budgets: without it
@@ -288,7 +273,7 @@ class HTTP2Connection:
         if self._closed:
             return []
         self._now = now
-        events: list[Event] = []
+        events: list[ev.Event] = []
         refused = self._frame_lengths.check(data, self._h2.max_inbound_frame_size, self._ended)
         if refused:
             self._fail(events, *refused)
@@ -306,7 +291,7 @@ class HTTP2Connection:
                 self._feed(data[split:], events)
         return events
 
-    def _feed(self, data: bytes, events: list[Event]) -> None:
+    def _feed(self, data: bytes, events: list[ev.Event]) -> None:
         # h2 drops its unsent output when a GOAWAY arrives: keep it.
         self._out += self._h2.data_to_send()
         try:
@@ -320,17 +305,17 @@ class HTTP2Connection:
             code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._fail(events, int(code), str(exc) or type(exc).__name__)
 
-    def receive_eof(self) -> list[Event]:
+    def receive_eof(self) -> list[ev.Event]:
         """The peer closed the connection."""
         if self._closed:
             return []
         self._closed = self._peer_left = True
-        events: list[Event] = [StreamReset(sid) for sid in sorted(self._open_streams)]
+        events: list[ev.Event] = [ev.StreamReset(sid) for sid in sorted(self._open_streams)]
         self._open_streams.clear()
-        events.append(ConnectionTerminated(reason="peer closed the connection"))
+        events.append(ev.ConnectionTerminated(reason="peer closed the connection"))
         return events
 
-    def receive_timeout(self) -> list[Event]:
+    def receive_timeout(self) -> list[ev.Event]:
         """The backend's timer fired: the idle timeout (no open stream), or
         ``header_timeout`` while :attr:`receiving_header_block`.
 
@@ -342,7 +327,7 @@ class HTTP2Connection:
         if self._closed:
             return []
         if self._frame_lengths.in_header_block:
-            events: list[Event] = []
+            events: list[ev.Event] = []
             self._fail(
                 events,
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
@@ -351,7 +336,7 @@ class HTTP2Connection:
             return events
         self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
         self._closed = True
-        return [ConnectionTerminated(reason="idle timeout")]
+        return [ev.ConnectionTerminated(reason="idle timeout")]
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The application consumed ``size`` body bytes of ``stream_id``: open the window."""
@@ -364,33 +349,34 @@ class HTTP2Connection:
 
     # ------------------------------------------------------------------ output
 
-    def send(self, command: Command) -> None:
-        """Apply a command from the application; its bytes go to ``data_to_send``."""
-        if isinstance(command, CloseConnection):
-            self._goaway(command.error_code)
-            return
-        if self._closed:
-            raise StreamClosedError("connection is closed")
-        try:
-            if isinstance(command, SendResponse):
-                self._send_headers(command.stream_id, command.status, command.headers, False)
-            elif isinstance(command, SendInformational):
-                if 100 < command.status < 200 and command.status != 101:
-                    self._send_headers(command.stream_id, command.status, command.headers, False)
-            elif isinstance(command, SendData):
-                self._queue_data(command.stream_id, command.data, command.end_stream)
-            elif isinstance(command, SendTrailers):
-                self._queue_data(command.stream_id, b"", True, command.headers)
-            elif isinstance(command, ResetStream):
-                self._reset(
-                    command.stream_id, command.error_code or h2.errors.ErrorCodes.INTERNAL_ERROR
-                )
-            else:
-                raise LocalProtocolError(f"unknown command {command!r}")
-        except h2.exceptions.StreamClosedError as exc:
-            raise StreamClosedError(f"stream {exc.stream_id} is closed") from exc
-        except h2.exceptions.ProtocolError as exc:
-            raise LocalProtocolError(str(exc)) from exc
+    @property
+    def finished(self) -> bool:
+        """True once the connection takes no more commands (see ``ServerProtocol``)."""
+        return self._closed
+
+    def translate_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, h2.exceptions.StreamClosedError):
+            return StreamClosedError(f"stream {exc.stream_id} is closed")
+        return LocalProtocolError(str(exc))
+
+    def _on_close_connection(self, command: ev.CloseConnection) -> None:
+        self._goaway(command.error_code)
+
+    def _on_send_response(self, command: ev.SendResponse) -> None:
+        self._send_headers(command.stream_id, command.status, command.headers, False)
+
+    def _on_send_informational(self, command: ev.SendInformational) -> None:
+        if 100 < command.status < 200 and command.status != 101:
+            self._send_headers(command.stream_id, command.status, command.headers, False)
+
+    def _on_send_data(self, command: ev.SendData) -> None:
+        self._queue_data(command.stream_id, command.data, command.end_stream)
+
+    def _on_send_trailers(self, command: ev.SendTrailers) -> None:
+        self._queue_data(command.stream_id, b"", True, command.headers)
+
+    def _on_reset_stream(self, command: ev.ResetStream) -> None:
+        self._reset(command.stream_id, command.error_code or h2.errors.ErrorCodes.INTERNAL_ERROR)
 
     def push(
         self, stream_id: int, method: str, path: str, authority: bytes, scheme: str
@@ -430,7 +416,7 @@ class HTTP2Connection:
 
     # ------------------------------------------------------------------ internals
 
-    def _translate(self, event: h2.events.Event, events: list[Event]) -> None:
+    def _translate(self, event: h2.events.Event, events: list[ev.Event]) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._on_request(event, events)
         elif isinstance(event, h2.events.DataReceived):
@@ -443,7 +429,7 @@ class HTTP2Connection:
                     self._body_disagrees(sid, events)
             if sid in self._receiving and self._accept_body(sid, len(event.data), events):
                 if event.data:
-                    events.append(BodyReceived(sid, bytes(event.data)))
+                    events.append(ev.BodyReceived(sid, bytes(event.data)))
                 unread -= len(event.data)  # acknowledged as the application reads it
             if unread > 0:
                 # Padding, and body no one will read (the response is complete, or the
@@ -454,14 +440,14 @@ class HTTP2Connection:
                 self._body_disagrees(event.stream_id, events)  # fewer bytes than declared
             if event.stream_id in self._receiving:
                 self._receiving.discard(event.stream_id)
-                events.append(StreamEnded(event.stream_id))
+                events.append(ev.StreamEnded(event.stream_id))
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in self._open_streams:
                 self._forget(event.stream_id)
                 # The client's resets (rapid reset), and the ones its input made h2 send
                 # ("MadeYouReset"): both end work the client asked for.
                 self._spend_reset("client" if event.remote_reset else "provoked")
-                events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
+                events.append(ev.StreamReset(event.stream_id, int(event.error_code or 0)))
         elif isinstance(event, h2.events.WindowUpdated):
             # Paid back by the DATA frames we send (_send_window): a client acknowledging
             # what it receives never runs out; one flooding WINDOW_UPDATEs does.
@@ -489,13 +475,13 @@ class HTTP2Connection:
                 return
             self._closed = self._peer_left = True
             for sid in sorted(self._open_streams):
-                events.append(StreamReset(sid, int(event.error_code or 0)))
+                events.append(ev.StreamReset(sid, int(event.error_code or 0)))
             self._open_streams.clear()
-            events.append(ConnectionTerminated(int(event.error_code or 0), "peer sent GOAWAY"))
+            events.append(ev.ConnectionTerminated(int(event.error_code or 0), "peer sent GOAWAY"))
         elif isinstance(event, h2.events.TrailersReceived):
             self._on_trailers(event, events)
 
-    def _on_trailers(self, event: h2.events.TrailersReceived, events: list[Event]) -> None:
+    def _on_trailers(self, event: h2.events.TrailersReceived, events: list[ev.Event]) -> None:
         sid = event.stream_id
         if sid not in self._open_streams:
             return
@@ -504,12 +490,12 @@ class HTTP2Connection:
             self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._stream_done(sid)
             self._spend_reset("malformed trailers")
-            events.append(StreamReset(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+            events.append(ev.StreamReset(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR))
         elif sid in self._receiving:
             # The StreamEnded h2 reports with them follows.
-            events.append(TrailersReceived(sid, tuple((bytes(n), bytes(v)) for n, v in fields)))
+            events.append(ev.TrailersReceived(sid, tuple((bytes(n), bytes(v)) for n, v in fields)))
 
-    def _on_request(self, event: h2.events.RequestReceived, events: list[Event]) -> None:
+    def _on_request(self, event: h2.events.RequestReceived, events: list[ev.Event]) -> None:
         stream_id = event.stream_id
         if self._goaway_sent:
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
@@ -576,7 +562,7 @@ class HTTP2Connection:
         if method == b"HEAD":
             self._bodiless.add(stream_id)
         events.append(
-            RequestReceived(
+            ev.RequestReceived(
                 stream_id=stream_id,
                 method=method.decode("ascii", "replace"),
                 target=path,
@@ -587,7 +573,7 @@ class HTTP2Connection:
             )
         )
 
-    def _send_headers(self, stream_id: int, status: int, headers: Headers, end: bool) -> None:
+    def _send_headers(self, stream_id: int, status: int, headers: ev.Headers, end: bool) -> None:
         block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
         self._h2.send_headers(stream_id, block, end_stream=end)
         if status >= 200:
@@ -597,7 +583,7 @@ class HTTP2Connection:
         if end:
             self._stream_done(stream_id)
 
-    def _accept_body(self, stream_id: int, size: int, events: list[Event]) -> bool:
+    def _accept_body(self, stream_id: int, size: int, events: list[ev.Event]) -> bool:
         """Count ``size`` body bytes; over ``max_body_bytes``, answer 413 and say False."""
         if stream_id in self._tunnels:
             return True
@@ -608,18 +594,18 @@ class HTTP2Connection:
             return True
         # The handler is cancelled (its stream "reset"); the client gets a 413 if no
         # response has started, else RST_STREAM CANCEL.
-        events.append(StreamReset(stream_id, h2.errors.ErrorCodes.CANCEL))
+        events.append(ev.StreamReset(stream_id, h2.errors.ErrorCodes.CANCEL))
         self._answer(stream_id, 413, f"request body larger than {limit} bytes")
         return False
 
-    def _body_disagrees(self, stream_id: int, events: list[Event]) -> None:
+    def _body_disagrees(self, stream_id: int, events: list[ev.Event]) -> None:
         """The DATA sent disagrees with the content-length: a malformed request, so a
         stream error (RFC 9113 8.1.1) that cancels the handler before its body ends."""
         self._declared.pop(stream_id, None)
         if stream_id in self._open_streams:
             self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._spend_reset("content-length disagrees with DATA")
-            events.append(StreamReset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+            events.append(ev.StreamReset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
     def _answer(self, stream_id: int, status: int, reason: str) -> None:
         """Answer an open stream ourselves (a limit was broken), as HTTP/1.1's core does."""
@@ -637,7 +623,7 @@ class HTTP2Connection:
         self._queue_data(stream_id, body, True)
 
     def _queue_data(
-        self, stream_id: int, data: bytes, end: bool, trailers: Headers | None = None
+        self, stream_id: int, data: bytes, end: bool, trailers: ev.Headers | None = None
     ) -> None:
         if stream_id not in self._open_streams:
             raise StreamClosedError(f"stream {stream_id} is closed")
@@ -649,7 +635,7 @@ class HTTP2Connection:
         outbound.add(data, end, trailers)
         self._send_window(stream_id, outbound, None)
 
-    def _flush_outbound(self, events: list[Event]) -> None:
+    def _flush_outbound(self, events: list[ev.Event]) -> None:
         for stream_id, outbound in list(self._outbound.items()):
             stream = get_stream(self._h2, stream_id)
             if stream is None or stream.closed:
@@ -659,14 +645,16 @@ class HTTP2Connection:
                 continue
             self._send_window(stream_id, outbound, events)
 
-    def _send_window(self, stream_id: int, outbound: Outbound, events: list[Event] | None) -> None:
+    def _send_window(
+        self, stream_id: int, outbound: Outbound, events: list[ev.Event] | None
+    ) -> None:
         """Send as much of ``outbound`` as the windows allow."""
         frames, progress = send_window(self._h2, stream_id, outbound)
         self._control.give(2 * frames)  # the WINDOW_UPDATEs (stream, connection) they earn
         if progress == "finished":
             self._stream_done(stream_id)
         if progress != "blocked" and events is not None:
-            events.append(StreamWritable(stream_id))
+            events.append(ev.StreamWritable(stream_id))
 
     def _forget(self, stream_id: int) -> None:
         self._open_streams.discard(stream_id)
@@ -729,14 +717,14 @@ class HTTP2Connection:
         if not self._control.take(self._now) and self._flood is None:
             self._flood = f"{kind} over the control-frame budget (flood)"
 
-    def _check_floods(self, events: list[Event]) -> None:
+    def _check_floods(self, events: list[ev.Event]) -> None:
         if self._flood is not None:
             # h2 answered every PING of this read already: drop those answers, so a flood
             # gets one GOAWAY back, not its own volume.
             self._h2.clear_outbound_data_buffer()
             self._fail(events, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, self._flood)
 
-    def _fail(self, events: list[Event], code: int, reason: str) -> None:
+    def _fail(self, events: list[ev.Event], code: int, reason: str) -> None:
         """A connection error: GOAWAY with ``code``, then close."""
         # When h2 itself raised, it has queued its GOAWAY already: don't send a second.
         if not is_closed(self._h2):
@@ -744,9 +732,9 @@ class HTTP2Connection:
                 self._h2.close_connection(code)
         self._closed = True
         for sid in sorted(self._open_streams):
-            events.append(StreamReset(sid, code))
+            events.append(ev.StreamReset(sid, code))
         self._open_streams.clear()
-        events.append(ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
+        events.append(ev.ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
 
 
 def _valid_content_length(headers: Iterable[tuple[bytes, bytes]]) -> bool:

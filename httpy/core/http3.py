@@ -59,26 +59,9 @@ from aioquic.h3.exceptions import NoAvailablePushIDError
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress
 
+from . import events as ev
 from .config import Config
-from .errors import LocalProtocolError, StreamClosedError
-from .events import (
-    BodyReceived,
-    CloseConnection,
-    Command,
-    ConnectionTerminated,
-    Event,
-    Headers,
-    ProtocolError,
-    RequestReceived,
-    ResetStream,
-    SendData,
-    SendInformational,
-    SendResponse,
-    SendTrailers,
-    StreamEnded,
-    StreamReset,
-    TrailersReceived,
-)
+from .errors import StreamClosedError
 from .fields import multiplexed_fields
 from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
 from .http3_aioquic import (
@@ -95,6 +78,7 @@ from .http3_aioquic import (
     unsent_bytes,
     written_acknowledged,
 )
+from .protocol import ServerProtocol
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
@@ -105,25 +89,27 @@ H3_EXCESSIVE_LOAD = h3c.ErrorCode.H3_EXCESSIVE_LOAD
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionIdIssued(Event):
+class ConnectionIdIssued(ev.Event):
     """The connection now also answers to ``connection_id``: route it here."""
 
     connection_id: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionIdRetired(Event):
+class ConnectionIdRetired(ev.Event):
     """The peer stopped using ``connection_id``: stop routing it here."""
 
     connection_id: bytes
 
 
-class HTTP3Connection:
+class HTTP3Connection(ServerProtocol):
     """One server-side HTTP/3 connection.  Not thread-safe; one task drives it.
 
     ``reset_token(cid)`` gives the 16-byte stateless reset token of a connection ID; the
     backend uses the same function to answer packets for connections it no longer has.
     """
+
+    library_errors = (h3c.FrameUnexpected,)
 
     def __init__(
         self,
@@ -168,7 +154,7 @@ class HTTP3Connection:
         self._closing = False
         self._terminated = False
         self._highest_request = -1
-        self._pending: list[Event] = [ConnectionIdIssued(c) for c in connection_ids(self._quic)]
+        self._pending: list[ev.Event] = [ConnectionIdIssued(c) for c in connection_ids(self._quic)]
 
     # ------------------------------------------------------------------ inspection
 
@@ -206,7 +192,7 @@ class HTTP3Connection:
 
     # ------------------------------------------------------------------ input
 
-    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> list[Event]:
+    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> list[ev.Event]:
         """Feed one UDP datagram from ``addr``; return the events it completes."""
         events, self._pending = self._pending, []
         if self._terminated:
@@ -225,7 +211,7 @@ class HTTP3Connection:
         """When :meth:`handle_timer` must run next (the clock of ``now``), or None."""
         return None if self._terminated else self._quic.get_timer()
 
-    def handle_timer(self, now: float) -> list[Event]:
+    def handle_timer(self, now: float) -> list[ev.Event]:
         """Loss detection, idle timeout, end of the closing period."""
         events, self._pending = self._pending, []
         if not self._terminated:
@@ -249,34 +235,36 @@ class HTTP3Connection:
         self._collect_quic_events()
         return datagrams
 
-    def next_events(self) -> list[Event]:
+    def next_events(self) -> list[ev.Event]:
         """Events produced outside ``receive_datagram`` (by sending: new connection IDs)."""
         events, self._pending = self._pending, []
         return events
 
-    def send(self, command: Command) -> None:
-        """Apply a command from the application; its bytes go to ``datagrams_to_send``."""
-        if isinstance(command, CloseConnection):
-            self._goaway()
-            return
-        if self._terminated:
-            raise StreamClosedError("connection is closed")
-        try:
-            if isinstance(command, SendResponse):
-                self._send_headers(command.stream_id, command.status, command.headers)
-            elif isinstance(command, SendInformational):
-                if 100 < command.status < 200 and command.status != 101:
-                    self._send_headers(command.stream_id, command.status, command.headers)
-            elif isinstance(command, SendData):
-                self._send_data(command.stream_id, command.data, command.end_stream)
-            elif isinstance(command, SendTrailers):
-                self._send_trailers(command.stream_id, command.headers)
-            elif isinstance(command, ResetStream):
-                self._reset(command.stream_id, command.error_code or H3_INTERNAL_ERROR)
-            else:
-                raise LocalProtocolError(f"unknown command {command!r}")
-        except h3c.FrameUnexpected as exc:
-            raise LocalProtocolError(str(exc)) from exc
+    # ------------------------------------------------------------------ output
+
+    @property
+    def finished(self) -> bool:
+        """True once the connection takes no more commands (see ``ServerProtocol``)."""
+        return self._terminated
+
+    def _on_close_connection(self, command: ev.CloseConnection) -> None:
+        self._goaway()
+
+    def _on_send_response(self, command: ev.SendResponse) -> None:
+        self._send_headers(command.stream_id, command.status, command.headers)
+
+    def _on_send_informational(self, command: ev.SendInformational) -> None:
+        if 100 < command.status < 200 and command.status != 101:
+            self._send_headers(command.stream_id, command.status, command.headers)
+
+    def _on_send_data(self, command: ev.SendData) -> None:
+        self._send_data(command.stream_id, command.data, command.end_stream)
+
+    def _on_send_trailers(self, command: ev.SendTrailers) -> None:
+        self._send_trailers(command.stream_id, command.headers)
+
+    def _on_reset_stream(self, command: ev.ResetStream) -> None:
+        self._reset(command.stream_id, command.error_code or H3_INTERNAL_ERROR)
 
     def push(
         self, stream_id: int, method: str, path: str, authority: bytes, scheme: str
@@ -311,7 +299,7 @@ class HTTP3Connection:
         """Connection-ID events can come from sending too (replenishing CIDs)."""
         self._drain_quic(self._pending)
 
-    def _drain_quic(self, events: list[Event]) -> None:
+    def _drain_quic(self, events: list[ev.Event]) -> None:
         while (quic_event := self._quic.next_event()) is not None:
             if isinstance(quic_event, qe.ConnectionIdIssued):
                 self._fix_reset_tokens()
@@ -335,7 +323,7 @@ class HTTP3Connection:
                 self._rejected.discard(sid)
                 if sid in self._open_streams:
                     self._forget(sid)
-                    events.append(StreamReset(sid, quic_event.error_code))
+                    events.append(ev.StreamReset(sid, quic_event.error_code))
                     self._spend_reset(events, "client reset")
             try:
                 h3_events = self._h3.handle_event(quic_event)
@@ -348,14 +336,14 @@ class HTTP3Connection:
                     # Found once the handler runs (DATA disagreeing with content-length):
                     # cancel it now, not when the body times out.
                     self._forget(exc.stream_id)
-                    events.append(StreamReset(exc.stream_id, H3_MESSAGE_ERROR))
+                    events.append(ev.StreamReset(exc.stream_id, H3_MESSAGE_ERROR))
                 self._spend_reset(events, "malformed request")
                 continue
             for h3_event in h3_events:
                 self._translate(h3_event, events)
         self._check_done()
 
-    def _translate(self, event: h3e.H3Event, events: list[Event]) -> None:
+    def _translate(self, event: h3e.H3Event, events: list[ev.Event]) -> None:
         if isinstance(event, h3e.HeadersReceived):
             sid = event.stream_id
             if sid in self._open_streams:
@@ -370,16 +358,16 @@ class HTTP3Connection:
             if sid in self._receiving and event.data and self._accept_body(sid, event, events):
                 self._quic.deliver(sid, len(event.data))
                 last = events[-1] if events else None
-                if isinstance(last, BodyReceived) and last.stream_id == sid:
+                if isinstance(last, ev.BodyReceived) and last.stream_id == sid:
                     # Pieces of one datagram (tiny DATA or STREAM frames) reach the
                     # handler together: one wakeup, not one per frame.
-                    events[-1] = BodyReceived(sid, last.data + event.data)
+                    events[-1] = ev.BodyReceived(sid, last.data + event.data)
                 else:
-                    events.append(BodyReceived(sid, bytes(event.data)))
+                    events.append(ev.BodyReceived(sid, bytes(event.data)))
             if event.stream_ended:
                 self._end_of_request(sid, events)
 
-    def _on_request(self, event: h3e.HeadersReceived, events: list[Event]) -> None:
+    def _on_request(self, event: h3e.HeadersReceived, events: list[ev.Event]) -> None:
         sid = event.stream_id
         if self._goaway_sent and sid >= self._goaway_id:
             self._reject(sid, H3_REQUEST_REJECTED)  # the client may retry it elsewhere
@@ -436,7 +424,7 @@ class HTTP3Connection:
         if method == b"HEAD":
             self._bodiless.add(sid)
         events.append(
-            RequestReceived(
+            ev.RequestReceived(
                 stream_id=sid,
                 method=method.decode("ascii", "replace"),
                 target=path,
@@ -447,26 +435,26 @@ class HTTP3Connection:
             )
         )
 
-    def _on_trailers(self, event: h3e.HeadersReceived, events: list[Event]) -> None:
+    def _on_trailers(self, event: h3e.HeadersReceived, events: list[ev.Event]) -> None:
         """Request trailers: checked like HTTP/2's (a stream error when malformed)."""
         sid = event.stream_id
         if malformed(event.headers, TRAILER_RULES):
             self._receiving.discard(sid)
             self._reject(sid, H3_MESSAGE_ERROR)
             self._forget(sid)
-            events.append(StreamReset(sid, H3_MESSAGE_ERROR))
+            events.append(ev.StreamReset(sid, H3_MESSAGE_ERROR))
             return
         if sid in self._receiving:
-            events.append(TrailersReceived(sid, tuple(event.headers)))
+            events.append(ev.TrailersReceived(sid, tuple(event.headers)))
         if event.stream_ended:
             self._end_of_request(sid, events)
 
-    def _end_of_request(self, sid: int, events: list[Event]) -> None:
+    def _end_of_request(self, sid: int, events: list[ev.Event]) -> None:
         if sid in self._receiving:
             self._receiving.discard(sid)
-            events.append(StreamEnded(sid))
+            events.append(ev.StreamEnded(sid))
 
-    def _accept_body(self, sid: int, event: h3e.DataReceived, events: list[Event]) -> bool:
+    def _accept_body(self, sid: int, event: h3e.DataReceived, events: list[ev.Event]) -> bool:
         if sid in self._tunnels:
             return True  # a tunnel's DATA is not a body: no max_body_bytes
         received = self._body_bytes.get(sid, 0) + len(event.data)
@@ -474,7 +462,7 @@ class HTTP3Connection:
         limit = self._config.max_body_bytes
         if limit is None or received <= limit:
             return True
-        events.append(StreamReset(sid, H3_REQUEST_CANCELLED))
+        events.append(ev.StreamReset(sid, H3_REQUEST_CANCELLED))
         self._answer(sid, 413, f"request body larger than {limit} bytes")
         return False
 
@@ -492,7 +480,7 @@ class HTTP3Connection:
         self._send_headers(sid, status, headers)
         self._send_data(sid, body, True)
 
-    def _send_headers(self, sid: int, status: int, headers: Headers) -> None:
+    def _send_headers(self, sid: int, status: int, headers: ev.Headers) -> None:
         if sid not in self._open_streams:
             raise StreamClosedError(f"stream {sid} is closed")
         block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
@@ -515,7 +503,7 @@ class HTTP3Connection:
         if end:
             self._stream_done(sid)
 
-    def _send_trailers(self, sid: int, headers: Headers) -> None:
+    def _send_trailers(self, sid: int, headers: ev.Headers) -> None:
         """Trailer fields in a HEADERS frame that ends the stream (RFC 9114 4.1)."""
         if sid not in self._open_streams:
             raise StreamClosedError(f"stream {sid} is closed")
@@ -551,7 +539,7 @@ class HTTP3Connection:
                 self._quic.reset_stream(sid, code)
             self._stream_done(sid)
 
-    def _headers_too_large(self, sid: int, size: int, events: list[Event]) -> None:
+    def _headers_too_large(self, sid: int, size: int, events: list[ev.Event]) -> None:
         """A HEADERS frame over the header limit, refused from its frame header (before
         aioquic buffers it): 431 on the stream (RFC 9114 4.2.2), STOP_SENDING H3_NO_ERROR
         for the rest (4.1), the connection serves on.  Trailers that large end the
@@ -563,13 +551,13 @@ class HTTP3Connection:
             return
         if sid in self._open_streams:
             if sid in self._receiving:
-                events.append(StreamReset(sid, H3_REQUEST_CANCELLED))
+                events.append(ev.StreamReset(sid, H3_REQUEST_CANCELLED))
         else:
             self._highest_request = max(self._highest_request, sid)
             self._open_streams.add(sid)
         self._answer(sid, 431, reason)  # a reset instead when the response started
         self._stop_reading(sid, H3_NO_ERROR)
-        events.append(ProtocolError(status=431, reason=f"HTTP/3: {reason}", stream_id=sid))
+        events.append(ev.ProtocolError(status=431, reason=f"HTTP/3: {reason}", stream_id=sid))
         self._spend_reset(events, "header frame too large")
 
     def _stop_reading(self, sid: int, code: int) -> None:
@@ -591,7 +579,7 @@ class HTTP3Connection:
         with contextlib.suppress(ValueError):
             self._quic.stop_stream(sid, code)
 
-    def _spend_reset(self, events: list[Event], kind: str) -> None:
+    def _spend_reset(self, events: list[ev.Event], kind: str) -> None:
         """Streams the client opens only to reset (or to send malformed) cost a token:
         the rapid-reset defence (CVE-2023-44487) HTTP/2 has, with the same budget.  Over
         budget: CONNECTION_CLOSE H3_EXCESSIVE_LOAD."""
@@ -599,10 +587,10 @@ class HTTP3Connection:
             return
         reason = f"too many streams reset or malformed ({kind}): rapid reset"
         self._quic.close(error_code=H3_EXCESSIVE_LOAD, reason_phrase=reason)
-        events.append(ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
+        events.append(ev.ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
         self._terminate(events, H3_EXCESSIVE_LOAD, reason)
 
-    def _spend_control(self, events: list[Event]) -> None:
+    def _spend_control(self, events: list[ev.Event]) -> None:
         """Frames that carry no request (QUIC PING, MAX_*, *_BLOCKED, connection-ID and
         path frames; tiny DATA and unknown HTTP/3 frames) spend HTTP/2's control-frame
         budget (``h2_max_control_frames``, ``h2_control_frame_rate``).  Over budget:
@@ -612,7 +600,7 @@ class HTTP3Connection:
             return
         reason = "control or tiny frames over the control-frame budget (flood)"
         self._quic.close(error_code=H3_EXCESSIVE_LOAD, reason_phrase=reason)
-        events.append(ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
+        events.append(ev.ProtocolError(status=400, reason=f"HTTP/3: {reason}"))
         self._terminate(events, H3_EXCESSIVE_LOAD, reason)
 
     def _goaway(self) -> None:
@@ -640,12 +628,12 @@ class HTTP3Connection:
             self._closing = False
             self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server shutting down")
 
-    def _terminate(self, events: list[Event], code: int, reason: str) -> None:
+    def _terminate(self, events: list[ev.Event], code: int, reason: str) -> None:
         if self._terminated:
             return
         self._terminated = True
         for sid in sorted(self._open_streams):
-            events.append(StreamReset(sid, code))
+            events.append(ev.StreamReset(sid, code))
         self._open_streams.clear()
         self._receiving.clear()
-        events.append(ConnectionTerminated(code, reason or "connection closed"))
+        events.append(ev.ConnectionTerminated(code, reason or "connection closed"))
