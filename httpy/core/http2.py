@@ -88,6 +88,7 @@ from .http2_checks import (
     malformed,
 )
 from .http2_outbound import Outbound, send_window
+from .multiplexed_head import BodyCounter, MultiplexedHead
 from .protocol import ServerProtocol
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
@@ -160,7 +161,7 @@ class HTTP2Connection(ServerProtocol):
         self._open_streams: set[int] = set()
         #: Open streams whose request body is still coming and wanted, with its size so far.
         self._receiving: set[int] = set()
-        self._body_bytes: dict[int, int] = {}
+        self._body_bytes = BodyCounter(cfg.max_body_bytes)
         #: Open streams with a content-length: the body bytes still expected.
         self._declared: dict[int, int] = {}
         #: Extended CONNECT streams (RFC 8441): their DATA is a tunnel, not a body, so
@@ -515,63 +516,22 @@ class HTTP2Connection(ServerProtocol):
             self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             self._spend_reset("malformed request")
             return
-        method = path = b""
-        authority: bytes | None = None
-        protocol: bytes | None = None
-        regular: list[tuple[bytes, bytes]] = []
-        has_host = False
-        for name, value in event.headers or ():
-            name, value = bytes(name), bytes(value)
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            elif name == b":protocol":
-                protocol = value  # extended CONNECT (RFC 8441); h2 checked it is one
-            elif name.startswith(b":"):
-                continue  # :scheme
-            else:
-                has_host = has_host or name == b"host"
-                regular.append((name, value))
-        if authority is not None and not has_host:
-            regular.insert(0, (b"host", authority))
+        head = MultiplexedHead.parse(event.headers or ())
         self._control.give(10)  # a stream's own PRIORITY, WINDOW_UPDATE, ... frames
         self._open_streams.add(stream_id)
-        # The limits HTTP/1.1 enforces in its core, answered here before any handler runs.
-        cfg = self._config
-        # RFC 7541 4.1 / RFC 9113 6.5.2: a field counts its name, value and 32 octets.
-        list_size = sum(len(n) + len(v) + 32 for n, v in event.headers or ())
-        if list_size > cfg.max_header_bytes:
-            self._answer(stream_id, 431, f"header fields over {cfg.max_header_bytes} bytes")
+        problem = head.limit_problem(self._config)
+        if problem is not None:
+            self._answer(stream_id, *problem)
             return
-        if len(regular) > cfg.max_header_count:
-            self._answer(stream_id, 431, f"more than {cfg.max_header_count} header fields")
-            return
-        limit = cfg.max_body_bytes
-        declared = next((v for n, v in regular if n == b"content-length"), b"")
-        if limit is not None and declared.isdigit() and int(declared) > limit:
-            self._answer(stream_id, 413, f"Content-Length {int(declared)} over the {limit} limit")
-            return
-        if declared and protocol is None:
-            self._declared[stream_id] = int(declared)
+        declared = head.declared_length
+        if declared is not None and head.protocol is None:
+            self._declared[stream_id] = declared
         self._receiving.add(stream_id)  # until StreamEnded, which may be in this batch
-        if protocol is not None:
-            self._tunnels.add(stream_id)
-        if method == b"HEAD":
+        if head.protocol is not None:
+            self._tunnels.add(stream_id)  # extended CONNECT (RFC 8441)
+        if head.method == b"HEAD":
             self._bodiless.add(stream_id)
-        events.append(
-            ev.RequestReceived(
-                stream_id=stream_id,
-                method=method.decode("ascii", "replace"),
-                target=path,
-                headers=tuple(regular),
-                http_version="2",
-                body_expected=event.stream_ended is None,
-                upgrade=protocol.lower() if protocol is not None else None,
-            )
-        )
+        events.append(head.request_event(stream_id, "2", body_expected=event.stream_ended is None))
 
     def _send_headers(self, stream_id: int, status: int, headers: ev.Headers, end: bool) -> None:
         block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
@@ -585,17 +545,12 @@ class HTTP2Connection(ServerProtocol):
 
     def _accept_body(self, stream_id: int, size: int, events: list[ev.Event]) -> bool:
         """Count ``size`` body bytes; over ``max_body_bytes``, answer 413 and say False."""
-        if stream_id in self._tunnels:
-            return True
-        received = self._body_bytes.get(stream_id, 0) + size
-        self._body_bytes[stream_id] = received
-        limit = self._config.max_body_bytes
-        if limit is None or received <= limit:
+        if stream_id in self._tunnels or self._body_bytes.accept(stream_id, size):
             return True
         # The handler is cancelled (its stream "reset"); the client gets a 413 if no
         # response has started, else RST_STREAM CANCEL.
         events.append(ev.StreamReset(stream_id, h2.errors.ErrorCodes.CANCEL))
-        self._answer(stream_id, 413, f"request body larger than {limit} bytes")
+        self._answer(stream_id, 413, f"request body larger than {self._body_bytes.limit} bytes")
         return False
 
     def _body_disagrees(self, stream_id: int, events: list[ev.Event]) -> None:
@@ -662,7 +617,7 @@ class HTTP2Connection(ServerProtocol):
         self._responded.discard(stream_id)
         self._bodiless.discard(stream_id)
         self._outbound.pop(stream_id, None)
-        self._body_bytes.pop(stream_id, None)
+        self._body_bytes.forget(stream_id)
         self._declared.pop(stream_id, None)
         self._tunnels.discard(stream_id)
 

@@ -78,6 +78,7 @@ from .http3_aioquic import (
     unsent_bytes,
     written_acknowledged,
 )
+from .multiplexed_head import BodyCounter, MultiplexedHead
 from .protocol import ServerProtocol
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
@@ -139,7 +140,7 @@ class HTTP3Connection(ServerProtocol):
         self._receiving: set[int] = set()
         self._responded: set[int] = set()
         self._bodiless: set[int] = set()
-        self._body_bytes: dict[int, int] = {}
+        self._body_bytes = BodyCounter(config.max_body_bytes)
         self._rejected: set[int] = set()
         self._resets = TokenBucket(config.h2_max_reset_streams, config.h2_reset_rate)
         self._control = TokenBucket(config.h2_max_control_frames, config.h2_control_frame_rate)
@@ -378,62 +379,21 @@ class HTTP3Connection(ServerProtocol):
             self._spend_reset(events, "malformed request")
             return
         self._highest_request = max(self._highest_request, sid)
-        method = path = b""
-        authority: bytes | None = None
-        protocol: bytes | None = None
-        regular: list[tuple[bytes, bytes]] = []
-        has_host = False
-        for name, value in event.headers:
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            elif name == b":protocol":
-                protocol = value  # extended CONNECT (RFC 9220); h2's rules checked it
-            elif name.startswith(b":"):
-                continue  # :scheme
-            else:
-                has_host = has_host or name == b"host"
-                regular.append((name, value))
-        if authority is not None and not has_host:
-            regular.insert(0, (b"host", authority))
+        head = MultiplexedHead.parse(event.headers)
         self._open_streams.add(sid)
         self._control.give(10)  # a request's own small frames (a short last DATA, ...)
-        cfg = self._config
-        if len(regular) > cfg.max_header_count:
-            self._answer(sid, 431, f"more than {cfg.max_header_count} header fields")
-            return
-        # Field section size as RFC 9114 4.2.2 counts it (as HPACK's header list size):
-        # HTTP/2 bounds the same with SETTINGS_MAX_HEADER_LIST_SIZE.
-        size = sum(len(name) + len(value) + 32 for name, value in event.headers)
-        if size > cfg.max_header_bytes:
-            self._answer(sid, 431, f"header section over {cfg.max_header_bytes} bytes")
-            return
-        limit = cfg.max_body_bytes
-        declared = next((v for n, v in regular if n == b"content-length"), b"")
-        if limit is not None and declared.isdigit() and int(declared) > limit:
-            self._answer(sid, 413, f"Content-Length {int(declared)} over the {limit} limit")
+        problem = head.limit_problem(self._config)
+        if problem is not None:
+            self._answer(sid, *problem)
             return
         if not event.stream_ended:
             self._receiving.add(sid)
             self._quic.track(sid)  # body credit follows what the application reads
-        if protocol is not None:
-            self._tunnels.add(sid)
-        if method == b"HEAD":
+        if head.protocol is not None:
+            self._tunnels.add(sid)  # extended CONNECT (RFC 9220)
+        if head.method == b"HEAD":
             self._bodiless.add(sid)
-        events.append(
-            ev.RequestReceived(
-                stream_id=sid,
-                method=method.decode("ascii", "replace"),
-                target=path,
-                headers=tuple(regular),
-                http_version="3",
-                body_expected=not event.stream_ended,
-                upgrade=protocol.lower() if protocol is not None else None,
-            )
-        )
+        events.append(head.request_event(sid, "3", body_expected=not event.stream_ended))
 
     def _on_trailers(self, event: h3e.HeadersReceived, events: list[ev.Event]) -> None:
         """Request trailers: checked like HTTP/2's (a stream error when malformed)."""
@@ -455,15 +415,11 @@ class HTTP3Connection(ServerProtocol):
             events.append(ev.StreamEnded(sid))
 
     def _accept_body(self, sid: int, event: h3e.DataReceived, events: list[ev.Event]) -> bool:
-        if sid in self._tunnels:
-            return True  # a tunnel's DATA is not a body: no max_body_bytes
-        received = self._body_bytes.get(sid, 0) + len(event.data)
-        self._body_bytes[sid] = received
-        limit = self._config.max_body_bytes
-        if limit is None or received <= limit:
+        # A tunnel's DATA is not a body: no max_body_bytes.
+        if sid in self._tunnels or self._body_bytes.accept(sid, len(event.data)):
             return True
         events.append(ev.StreamReset(sid, H3_REQUEST_CANCELLED))
-        self._answer(sid, 413, f"request body larger than {limit} bytes")
+        self._answer(sid, 413, f"request body larger than {self._body_bytes.limit} bytes")
         return False
 
     def _answer(self, sid: int, status: int, reason: str) -> None:
@@ -529,7 +485,7 @@ class HTTP3Connection(ServerProtocol):
         self._receiving.discard(sid)
         self._responded.discard(sid)
         self._bodiless.discard(sid)
-        self._body_bytes.pop(sid, None)
+        self._body_bytes.forget(sid)
         self._tunnels.discard(sid)
         self._quic.untrack(sid)
 
