@@ -19,7 +19,6 @@ from ..core.events import (
     CloseConnection,
     Command,
     Event,
-    Headers,
     RequestReceived,
 )
 from ..core.http2 import HTTP2Connection
@@ -40,6 +39,7 @@ class HTTP2Driver(FedStreamsPort):
 
     #: RST_STREAM CANCEL: a handler abandoned its response, or the window stayed shut.
     cancel_code = 0x8
+    _conn: HTTP2Connection
 
     def __init__(
         self,
@@ -134,9 +134,6 @@ class HTTP2Driver(FedStreamsPort):
 
     # -- StreamPort (used by the streams' exchanges) ----------------------------------
 
-    def server_headers(self, headers: Headers) -> Headers:
-        return self._context.server_headers(headers)
-
     def queue(self, command: Command) -> None:
         self._conn.send(command)
 
@@ -146,25 +143,8 @@ class HTTP2Driver(FedStreamsPort):
         if self._conn.should_close:
             self._interrupt_read()  # the last stream after GOAWAY is done
 
-    def pending_bytes(self, stream_id: int) -> int:
-        return self._conn.pending_bytes(stream_id)
-
-    async def acknowledge(self, stream_id: int, size: int) -> None:
-        self._conn.acknowledge(stream_id, size)
+    async def _send_queued(self) -> None:
         await self.flush()
-
-    async def body_timed_out(self, exchange: HTTPExchange) -> None:
-        await self._streams.body_timed_out(exchange)
-
-    async def push(self, parent: HTTPExchange, path: str) -> bool:
-        head = parent.head
-        authority = dict(head.headers).get(b"host", b"")
-        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
-        if promised is None:
-            return False
-        await self.flush()
-        self._streams.start_push(parent, path, promised)
-        return True
 
     async def flush(self) -> None:
         """Write what the core has queued.  Raises :class:`ClientDisconnected` when the

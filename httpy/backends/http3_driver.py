@@ -19,7 +19,7 @@ from aioquic.quic.connection import NetworkAddress
 
 from ..core.application import ClientDisconnected
 from ..core.errors import StreamClosedError
-from ..core.events import CloseConnection, Command, Event, Headers
+from ..core.events import CloseConnection, Command, Event
 from ..core.http3 import (
     H3_REQUEST_CANCELLED,
     ConnectionIdIssued,
@@ -27,7 +27,6 @@ from ..core.http3 import (
     HTTP3Connection,
 )
 from .connection import ConnectionContext
-from .exchange import HTTPExchange
 from .logs import error_log
 from .streams import FedStreamsPort, Streams
 
@@ -52,6 +51,7 @@ class HTTP3Driver(FedStreamsPort):
 
     #: A handler abandoned its response, or QUIC's window stayed shut.
     cancel_code: int = H3_REQUEST_CANCELLED
+    _conn: HTTP3Connection
 
     def __init__(
         self,
@@ -122,28 +122,8 @@ class HTTP3Driver(FedStreamsPort):
     async def submit(self, command: Command) -> None:
         self.queue(command)
 
-    def pending_bytes(self, stream_id: int) -> int:
-        return self._conn.pending_bytes(stream_id)
-
-    async def acknowledge(self, stream_id: int, size: int) -> None:
-        self._conn.acknowledge(stream_id, size)
-        self._kick()
-
-    def server_headers(self, headers: Headers) -> Headers:
-        return self._context.server_headers(headers)
-
-    async def push(self, parent: HTTPExchange, path: str) -> bool:
-        head = parent.head
-        authority = dict(head.headers).get(b"host", b"")
-        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
-        if promised is None:
-            return False
-        self._kick()
-        self._streams.start_push(parent, path, promised)
-        return True
-
-    async def body_timed_out(self, exchange: HTTPExchange) -> None:
-        await self._streams.body_timed_out(exchange)
+    async def _send_queued(self) -> None:
+        self._kick()  # the connection's task sends
 
     # -- internals ---------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ reset for an unfinished response, the access-log line).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio.abc
 
@@ -21,6 +23,7 @@ from ..core.events import (
     BodyReceived,
     ConnectionTerminated,
     Event,
+    Headers,
     ProtocolError,
     RequestReceived,
     StreamEnded,
@@ -34,13 +37,36 @@ from .http2_websocket import serve_http2_websocket
 from .logs import error_log
 
 
-class FedStreamsPort:
+class MultiplexedCore(Protocol):
+    """What :class:`FedStreamsPort` needs of a core (HTTP2Connection, HTTP3Connection)."""
+
+    def pending_bytes(self, stream_id: int) -> int: ...
+
+    def acknowledge(self, stream_id: int, size: int) -> None: ...
+
+    def push(
+        self, stream_id: int, method: str, path: str, authority: bytes, scheme: str
+    ) -> int | None: ...
+
+
+class FedStreamsPort(ABC):
     """The :class:`~httpy.backends.exchange.StreamPort` members of a driver whose reader
     feeds every stream's body (HTTP/2, HTTP/3): each exchange times its own body reads
-    (408 or a reset on its stream) and never pulls."""
+    (408 or a reset on its stream) and never pulls.
+
+    The driver provides ``config``, ``_context``, ``_conn``, ``_streams`` and
+    :meth:`_send_queued`: how bytes the core queued outside a write get sent.
+    """
 
     config: Config
     pulls_body = False
+    _context: ConnectionContext
+    _conn: MultiplexedCore
+    _streams: Streams
+
+    @abstractmethod
+    async def _send_queued(self) -> None:
+        """Send (or have the connection's task send) what the core has queued."""
 
     @property
     def body_timeout(self) -> float:
@@ -48,6 +74,29 @@ class FedStreamsPort:
 
     async def pull_body(self, exchange: HTTPExchange) -> None:
         raise NotImplementedError("streams are fed by the connection's reader")
+
+    def server_headers(self, headers: Headers) -> Headers:
+        return self._context.server_headers(headers)
+
+    def pending_bytes(self, stream_id: int) -> int:
+        return self._conn.pending_bytes(stream_id)
+
+    async def acknowledge(self, stream_id: int, size: int) -> None:
+        self._conn.acknowledge(stream_id, size)
+        await self._send_queued()  # the WINDOW_UPDATE / MAX_STREAM_DATA
+
+    async def body_timed_out(self, exchange: HTTPExchange) -> None:
+        await self._streams.body_timed_out(exchange)
+
+    async def push(self, parent: HTTPExchange, path: str) -> bool:
+        head = parent.head
+        authority = dict(head.headers).get(b"host", b"")
+        promised = self._conn.push(head.stream_id, "GET", path, authority, head.scheme)
+        if promised is None:
+            return False
+        await self._send_queued()  # the PUSH_PROMISE goes out before the pushed response
+        self._streams.start_push(parent, path, promised)
+        return True
 
 
 class Streams:
