@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio.abc
 
@@ -27,6 +27,7 @@ from ..core.events import (
     ProtocolError,
     RequestReceived,
     StreamEnded,
+    StreamEvent,
     StreamReset,
     StreamWritable,
     TrailersReceived,
@@ -99,6 +100,35 @@ class FedStreamsPort(ABC):
         return True
 
 
+def _abort(stream: HTTPExchange, reason: str) -> None:
+    """The client is gone from ``stream``: its reads fail and its handler is cancelled."""
+    stream.fail(ClientDisconnected(reason))
+    stream.cancel_scope.cancel()
+
+
+def _on_reset(stream: HTTPExchange, event: StreamReset) -> None:
+    _abort(stream, f"stream reset ({event.error_code:#x})")
+
+
+def _on_body(stream: HTTPExchange, event: BodyReceived) -> None:
+    stream.feed(event.data)
+
+
+def _on_trailers(stream: HTTPExchange, event: TrailersReceived) -> None:
+    stream.set_trailers(event.headers)
+
+
+#: The events about one open stream, and what its exchange does with each (one lookup
+#: per event: this runs for every request on every protocol).
+_STREAM_EVENTS: dict[type[StreamEvent], Callable[[HTTPExchange, Any], None]] = {
+    BodyReceived: _on_body,
+    StreamEnded: lambda stream, event: stream.end(),
+    TrailersReceived: _on_trailers,
+    StreamWritable: lambda stream, event: stream.wake(),
+    StreamReset: _on_reset,
+}
+
+
 class Streams:
     """The open streams of one connection and their handlers' tasks.
 
@@ -148,31 +178,14 @@ class Streams:
         others: list[Event] = []
         streams = self.open
         for event in events:
-            if isinstance(event, RequestReceived):
-                self._open(event)
-            elif isinstance(event, BodyReceived):
+            if isinstance(event, StreamEvent):
                 stream = streams.get(event.stream_id)
                 if stream is not None:
-                    stream.feed(event.data)
-                elif self._on_orphan_data is not None:
+                    _STREAM_EVENTS[type(event)](stream, event)
+                elif isinstance(event, BodyReceived) and self._on_orphan_data is not None:
                     self._on_orphan_data(event.stream_id, len(event.data))
-            elif isinstance(event, StreamEnded):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.end()
-            elif isinstance(event, TrailersReceived):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.set_trailers(event.headers)
-            elif isinstance(event, StreamWritable):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake()
-            elif isinstance(event, StreamReset):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.fail(ClientDisconnected(f"stream reset ({event.error_code:#x})"))
-                    stream.cancel_scope.cancel()
+            elif isinstance(event, RequestReceived):
+                self._open(event)
             elif isinstance(event, ProtocolError):
                 self._context.bad_requests.warning(
                     "bad %s input from %s: %s",
@@ -182,8 +195,7 @@ class Streams:
                 )
             elif isinstance(event, ConnectionTerminated):
                 for stream in streams.values():
-                    stream.fail(ClientDisconnected(event.reason))
-                    stream.cancel_scope.cancel()
+                    _abort(stream, event.reason)
             else:
                 others.append(event)
         return others

@@ -21,6 +21,13 @@ class Event:
     __slots__ = ()
 
 
+class StreamEvent(Event):
+    """Base class of the events about one open stream (``stream_id``) after its head."""
+
+    __slots__ = ()
+    stream_id: int
+
+
 class Command:
     """Base class of everything a connection's ``send`` accepts."""
 
@@ -53,7 +60,7 @@ class RequestReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BodyReceived(Event):
+class BodyReceived(StreamEvent):
     """A piece of request body for ``stream_id``."""
 
     stream_id: int
@@ -61,14 +68,14 @@ class BodyReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class StreamEnded(Event):
+class StreamEnded(StreamEvent):
     """The request on ``stream_id`` is complete: no more body will come."""
 
     stream_id: int
 
 
 @dataclass(frozen=True, slots=True)
-class TrailersReceived(Event):
+class TrailersReceived(StreamEvent):
     """Trailer fields that ended the request body on ``stream_id`` (HTTP/1.1 chunked
     trailers, an HTTP/2 trailing HEADERS frame).  A ``StreamEnded`` follows."""
 
@@ -77,7 +84,7 @@ class TrailersReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class StreamReset(Event):
+class StreamReset(StreamEvent):
     """The peer abandoned ``stream_id``; its handler should be cancelled."""
 
     stream_id: int
@@ -164,7 +171,7 @@ class CloseConnection(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class StreamWritable(Event):
+class StreamWritable(StreamEvent):
     """Data queued for ``stream_id`` has all been sent: the sender may queue more.
 
     HTTP/2 and HTTP/3 only: their flow control holds response data until the peer's
