@@ -49,12 +49,12 @@ from .config import Config
 from .errors import LocalProtocolError, StreamClosedError
 from .http1_head import SimpleHead, head_parser
 from .http1_writer import ResponseWriter, informational_head, start_response
-from .protocol import ServerProtocol
+from .protocol import QueuedOutput, ServerProtocol
 
 _SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 
 
-class HTTP1Connection(ServerProtocol):
+class HTTP1Connection(QueuedOutput, ServerProtocol):
     """One server-side HTTP/1.1 connection.  Not thread-safe; one task drives it."""
 
     def __init__(self, config: Config | None = None) -> None:
@@ -202,14 +202,6 @@ class HTTP1Connection(ServerProtocol):
         self._closed = True
         self._cycle = None
         return data
-
-    def data_to_send(self) -> bytes:
-        """Bytes queued for the peer since the last call (may be empty)."""
-        if not self._out:
-            return b""
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
 
     # ------------------------------------------------------------------ internals
 

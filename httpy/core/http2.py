@@ -89,7 +89,7 @@ from .http2_checks import (
 )
 from .http2_outbound import Outbound, send_window
 from .multiplexed_head import BodyCounter, MultiplexedHead
-from .protocol import ServerProtocol
+from .protocol import MultiplexedProtocol
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -98,7 +98,7 @@ SMALL_DATA = 128
 _ENDED_KEPT = 256
 
 
-class HTTP2Connection(ServerProtocol):
+class HTTP2Connection(MultiplexedProtocol):
     """One server-side HTTP/2 connection.  Not thread-safe; one task drives it."""
 
     library_errors = (h2.exceptions.ProtocolError,)
@@ -228,15 +228,6 @@ class HTTP2Connection(ServerProtocol):
         may still be sending: the backend closes with a lingering read, so the peer gets
         to read the GOAWAY."""
         return self._closed and not self._peer_left
-
-    @property
-    def idle(self) -> bool:
-        """True when no stream is open (the keep-alive timeout applies)."""
-        return not self._open_streams
-
-    @property
-    def open_stream_count(self) -> int:
-        return len(self._open_streams)
 
     @property
     def receiving_header_block(self) -> bool:

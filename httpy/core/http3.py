@@ -79,7 +79,7 @@ from .http3_aioquic import (
     written_acknowledged,
 )
 from .multiplexed_head import BodyCounter, MultiplexedHead
-from .protocol import ServerProtocol
+from .protocol import MultiplexedProtocol
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
@@ -103,7 +103,7 @@ class ConnectionIdRetired(ev.Event):
     connection_id: bytes
 
 
-class HTTP3Connection(ServerProtocol):
+class HTTP3Connection(MultiplexedProtocol):
     """One server-side HTTP/3 connection.  Not thread-safe; one task drives it.
 
     ``reset_token(cid)`` gives the 16-byte stateless reset token of a connection ID; the
@@ -163,15 +163,6 @@ class HTTP3Connection(ServerProtocol):
     def terminated(self) -> bool:
         """True once the connection is gone: send what is left, then forget it."""
         return self._terminated
-
-    @property
-    def idle(self) -> bool:
-        """True when no request stream is open."""
-        return not self._open_streams
-
-    @property
-    def open_stream_count(self) -> int:
-        return len(self._open_streams)
 
     @property
     def host_cids(self) -> list[bytes]:

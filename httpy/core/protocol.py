@@ -47,10 +47,11 @@ class ServerProtocol(ABC):
     # sending costs one dict lookup (this is on every response's path).
     _handlers: ClassVar[dict[type[ev.Command], _Handler]]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # A missing method fails here, when the core is defined, not mid-response.
-        cls._handlers = {kind: getattr(cls, name) for kind, name in _HANDLER_NAMES.items()}
+        if not abstract:
+            # A missing method fails here, when the core is defined, not mid-response.
+            cls._handlers = {kind: getattr(cls, name) for kind, name in _HANDLER_NAMES.items()}
 
     @property
     @abstractmethod
@@ -78,3 +79,39 @@ class ServerProtocol(ABC):
 
     @abstractmethod
     def _on_close_connection(self, command: ev.CloseConnection) -> None: ...
+
+
+class MultiplexedProtocol(ServerProtocol, abstract=True):
+    """Base of the cores that carry many streams at once (HTTP/2, HTTP/3).
+
+    ``_open_streams`` holds the request streams (and pushed ones) not finished yet.
+    """
+
+    __slots__ = ()
+
+    _open_streams: set[int]
+
+    @property
+    def idle(self) -> bool:
+        """True when no stream is open (the keep-alive timeout applies)."""
+        return not self._open_streams
+
+    @property
+    def open_stream_count(self) -> int:
+        return len(self._open_streams)
+
+
+class QueuedOutput:
+    """Output a core builds in pieces (``_out``) and hands over joined."""
+
+    __slots__ = ()
+
+    _out: list[bytes]
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the peer since the last call (may be empty)."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out

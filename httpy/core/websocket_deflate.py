@@ -104,26 +104,41 @@ def _window_bits(value: str | None) -> int | None:
     return bits if 8 <= bits <= 15 else None
 
 
-class BoundedDeflate(Extension):
+class _MessageMeter(Extension):
+    """What both extensions share: server side only (never offered, always enabled
+    once accepted), and the size of the data message being received, against
+    ``max_message_bytes``."""
+
+    def __init__(self, max_message_bytes: int) -> None:
+        self._max = max_message_bytes
+        #: The frame being received carries message data (not a control frame).
+        self._frame_is_data = False
+        self._message_bytes = 0
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool | str:
+        return False
+
+    def _count(self, size: int) -> bool:
+        """Add ``size`` bytes to the message; False once it is over the limit."""
+        self._message_bytes += size
+        return self._message_bytes <= self._max
+
+
+class BoundedDeflate(_MessageMeter):
     """Server side of permessage-deflate, inflating at most ``max_message_bytes`` per
     message (more: close 1009)."""
 
     name = "permessage-deflate"
 
     def __init__(self, parameters: DeflateParameters, max_message_bytes: int) -> None:
+        super().__init__(max_message_bytes)
         self._params = parameters
-        self._max = max_message_bytes
         self._inflater: zlib._Decompress | None = None
         self._deflater: zlib._Compress | None = None
-        self._frame_is_data = False
         self._message_compressed: bool | None = None
-        self._message_bytes = 0
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool | str:  # server side: we never offer
-        return False
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -173,10 +188,7 @@ class BoundedDeflate(Extension):
             out = inflater.decompress(data, room + 1)
         except zlib.error:
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        self._message_bytes += len(out)
-        if len(out) > room:
-            return CloseReason.MESSAGE_TOO_BIG
-        return out
+        return out if self._count(len(out)) else CloseReason.MESSAGE_TOO_BIG
 
     # -- outbound --------------------------------------------------------------------
 
@@ -208,7 +220,7 @@ class BoundedDeflate(Extension):
         return rsv, out
 
 
-class MessageSizeLimit(Extension):
+class MessageSizeLimit(_MessageMeter):
     """Counts the (inflated) bytes of each data message; more than ``max_message_bytes``
     fails the connection with 1009.
 
@@ -218,17 +230,6 @@ class MessageSizeLimit(Extension):
     """
 
     name = "httpy-message-size-limit"
-
-    def __init__(self, max_message_bytes: int) -> None:
-        self._max = max_message_bytes
-        self._frame_is_data = False
-        self._message_bytes = 0
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool | str:
-        return False
 
     def frame_inbound_header(
         self,
@@ -245,8 +246,6 @@ class MessageSizeLimit(Extension):
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
-        if self._frame_is_data:
-            self._message_bytes += len(data)
-            if self._message_bytes > self._max:
-                return CloseReason.MESSAGE_TOO_BIG
+        if self._frame_is_data and not self._count(len(data)):
+            return CloseReason.MESSAGE_TOO_BIG
         return data
