@@ -12,35 +12,30 @@ closing handshake completes, bounded by ``ws_close_timeout``.
 * :class:`WebSocketDriver` takes an HTTP/1.1 connection after
   :class:`~httpy.backends.connection.SwitchToWebSocket` (RFC 6455 Upgrade): 101, then the
   socket carries WebSocket frames.
-* :mod:`httpy.backends.http2_websocket` does the same over an HTTP/2 stream opened by
-  an extended CONNECT (RFC 8441).
+* :mod:`httpy.backends.http2_websocket` does the same over an HTTP/2 or HTTP/3 stream
+  opened by an extended CONNECT (RFC 8441, RFC 9220).
+
+Both are a :class:`HandshakePort` under the one handshake written here
+(:func:`serve_handshake`, :class:`UpgradeStream`, :class:`WebSocketExchange`): refusals,
+the accepting answer and the session's start are the same code on every HTTP version.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
 import anyio.abc
 
-from ..core.application import (
-    Application,
-    ClientDisconnected,
-    HTTPStream,
-    RequestHead,
-    StreamError,
-)
+from ..core.application import Application, ClientDisconnected, RequestHead, StreamError
 from ..core.errors import LocalProtocolError
-from ..core.events import (
-    CloseConnection,
-    Headers,
-    SendData,
-    SendInformational,
-    SendResponse,
-)
+from ..core.events import CloseConnection, Headers, SendData, SendInformational, SendResponse
 from ..core.http1 import HTTP1Connection
 from ..core.websocket import (
+    HandshakeRefused,
+    HandshakeRequest,
     WebSocketChannel,
     WebSocketHandshake,
     WebSocketOffer,
@@ -48,22 +43,46 @@ from ..core.websocket import (
     WebSocketProtocol,
     accept_response,
     parse_offer,
+    send_plain,
 )
-from .connection import ConnectionContext, SwitchToWebSocket, format_peer, log_access
+from .connection import (
+    ConnectionContext,
+    SwitchToWebSocket,
+    format_peer,
+    log_access,
+    request_head,
+)
 from .logs import error_log
 from .send import send_all
-from .websocket_session import StreamTransport, WebSocketSession
+from .websocket_session import StreamTransport, Transport, WebSocketSession
 
 _SEND_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError)
 
 
-class HandshakeStream(HTTPStream, Protocol):
-    """What :func:`run_exchange` needs of a handshake stream, beyond HTTPStream."""
+class HandshakePort(Protocol):
+    """What the handshake needs of its HTTP version: the HTTP/1.1 connection after an
+    ``Upgrade: websocket`` request (:class:`WebSocketDriver`), or an extended CONNECT
+    stream (:class:`~httpy.backends.http2_websocket.ExchangePort`)."""
 
     @property
-    def response_started(self) -> bool: ...
+    def disconnected(self) -> bool: ...
 
-    async def send_plain(self, status: int, body: bytes) -> None: ...
+    async def send_informational(self, status: int, headers: Headers) -> None: ...
+
+    async def send_response(self, status: int, headers: Headers) -> None: ...
+
+    async def send_body(self, data: bytes, end: bool) -> None: ...
+
+    async def send_trailers(self, headers: Headers) -> None: ...
+
+    async def accept(self, headers: Headers) -> tuple[Transport, bytes]:
+        """Send the accepting answer (101, or 200) with ``headers``; return the session's
+        transport and what the peer already sent behind its handshake."""
+        ...
+
+    def watch_shutdown(self, begin: Callable[[], None] | None) -> None:
+        """Call ``begin`` on server shutdown (now, if it has begun); None: no more."""
+        ...
 
 
 def websocket_options(context: ConnectionContext) -> WebSocketOptions:
@@ -73,41 +92,16 @@ def websocket_options(context: ConnectionContext) -> WebSocketOptions:
     )
 
 
-async def run_exchange(
-    app: Application,
-    stream: HandshakeStream,
-    sessions: list[WebSocketSession],
-) -> None:
-    """Run the application on a handshake stream, then end the session it opened.
+class UpgradeStream(HandshakeRequest):
+    """The :class:`~httpy.core.application.HTTPStream` of a handshake request, on any
+    HTTP version (its :class:`HandshakePort`); any response refuses it."""
 
-    ``sessions`` receives the session once accepted (one at most)."""
-    try:
-        await app.handle_http(stream)
-    except StreamError:
-        pass  # the peer went away (ClientDisconnected, WebSocketDisconnect)
-    except Exception:
-        error_log.exception("application error on WebSocket %s", stream.head.path)
-    if sessions:
-        await sessions[0].finish()
-    elif not stream.response_started:
-        # Neither accepted nor answered: the application has no such WebSocket.
-        await stream.send_plain(500, b"Internal Server Error\n")
-
-
-# --------------------------------------------------------------------------- HTTP/1.1
-
-
-class HTTP1UpgradeStream:
-    """The :class:`~httpy.core.application.HTTPStream` of an ``Upgrade: websocket``
-    request over HTTP/1.1.  The request has no body; any response closes the
-    connection afterwards."""
-
-    def __init__(self, driver: WebSocketDriver, head: RequestHead) -> None:
-        self._driver = driver
+    def __init__(self, port: HandshakePort, head: RequestHead) -> None:
+        self._port = port
         self._head = head
         self.response_started = False
-        self.status = 0
-        self.bytes_sent = 0
+        #: The session, once :meth:`WebSocketExchange.accept_websocket` opened it.
+        self.session: WebSocketSession | None = None
 
     @property
     def head(self) -> RequestHead:
@@ -115,50 +109,44 @@ class HTTP1UpgradeStream:
 
     @property
     def disconnected(self) -> bool:
-        return False
-
-    @property
-    def trailers(self) -> Headers:
-        return ()
-
-    async def receive(self) -> bytes:
-        return b""
-
-    async def send_trailers(self, headers: Headers) -> None:
-        # A refusal is a plain response: end it without trailers.
-        await self.send_body(b"", end=True)
+        return self._port.disconnected
 
     async def send_informational(self, status: int, headers: Headers = ()) -> None:
-        pass  # an interim answer to an upgrade request would be read as the 101
-
-    async def push(self, path: str) -> bool:
-        return False
+        await self._port.send_informational(status, headers)
 
     async def send_response(self, status: int, headers: Headers) -> None:
         if self.response_started:
             raise LocalProtocolError("response already started")
-        self._driver.refuse(status, headers)
+        await self._port.send_response(status, headers)
         self.response_started = True
-        self.status = status
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         if not self.response_started:
             raise LocalProtocolError("send_response must come before send_body")
-        self.bytes_sent += len(data)
-        await self._driver.write_body(data, end)
+        await self._port.send_body(data, end)
 
-    async def send_plain(self, status: int, body: bytes) -> None:
-        headers = ((b"content-type", b"text/plain; charset=utf-8"),)
-        await self.send_response(status, (*headers, (b"content-length", b"%d" % len(body))))
-        await self.send_body(body, end=True)
+    async def send_trailers(self, headers: Headers) -> None:
+        if not self.response_started:
+            raise LocalProtocolError("send_response must come before send_trailers")
+        await self._port.send_trailers(headers)
 
 
-class HTTP1HandshakeStream(HTTP1UpgradeStream, WebSocketHandshake):
-    """An ``Upgrade: websocket`` request that is a valid opening handshake."""
+class WebSocketExchange(UpgradeStream, WebSocketHandshake):
+    """A valid opening handshake, on any HTTP version: :meth:`accept_websocket` answers
+    it and starts the :class:`~httpy.backends.websocket_session.WebSocketSession`."""
 
-    def __init__(self, driver: WebSocketDriver, head: RequestHead, offer: WebSocketOffer) -> None:
-        super().__init__(driver, head)
+    def __init__(
+        self,
+        port: HandshakePort,
+        head: RequestHead,
+        offer: WebSocketOffer,
+        context: ConnectionContext,
+        tasks: anyio.abc.TaskGroup,
+    ) -> None:
+        super().__init__(port, head)
         self._offer = offer
+        self._context = context
+        self._tasks = tasks
 
     @property
     def websocket_offer(self) -> WebSocketOffer:
@@ -169,15 +157,66 @@ class HTTP1HandshakeStream(HTTP1UpgradeStream, WebSocketHandshake):
     ) -> WebSocketChannel:
         if self.response_started:
             raise LocalProtocolError("the handshake was already answered")
-        session = await self._driver.accept(self._offer, subprotocol, headers)
+        response, extensions = accept_response(
+            self._offer, subprotocol, headers, websocket_options(self._context)
+        )
+        transport, leftover = await self._port.accept(response)
         self.response_started = True
-        self.status = 101
+        config = self._context.config
+        protocol = WebSocketProtocol(extensions, max_message_bytes=config.ws_max_message_bytes)
+        peer = format_peer(self.head.client)
+        session = WebSocketSession(transport, protocol, config, peer, self._context.bad_requests)
+        session.start(self._tasks, leftover)
+        self.session = session
+        tasks = self._tasks
+        self._port.watch_shutdown(lambda: session.begin_shutdown(tasks))
         return session
+
+
+async def serve_handshake(
+    app: Application,
+    port: HandshakePort,
+    head: RequestHead,
+    offer: WebSocketOffer | HandshakeRefused,
+    context: ConnectionContext,
+) -> None:
+    """Run ``app`` on a handshake request (a :class:`WebSocketExchange` when
+    ``offer`` is valid), then end the session it opened, or answer 500 if it neither
+    accepted nor answered."""
+    async with anyio.create_task_group() as tasks:
+        stream = (
+            WebSocketExchange(port, head, offer, context, tasks)
+            if isinstance(offer, WebSocketOffer)
+            else UpgradeStream(port, head)
+        )
+        try:
+            await _run_app(app, stream)
+        finally:
+            port.watch_shutdown(None)  # the task group is closing: nothing may start in it
+            tasks.cancel_scope.cancel()
+
+
+async def _run_app(app: Application, stream: UpgradeStream) -> None:
+    try:
+        await app.handle_http(stream)
+    except StreamError:
+        pass  # the peer went away (ClientDisconnected, WebSocketDisconnect)
+    except Exception:
+        error_log.exception("application error on WebSocket %s", stream.head.path)
+    if stream.session is not None:
+        await stream.session.finish()
+    elif not stream.response_started:
+        # Neither accepted nor answered: the application has no such WebSocket.
+        await send_plain(stream, 500, b"Internal Server Error\n")
+
+
+# --------------------------------------------------------------------------- HTTP/1.1
 
 
 class WebSocketDriver:
     """Runs an HTTP/1.1 connection from its ``Upgrade: websocket`` request to the end
-    of the WebSocket; always closes the socket."""
+    of the WebSocket; always closes the socket.  The :class:`HandshakePort` of the
+    HTTP/1.1 handshake: any answer but the 101 closes the connection after it."""
 
     def __init__(
         self,
@@ -192,94 +231,73 @@ class WebSocketDriver:
         self.config = context.config
         self._conn: HTTP1Connection = switch.connection
         self._client = client
-        request = switch.request
-        path, _, query = request.target.partition(b"?")
-        self._head = RequestHead(
-            method=request.method,
-            path=path.decode("latin-1"),
-            query_string=query,
-            headers=request.headers,
-            http_version=request.http_version,
-            scheme=context.scheme,
-            client=client,
-            server=server,
-            body_expected=False,
-            stream_id=request.stream_id,
-        )
-        self._tasks: anyio.abc.TaskGroup | None = None
-        self._sessions: list[WebSocketSession] = []
+        self._head = request_head(switch.request, context.scheme, client, server)
+        self._on_shutdown: Callable[[], None] | None = None
         self._closing = False
+        # For the access log.
+        self._status = 0
+        self._bytes_sent = 0
 
     async def run(self) -> None:
-        offer = parse_offer(self._head)
-        stream = (
-            HTTP1HandshakeStream(self, self._head, offer)
-            if isinstance(offer, WebSocketOffer)
-            else HTTP1UpgradeStream(self, self._head)
-        )
         started = time.monotonic()
         try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                await run_exchange(self._context.app, stream, self._sessions)
-                self._tasks = None  # finished: no task may start in the group now
-                tasks.cancel_scope.cancel()
+            offer = parse_offer(self._head)
+            await serve_handshake(self._context.app, self, self._head, offer, self._context)
         except* (*_SEND_ERRORS, ClientDisconnected):
             pass  # the peer vanished; nothing left to tell it
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
             log_access(
-                self.config, self._client, self._head, stream.status, stream.bytes_sent, started
+                self.config, self._client, self._head, self._status, self._bytes_sent, started
             )
 
     def begin_shutdown(self) -> None:
         """Server shutdown: an open WebSocket is closed with 1012 (the handler sees the
         close); a handshake still being decided is closed with 1012 once accepted."""
         self._closing = True
-        if self._sessions and self._tasks is not None:
-            self._sessions[0].begin_shutdown(self._tasks)
+        if self._on_shutdown is not None:
+            self._on_shutdown()
 
-    # -- used by the streams -----------------------------------------------------------
+    # -- HandshakePort -------------------------------------------------------------------
 
-    def _server_headers(self, headers: Headers) -> Headers:
-        return self._context.server_headers(headers)
+    @property
+    def disconnected(self) -> bool:
+        return False
 
-    def refuse(self, status: int, headers: Headers) -> None:
+    async def send_informational(self, status: int, headers: Headers) -> None:
+        pass  # an interim answer to an upgrade request would be read as the 101
+
+    async def send_response(self, status: int, headers: Headers) -> None:
         # After answering an upgrade request with anything but 101 we close: the client
         # may have sent frames behind its request.
         self._conn.send(CloseConnection())
-        self._conn.send(SendResponse(self._head.stream_id, status, self._server_headers(headers)))
+        self._conn.send(
+            SendResponse(self._head.stream_id, status, self._context.server_headers(headers))
+        )
+        self._status = status
 
-    async def write_body(self, data: bytes, end: bool) -> None:
+    async def send_body(self, data: bytes, end: bool) -> None:
+        self._bytes_sent += len(data)
         self._conn.send(SendData(self._head.stream_id, data, end))
         await self._write(self._conn.data_to_send())
 
-    async def accept(
-        self, offer: WebSocketOffer, subprotocol: str | None, headers: Headers
-    ) -> WebSocketSession:
-        response, extensions = accept_response(
-            offer, subprotocol, headers, websocket_options(self._context)
+    async def send_trailers(self, headers: Headers) -> None:
+        await self.send_body(b"", end=True)  # a refusal is a plain response: no trailers
+
+    async def accept(self, headers: Headers) -> tuple[Transport, bytes]:
+        response = SendInformational(
+            self._head.stream_id, 101, self._context.server_headers(headers)
         )
-        self._conn.send(
-            SendInformational(self._head.stream_id, 101, self._server_headers(response))
-        )
+        self._conn.send(response)
         await self._write(self._conn.data_to_send())
-        leftover = self._conn.take_unparsed()
-        protocol = WebSocketProtocol(extensions, max_message_bytes=self.config.ws_max_message_bytes)
-        session = WebSocketSession(
-            StreamTransport(self._stream),
-            protocol,
-            self.config,
-            format_peer(self._client),
-            self._context.bad_requests,
-        )
-        assert self._tasks is not None  # invariant: accept runs inside run()
-        session.start(self._tasks, leftover)
-        self._sessions.append(session)
-        if self._closing:
-            session.begin_shutdown(self._tasks)
-        return session
+        self._status = 101
+        return StreamTransport(self._stream), self._conn.take_unparsed()
+
+    def watch_shutdown(self, begin: Callable[[], None] | None) -> None:
+        self._on_shutdown = begin
+        if begin is not None and self._closing:
+            begin()
 
     async def _write(self, data: bytes) -> None:
         if not data:

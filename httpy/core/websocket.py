@@ -5,6 +5,7 @@ Contract::
 
     offer = parse_offer(head)                 # RequestHead -> WebSocketOffer | HandshakeRefused
     headers, extensions = accept_response(offer, subprotocol, extra_headers, options)
+    await send_plain(stream, 403, b"Forbidden\n")  # a refusal, on any HTTPStream
     ws = WebSocketProtocol(extensions, max_message_bytes=...)
     events = ws.receive_data(data)            # -> WebSocketData / WebSocketPong / WebSocketClose
     events = ws.receive_eof()
@@ -36,8 +37,9 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.extensions import Extension
 from wsproto.utilities import LocalProtocolError, generate_accept_token
 
-from .application import RequestHead, StreamError
+from .application import HTTPStream, RequestHead, StreamError
 from .events import Headers
+from .protocol import QueuedOutput
 from .websocket_deflate import BoundedDeflate, MessageSizeLimit, negotiate_deflate
 from .websocket_frames import frame_message, parse_simple_messages
 from .wsproto_internals import wsproto_is_idle
@@ -197,8 +199,7 @@ def accept_response(
 
     ``subprotocol`` must be one the client offered (ValueError otherwise).
     """
-    if subprotocol is not None and subprotocol not in offer.subprotocols:
-        raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+    check_subprotocol(offer, subprotocol)
     headers: list[tuple[bytes, bytes]] = []
     if offer.key is not None:
         headers += [
@@ -219,6 +220,21 @@ def accept_response(
     return tuple(headers), extensions
 
 
+def check_subprotocol(offer: WebSocketOffer, subprotocol: str | None) -> None:
+    """Raise ValueError unless ``subprotocol`` is None or one the client offered."""
+    if subprotocol is not None and subprotocol not in offer.subprotocols:
+        raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+
+
+async def send_plain(stream: HTTPStream, status: int, body: bytes, headers: Headers = ()) -> None:
+    """Answer ``stream`` with a complete ``text/plain`` response: how a handshake is
+    refused when the application did not answer it (or could not be asked)."""
+    length = b"%d" % len(body)
+    plain = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", length))
+    await stream.send_response(status, (*headers, *plain))
+    await stream.send_body(body, end=True)
+
+
 def _tokens(value: bytes, *, lower: bool = True) -> list[bytes]:
     if lower:
         value = value.lower()
@@ -228,7 +244,7 @@ def _tokens(value: bytes, *, lower: bool = True) -> list[bytes]:
 # --------------------------------------------------------------------------- connection
 
 
-class WebSocketProtocol:
+class WebSocketProtocol(QueuedOutput):
     """The server side of one WebSocket connection after the handshake.  Not
     thread-safe: one task at a time calls into it (the backend holds a lock)."""
 
@@ -342,14 +358,6 @@ class WebSocketProtocol:
         if self.close_code is None:
             self.close_code, self.close_reason = ABNORMAL_CLOSURE, reason
 
-    def data_to_send(self) -> bytes:
-        """Bytes queued for the peer since the last call (may be empty)."""
-        if not self._out:
-            return b""
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
-
     # -- internals ---------------------------------------------------------------------
 
     def _reassemble(self, event: TextMessage | BytesMessage) -> WebSocketData | None:
@@ -459,3 +467,41 @@ class WebSocketHandshake(ABC):
         self, subprotocol: str | None = None, headers: Headers = ()
     ) -> WebSocketChannel:
         """Send the accepting answer (101 / 200) and return the open channel."""
+
+
+class HandshakeRequest(ABC):
+    """The HTTP side of a WebSocket handshake stream, the same on every HTTP version and
+    under ASGI: the request has no body and no trailers, and nothing is pushed.  By
+    default no interim (1xx) answer is sent (on HTTP/1.1 it would be read as the 101)
+    and a refusal's trailers just end it; an HTTP/2 stream passes both on.  Subclasses
+    send the response (and may accept the handshake: :class:`WebSocketHandshake`)."""
+
+    @property
+    @abstractmethod
+    def head(self) -> RequestHead: ...
+
+    @property
+    def disconnected(self) -> bool:
+        return False
+
+    @property
+    def trailers(self) -> Headers:
+        return ()
+
+    async def receive(self) -> bytes:
+        return b""  # any bytes after the request belong to the WebSocket, once accepted
+
+    async def push(self, path: str) -> bool:
+        return False
+
+    async def send_informational(self, status: int, headers: Headers = ()) -> None:
+        return None  # not sent (see the class docstring)
+
+    @abstractmethod
+    async def send_response(self, status: int, headers: Headers) -> None: ...
+
+    @abstractmethod
+    async def send_body(self, data: bytes, *, end: bool = False) -> None: ...
+
+    async def send_trailers(self, headers: Headers) -> None:
+        await self.send_body(b"", end=True)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -34,19 +33,19 @@ from ..core.websocket import (
     ABNORMAL_CLOSURE,
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
+    HandshakeRequest,
     WebSocketChannel,
     WebSocketClose,
     WebSocketData,
     WebSocketDisconnect,
     WebSocketHandshake,
     WebSocketOffer,
+    check_subprotocol,
+    send_plain,
 )
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+if TYPE_CHECKING:  # the ASGI vocabulary is asgi.py's (which imports this module)
+    from .asgi import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("httpy.error")
 
@@ -120,7 +119,7 @@ class ASGIWebSocketChannel:
             self._close = WebSocketClose(ABNORMAL_CLOSURE, "no close frame from the peer")
 
 
-class ASGIWebSocketStream(WebSocketHandshake):
+class ASGIWebSocketStream(HandshakeRequest, WebSocketHandshake):
     """The handshake stream of an ASGI ``websocket`` scope (see the module docstring)."""
 
     def __init__(self, head: RequestHead, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,28 +136,11 @@ class ASGIWebSocketStream(WebSocketHandshake):
         self.channel: ASGIWebSocketChannel | None = None
         self.response_started = False
 
-    # -- HTTPStream ----------------------------------------------------------------
+    # -- HTTPStream (the rest: HandshakeRequest) -----------------------------------
 
     @property
     def head(self) -> RequestHead:
         return self._head
-
-    @property
-    def disconnected(self) -> bool:
-        return False
-
-    @property
-    def trailers(self) -> Headers:
-        return ()
-
-    async def receive(self) -> bytes:
-        return b""
-
-    async def send_informational(self, status: int, headers: Headers = ()) -> None:
-        pass
-
-    async def push(self, path: str) -> bool:
-        return False
 
     async def send_response(self, status: int, headers: Headers) -> None:
         self.response_started = True
@@ -176,9 +158,6 @@ class ASGIWebSocketStream(WebSocketHandshake):
                 {"type": "websocket.http.response.body", "body": data, "more_body": not end}
             )
 
-    async def send_trailers(self, headers: Headers) -> None:
-        await self.send_body(b"", end=True)
-
     # -- WebSocketHandshake ----------------------------------------------------------
 
     @property
@@ -188,8 +167,7 @@ class ASGIWebSocketStream(WebSocketHandshake):
     async def accept_websocket(
         self, subprotocol: str | None = None, headers: Headers = ()
     ) -> WebSocketChannel:
-        if subprotocol is not None and subprotocol not in self._offer.subprotocols:
-            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        check_subprotocol(self._offer, subprotocol)
         await self._send(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": list(headers)}
         )
@@ -282,12 +260,7 @@ class _ASGIWebSocketSession:
 
     async def _refuse(self) -> None:
         self.responded = True
-        body = b"Forbidden\n"
-        await self._stream.send_response(
-            403,
-            ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"10")),
-        )
-        await self._stream.send_body(body, end=True)
+        await send_plain(self._stream, 403, b"Forbidden\n")
 
 
 async def run_asgi_websocket(app: ASGIApp, scope: Scope, stream: HTTPStream) -> None:

@@ -6,6 +6,7 @@ import base64
 import struct
 import zlib
 
+import anyio
 import pytest
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import (
@@ -19,8 +20,10 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from httpy.core.application import RequestHead
+from httpy.core.events import Headers
 from httpy.core.websocket import (
     HandshakeRefused,
+    HandshakeRequest,
     WebSocketClose,
     WebSocketData,
     WebSocketDisconnect,
@@ -29,7 +32,9 @@ from httpy.core.websocket import (
     WebSocketPong,
     WebSocketProtocol,
     accept_response,
+    check_subprotocol,
     parse_offer,
+    send_plain,
 )
 from httpy.core.websocket_deflate import negotiate_deflate
 
@@ -316,3 +321,65 @@ def test_rsv1_without_deflate_is_a_protocol_error() -> None:
     frame = bytes([0xC2, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
     events = server.receive_data(frame)
     assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1002]
+
+
+class RecordingHandshake(HandshakeRequest):
+    """A handshake stream that records what it sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+
+    @property
+    def head(self) -> RequestHead:
+        return head(upgrade_headers())
+
+    async def send_response(self, status: int, headers: Headers) -> None:
+        self.sent.append(("response", (status, headers)))
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        self.sent.append(("body", (data, end)))
+
+
+def test_handshake_request_has_no_body_trailers_push_or_interim_answers() -> None:
+    stream = RecordingHandshake()
+
+    async def main() -> None:
+        assert await stream.receive() == b""
+        assert stream.trailers == ()
+        assert not stream.disconnected
+        assert await stream.push("/style.css") is False
+        await stream.send_informational(103, ((b"link", b"</a>"),))
+        await stream.send_response(403, ())
+        await stream.send_trailers(((b"x", b"1"),))
+
+    anyio.run(main)
+    assert stream.sent == [("response", (403, ())), ("body", (b"", True))]
+
+
+def test_send_plain_refusal_puts_its_fields_first() -> None:
+    stream = RecordingHandshake()
+    refused = HandshakeRefused(426, "unsupported", ((b"sec-websocket-version", b"13"),))
+    anyio.run(send_plain, stream, refused.status, b"426 unsupported\n", refused.headers)
+    assert stream.sent == [
+        (
+            "response",
+            (
+                426,
+                (
+                    (b"sec-websocket-version", b"13"),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"16"),
+                ),
+            ),
+        ),
+        ("body", (b"426 unsupported\n", True)),
+    ]
+
+
+def test_check_subprotocol_refuses_one_not_offered() -> None:
+    offer = parse_offer(head(upgrade_headers(sec_websocket_protocol=b"chat")))
+    assert isinstance(offer, WebSocketOffer)
+    check_subprotocol(offer, "chat")
+    check_subprotocol(offer, None)
+    with pytest.raises(ValueError, match="was not offered"):
+        check_subprotocol(offer, "other")
