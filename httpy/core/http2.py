@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from http import HTTPStatus
 
 import h2.config
 import h2.connection
@@ -89,7 +88,7 @@ from .http2_checks import (
 )
 from .http2_outbound import Outbound, send_window
 from .multiplexed_head import BodyCounter, MultiplexedHead
-from .protocol import MultiplexedProtocol
+from .protocol import MultiplexedProtocol, error_body
 
 #: DATA frames smaller than this (and not ending the body) cost a control-frame token:
 #: a body dribbled a few bytes per frame costs a frame's work per byte.
@@ -527,10 +526,7 @@ class HTTP2Connection(MultiplexedProtocol):
     def _send_headers(self, stream_id: int, status: int, headers: ev.Headers, end: bool) -> None:
         block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
         self._h2.send_headers(stream_id, block, end_stream=end)
-        if status >= 200:
-            self._responded.add(stream_id)
-            if status in (204, 304):
-                self._bodiless.add(stream_id)
+        self._head_sent(stream_id, status)
         if end:
             self._stream_done(stream_id)
 
@@ -560,11 +556,7 @@ class HTTP2Connection(MultiplexedProtocol):
             self._reset(stream_id, h2.errors.ErrorCodes.CANCEL)
             return
         self._outbound.pop(stream_id, None)
-        body = f"{status} {HTTPStatus(status).phrase}: {reason}\n".encode("ascii", "replace")
-        headers = (
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-        )
+        headers, body = error_body(status, reason)
         self._send_headers(stream_id, status, headers, False)
         self._queue_data(stream_id, body, True)
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 
 import aioquic.h3.connection as h3c
 import aioquic.h3.events as h3e
@@ -79,7 +78,7 @@ from .http3_aioquic import (
     written_acknowledged,
 )
 from .multiplexed_head import BodyCounter, MultiplexedHead
-from .protocol import MultiplexedProtocol
+from .protocol import MultiplexedProtocol, error_body
 
 H3_NO_ERROR = h3c.ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = h3c.ErrorCode.H3_INTERNAL_ERROR
@@ -419,11 +418,7 @@ class HTTP3Connection(MultiplexedProtocol):
         if sid in self._responded:
             self._reset(sid, H3_REQUEST_CANCELLED)
             return
-        body = f"{status} {HTTPStatus(status).phrase}: {reason}\n".encode("ascii", "replace")
-        headers = (
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-        )
+        headers, body = error_body(status, reason)
         self._send_headers(sid, status, headers)
         self._send_data(sid, body, True)
 
@@ -432,10 +427,7 @@ class HTTP3Connection(MultiplexedProtocol):
             raise StreamClosedError(f"stream {sid} is closed")
         block = [(b":status", b"%d" % status), *multiplexed_fields(headers)]
         self._h3.send_headers(sid, block, end_stream=False)
-        if status >= 200:
-            self._responded.add(sid)
-            if status in (204, 304):
-                self._bodiless.add(sid)
+        self._head_sent(sid, status)
 
     def _send_data(self, sid: int, data: bytes, end: bool) -> None:
         if sid not in self._open_streams:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 from . import events as ev
@@ -90,6 +91,10 @@ class MultiplexedProtocol(ServerProtocol, abstract=True):
     __slots__ = ()
 
     _open_streams: set[int]
+    #: Open streams whose final response head went out, and those whose response has
+    #: no body (HEAD requests, 204, 304).
+    _responded: set[int]
+    _bodiless: set[int]
 
     @property
     def idle(self) -> bool:
@@ -99,6 +104,25 @@ class MultiplexedProtocol(ServerProtocol, abstract=True):
     @property
     def open_stream_count(self) -> int:
         return len(self._open_streams)
+
+    def _head_sent(self, stream_id: int, status: int) -> None:
+        """Record a response head sent on ``stream_id``."""
+        if status >= 200:
+            self._responded.add(stream_id)
+            if status in (204, 304):
+                self._bodiless.add(stream_id)
+
+
+def error_body(status: int, reason: str) -> tuple[ev.Headers, bytes]:
+    """The plain-text answer a core sends by itself when a request breaks a rule (every
+    HTTP version answers the same): its content fields and its body."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    body = f"{status} {phrase}: {reason}\n".encode("ascii", "replace")
+    length = b"%d" % len(body)
+    return ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", length)), body
 
 
 class QueuedOutput:

@@ -121,6 +121,21 @@ class _MessageMeter(Extension):
     def offer(self) -> bool | str:
         return False
 
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        self._frame_is_data = opcode in _DATA_OPCODES
+        return self._frame_started(opcode, rsv)
+
+    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
+        """A frame's header arrived (``_frame_is_data`` is set): the RSV bits this
+        extension claims, or why the connection fails."""
+        raise NotImplementedError
+
     def _count(self, size: int) -> bool:
         """Add ``size`` bytes to the message; False once it is over the limit."""
         self._message_bytes += size
@@ -142,16 +157,9 @@ class BoundedDeflate(_MessageMeter):
 
     # -- inbound ---------------------------------------------------------------------
 
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
+    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
         if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
             return CloseReason.PROTOCOL_ERROR  # RFC 7692 6.1: only a message's first frame
-        self._frame_is_data = opcode in _DATA_OPCODES
         if self._frame_is_data and self._message_compressed is None:
             self._message_compressed = rsv.rsv1
             self._message_bytes = 0
@@ -231,14 +239,7 @@ class MessageSizeLimit(_MessageMeter):
 
     name = "httpy-message-size-limit"
 
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        self._frame_is_data = opcode in _DATA_OPCODES
+    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
         if opcode in (Opcode.TEXT, Opcode.BINARY):
             self._message_bytes = 0
         return RsvBits(False, False, False)
