@@ -12,6 +12,13 @@ glibc serves with ``mmap``/``mremap``/``munmap`` once chunks wait in our buffer 
 read in ten under keep-alive load).  The stream keeps its loop rather than asking
 ``asyncio.get_running_loop()``, which on Python 3.11 costs a ``getpid`` system call.
 
+Writes are made at the end of the loop's pass (:class:`WriteBatch`): the responses of
+every connection served in one pass leave together, and several writes of one
+connection become one ``send``.  Sent one by one, between handlers, each response pays
+to wake a client that went back to sleep in the meantime (on a loopback benchmark: a
+third of the server's time in ``sock_def_readable``).  Nothing waits longer for it: the
+pass is the one that would have written them.
+
 It implements :class:`anyio.abc.ByteStream`, so the connection driver is the same code
 on asyncio and trio; on trio, anyio's socket stream is used.
 """
@@ -126,6 +133,10 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
         self._protocol = protocol
         self._transport = transport
         self._loop = asyncio.get_running_loop()
+        self._batch = WriteBatch.of(self._loop)
+        #: Written, not yet handed to the transport (see WriteBatch), and its size.
+        self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
         # receive_within's timer (see there) and interrupt's flag.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -212,12 +223,37 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
     async def send(self, item: bytes, max_wait: float | None = None) -> None:
         """Write ``item``; wait while the transport's buffer is over its high-water mark,
         at most ``max_wait`` seconds (then :class:`TimeoutError`)."""
-        protocol = self._protocol
-        if protocol.lost or self._transport.is_closing():
+        if not self.write(item):
+            await self.drain(max_wait)
+
+    def write(self, item: bytes) -> bool:
+        """Queue ``item`` for the transport (it goes at the end of the loop's pass, or at
+        once past the high-water mark); False when the transport's buffer is over its
+        high-water mark (the writer should then :meth:`drain`)."""
+        if self._protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError
-        self._transport.write(item)
-        if not protocol.writing_paused:
+        if not self._unsent:
+            self._batch.add(self)
+        self._unsent.append(item)
+        self._unsent_bytes += len(item)
+        if self._unsent_bytes >= _HIGH_WATER:
+            self.write_unsent()
+        return not self._protocol.writing_paused
+
+    def write_unsent(self) -> None:
+        """Hand the queued writes to the transport, as one."""
+        unsent = self._unsent
+        if not unsent:
             return
+        self._unsent, self._unsent_bytes = [], 0
+        if not self._transport.is_closing():
+            self._transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
+
+    async def drain(self, max_wait: float | None = None) -> None:
+        """Wait until the transport's buffer is below its low-water mark, at most
+        ``max_wait`` seconds (then :class:`TimeoutError`)."""
+        self.write_unsent()
+        protocol = self._protocol
         loop = self._loop
         deadline = None if max_wait is None else loop.time() + max_wait
         while protocol.writing_paused and not protocol.lost:
@@ -235,15 +271,47 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             raise anyio.BrokenResourceError
 
     async def send_eof(self) -> None:
+        self.write_unsent()
         if self._transport.can_write_eof():
             self._transport.write_eof()
 
     async def aclose(self) -> None:
+        self.write_unsent()
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
         if not self._transport.is_closing():
             self._transport.close()
+
+
+class WriteBatch:
+    """The streams of one loop with queued writes, written together at the end of the
+    loop's pass (a ``call_soon`` callback runs after every task the pass has woken)."""
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._streams: list[AsyncioSocketStream] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> WriteBatch:
+        batch = cls._by_loop.get(loop)
+        if batch is None:
+            batch = cls._by_loop[loop] = cls(loop)
+        return batch
+
+    def add(self, stream: AsyncioSocketStream) -> None:
+        if not self._streams:
+            self._loop.call_soon(self._write)
+        self._streams.append(stream)
+
+    def _write(self) -> None:
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            stream.write_unsent()
 
 
 def wake_waiter(waiter: asyncio.Future[None]) -> None:

@@ -46,7 +46,7 @@ from .connection import (
     wants_websocket,
 )
 from .exchange import HTTPExchange
-from .send import send_all
+from .send import finish_send, send_nowait
 from .streams import Streams
 from .transport import LossWatch, PumpedStream, Watched
 
@@ -203,20 +203,23 @@ class HTTP1Driver:
         """Write what the core has queued.  Only the connection's task writes (handlers
         run in it), so writes never interleave."""
         data = self._conn.data_to_send()
-        if data:
-            try:
+        if not data:
+            return
+        try:
+            rest = send_nowait(self.stream, data)  # usually all of it: no await below
+            if rest is not None:
                 # Atomic: bytes taken from the core must not be lost to a cancellation
                 # (a handler cancelled while its connection's answer goes out).
-                await send_all(self.stream, data, self.config.send_timeout, atomic=True)
-            except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
-                # (A TimeoutError: a peer that stopped reading for send_timeout.)
-                error = ClientDisconnected(f"connection lost while sending: {exc!r}")
-                for exchange in self._streams.open.values():
-                    exchange.fail(error)
-                self._broken = True
-                if self._reader is not None:
-                    self._reader.interrupt()
-                raise error from exc
+                await finish_send(self.stream, data, rest, self.config.send_timeout, atomic=True)
+        except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
+            # (A TimeoutError: a peer that stopped reading for send_timeout.)
+            error = ClientDisconnected(f"connection lost while sending: {exc!r}")
+            for exchange in self._streams.open.values():
+                exchange.fail(error)
+            self._broken = True
+            if self._reader is not None:
+                self._reader.interrupt()
+            raise error from exc
 
     # -- the reader ----------------------------------------------------------------
 

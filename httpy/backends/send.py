@@ -19,6 +19,10 @@ trio), and nearly every write completes at once.  So:
   times out;
 * anything else (TLS, memory streams in tests) goes through that one scope directly.
 
+:func:`send_nowait` is the part of that which needs no ``await``: a driver calls it first
+and awaits :func:`finish_send` only when something is left (a write that completes at
+once then costs no coroutine at all).
+
 The caller must make writes to one connection one at a time (the drivers hold a lock or
 have a single writer), as with any byte stream.
 """
@@ -42,21 +46,41 @@ async def send_all(
     stream: anyio.abc.ByteStream, data: bytes, max_wait: float, *, atomic: bool = False
 ) -> None:
     """Write all of ``data`` to ``stream`` (see the module docstring for the contract)."""
+    rest = send_nowait(stream, data)
+    if rest is not None:
+        await finish_send(stream, data, rest, max_wait, atomic=atomic)
+
+
+def send_nowait(stream: anyio.abc.ByteStream, data: bytes) -> bytes | None:
+    """Hand ``stream`` what it takes of ``data`` without waiting.
+
+    None: all of it is written and the stream wants no wait.  Otherwise the bytes still
+    to write with :func:`finish_send`: ``data`` itself when nothing was written, a tail
+    of it, or ``b""`` when all is written but the stream asks its writer to wait until
+    its buffer drains.  Raises the stream's error when the peer is gone.
+    """
     if isinstance(stream, AsyncioSocketStream):
-        await stream.send(data, max_wait=max_wait)
-        return
+        return None if stream.write(data) else b""
     if isinstance(stream, anyio.abc.SocketStream) and writes_straight_through(stream):
         sock = _raw_sockets.get(stream)
         if sock is None:  # stream.extra() builds a mapping per call: ask once
             sock = _raw_sockets[stream] = stream.extra(SocketAttribute.raw_socket)
         sent = _try_send(sock, data)
-        if sent == len(data):
-            return
-        data = data[sent:]
-        # Part of it is on the wire: the rest must follow, whatever the caller's fate.
-        atomic = atomic or sent > 0
+        return None if sent == len(data) else data[sent:]
+    return data
+
+
+async def finish_send(
+    stream: anyio.abc.ByteStream, data: bytes, rest: bytes, max_wait: float, *, atomic: bool
+) -> None:
+    """Write ``rest``, what :func:`send_nowait` left of ``data``, within ``max_wait``."""
+    if isinstance(stream, AsyncioSocketStream):
+        await stream.drain(max_wait)
+        return
+    # Part of it is on the wire: the rest must follow, whatever the caller's fate.
+    atomic = atomic or len(rest) < len(data)
     with anyio.CancelScope(shield=atomic, deadline=anyio.current_time() + max_wait) as scope:
-        await stream.send(data)
+        await stream.send(rest)
     if scope.cancelled_caught:
         raise TimeoutError(f"the peer did not read for {max_wait} s")
 

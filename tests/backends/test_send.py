@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 import sniffio
 
 from httpy.backends.asyncio_transport import AsyncioSocketStream
-from httpy.backends.send import send_all
+from httpy.backends.send import finish_send, send_all, send_nowait
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +116,45 @@ async def test_a_closed_peer_is_a_broken_resource() -> None:
             for _ in range(100):  # the first writes may still be accepted by the kernel
                 await send_all(stream, b"z" * 65536, max_wait=1)
                 await anyio.sleep(0.01)
+
+
+async def test_send_nowait_writes_a_small_buffer_at_once_and_leaves_a_big_one() -> None:
+    """What a driver writes without awaiting: a small write needs nothing more; a write
+    the socket cannot take whole leaves work for finish_send (a tail to send, or a
+    drain to wait for), and finish_send then delivers every byte."""
+    async with server_stream() as (stream, peer):
+        assert send_nowait(stream, b"hello") is None
+        # (On asyncio the bytes leave at the end of the loop's pass: read from a thread.)
+        assert await anyio.to_thread.run_sync(read_exactly, peer, 5) == b"hello"
+        data = bytes(range(256)) * (BIG // 256)
+        rest = send_nowait(stream, data)
+        assert rest is not None
+        assert len(rest) < len(data) or sniffio.current_async_library() == "asyncio"
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await anyio.to_thread.run_sync(read_exactly, peer, len(data)))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(reader)
+            await finish_send(stream, data, rest, max_wait=10, atomic=True)
+        assert received == [data]
+
+
+async def test_asyncio_writes_of_one_pass_leave_together() -> None:
+    """On asyncio, what a pass of the loop writes goes out at the end of that pass, the
+    writes of one connection joined: nothing before the writer yields, all of it after."""
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("the write batch belongs to the asyncio transport")
+    async with server_stream() as (stream, peer):
+        assert isinstance(stream, AsyncioSocketStream)
+        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
+            assert stream.write(part)
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(100)
+        await anyio.lowlevel.checkpoint()
+        peer.setblocking(True)
+        peer.settimeout(5)
+        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        assert read_exactly(peer, len(expected)) == expected
