@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ..core.application import (
@@ -76,9 +76,14 @@ class PrefaceSniffer:
         return self.held
 
 
+Address = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionContext:
-    """What every connection of one server shares (one object, not many arguments)."""
+    """What a connection's drivers need (one object, not many arguments): what every
+    connection of one server shares, and, once :meth:`for_connection` made it one
+    connection's, that connection's two ends."""
 
     app: Application
     config: Config
@@ -88,6 +93,14 @@ class ConnectionContext:
     #: Rewrites each request head before the application sees it: proxy headers from
     #: trusted peers, the TLS client certificate (None: nothing to do, no cost).
     head_hook: Callable[[RequestHead], RequestHead] | None = None
+    #: The client's address (the PROXY header's, if any) and ours; None where unknown
+    #: (a Unix socket) or before :meth:`for_connection`.
+    client: Address | None = None
+    server: Address | None = None
+
+    def for_connection(self, client: Address | None, server: Address | None) -> ConnectionContext:
+        """This context for one connection between ``client`` and ``server``."""
+        return replace(self, client=client, server=server)
 
     def server_headers(self, headers: Headers) -> Headers:
         """``headers`` plus what the server adds to every response: Date, and Server
@@ -113,8 +126,22 @@ class ConnectionContext:
             head_hook=head_hook,
         )
 
-    def adjust(self, head: RequestHead) -> RequestHead:
-        """``head`` as the application must see it (see ``head_hook``)."""
+    def request_head(self, event: RequestReceived) -> RequestHead:
+        """The application's view of the request ``event`` opens on this connection,
+        after ``head_hook`` (proxy headers, request id, client certificate)."""
+        path, _, query = event.target.partition(b"?")
+        head = RequestHead(
+            method=event.method,
+            path=path.decode("latin-1"),
+            query_string=query,
+            headers=event.headers,
+            http_version=event.http_version,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            body_expected=event.body_expected,
+            stream_id=event.stream_id,
+        )
         return head if self.head_hook is None else self.head_hook(head)
 
 
@@ -127,28 +154,6 @@ class SwitchToHTTP2:
 
     upgrade: tuple[bytes, RequestReceived] | None
     unparsed: bytes
-
-
-def request_head(
-    event: RequestReceived,
-    scheme: str,
-    client: tuple[str, int] | None,
-    server: tuple[str, int] | None,
-) -> RequestHead:
-    """The application's view of an HTTP/1.1 request head."""
-    path, _, query = event.target.partition(b"?")
-    return RequestHead(
-        method=event.method,
-        path=path.decode("latin-1"),
-        query_string=query,
-        headers=event.headers,
-        http_version=event.http_version,
-        scheme=scheme,
-        client=client,
-        server=server,
-        body_expected=event.body_expected,
-        stream_id=event.stream_id,
-    )
 
 
 @dataclass(frozen=True, slots=True)

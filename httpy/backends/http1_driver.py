@@ -66,8 +66,6 @@ class HTTP1Driver:
         self,
         stream: anyio.abc.ByteStream,
         context: ConnectionContext,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
     ) -> None:
         #: The stream to write to (and, after a switch, to go on with).
         self.stream = stream
@@ -75,14 +73,11 @@ class HTTP1Driver:
         self._context = context
         self.config = context.config
         self._conn = HTTP1Connection(context.config)
-        self._client = client
         self._handler_scope = anyio.CancelScope()
         #: Requests opened and not yet run, and the one whose handler runs.
         self._pending: list[HTTPExchange] = []
         self._current: HTTPExchange | None = None
-        self._streams = Streams(
-            self, context, client, server, "HTTP/1.1", on_request=self._pending.append
-        )
+        self._streams = Streams(self, context, "HTTP/1.1", on_request=self._pending.append)
         #: An ``Upgrade: h2c`` request to switch on, once seen (RFC 7540 3.2).
         self._h2c: RequestReceived | None = None
         #: An ``Upgrade: websocket`` request, handed to the WebSocket driver (RFC 6455).
@@ -376,7 +371,10 @@ class HTTP1Driver:
 
     def _on_protocol_error(self, event: ProtocolError) -> None:
         self._context.bad_requests.warning(
-            "bad request from %s: %d %s", format_peer(self._client), event.status, event.reason
+            "bad request from %s: %d %s",
+            format_peer(self._context.client),
+            event.status,
+            event.reason,
         )
         exchange = self._streams.open.get(event.stream_id) if event.stream_id is not None else None
         if exchange is not None:

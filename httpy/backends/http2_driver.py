@@ -45,8 +45,6 @@ class HTTP2Driver(FedStreamsPort):
         self,
         stream: anyio.abc.ByteStream,
         context: ConnectionContext,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
         *,
         initial_data: bytes = b"",
         upgrade: tuple[bytes, RequestReceived] | None = None,
@@ -55,14 +53,10 @@ class HTTP2Driver(FedStreamsPort):
         self._context = context
         self.config = context.config
         self._conn = HTTP2Connection(context.config, upgrade=upgrade)
-        self._client = client
-        self._server = server
         self._initial = initial_data
         self._streams = Streams(
             self,
             context,
-            client,
-            server,
             "HTTP/2",
             on_finished=self._stream_finished,
             on_orphan_data=self._conn.acknowledge,  # handler gone: give the window back

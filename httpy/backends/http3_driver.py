@@ -58,16 +58,12 @@ class HTTP3Driver(FedStreamsPort):
         conn: HTTP3Connection,
         router: Router,
         context: ConnectionContext,
-        client: NetworkAddress,
-        server: tuple[str, int] | None,
     ) -> None:
         self._conn = conn
         self._router = router
         self._context = context
         self.config = context.config
-        self._client = (str(client[0]), int(client[1]))
-        self._server = server
-        self._streams = Streams(self, context, self._client, server, "HTTP/3")
+        self._streams = Streams(self, context, "HTTP/3")
         #: Datagrams routed here, not yet fed to the core.  A deque and an event, not a
         #: memory stream: waking up (a timer, a handler's command) never cancels a
         #: receive, so no datagram is lost in the hand-over.

@@ -258,7 +258,8 @@ class QuicListener:
             retry_source_connection_id=retry_scid,
             reset_token=self.reset_token,
         )
-        driver = HTTP3Driver(conn, self, self._context, addr, self.address)
+        context = self._context.for_connection((str(addr[0]), int(addr[1])), self.address)
+        driver = HTTP3Driver(conn, self, context)
         # Until the client switches to our connection IDs it uses the one it chose.
         self.route(header.destination_cid, driver)
         self._drivers.add(driver)

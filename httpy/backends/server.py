@@ -318,11 +318,12 @@ class Server:
                     context = replace(
                         context, head_hook=chain(client_cert_hook(cert), context.head_hook)
                     )
+            context = context.for_connection(client, server)
             if alpn == "h2":
-                driver = HTTP2Driver(stream, context, client, server)
+                driver = HTTP2Driver(stream, context)
                 await self._run_driver(driver)
                 return
-            http1 = HTTP1Driver(stream, context, client, server)
+            http1 = HTTP1Driver(stream, context)
             driver = http1
             switch = await self._run_driver(http1)
             stream = http1.stream  # with what HTTP/1.1 read ahead, if anything
@@ -330,14 +331,12 @@ class Server:
                 driver = HTTP2Driver(
                     stream,
                     context,
-                    client,
-                    server,
                     initial_data=switch.unparsed,
                     upgrade=switch.upgrade,
                 )
                 await self._run_driver(driver)
             elif isinstance(switch, SwitchToWebSocket):
-                driver = WebSocketDriver(stream, context, client, server, switch)
+                driver = WebSocketDriver(stream, context, switch)
                 await self._run_driver(driver)
         except Exception:
             error_log.exception("connection task failed")

@@ -32,7 +32,7 @@ from ..core.events import (
     StreamWritable,
     TrailersReceived,
 )
-from .connection import ConnectionContext, format_peer, log_exchange, request_head
+from .connection import ConnectionContext, format_peer, log_exchange
 from .exchange import HTTPExchange, StreamPort, pushed_request
 from .http2_websocket import serve_http2_websocket
 from .logs import error_log
@@ -145,8 +145,6 @@ class Streams:
         self,
         port: StreamPort,
         context: ConnectionContext,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
         protocol: str,
         *,
         on_finished: Callable[[HTTPExchange], Awaitable[None]] | None = None,
@@ -155,8 +153,6 @@ class Streams:
     ) -> None:
         self._port = port
         self._context = context
-        self._client = client
-        self._server = server
         self._protocol = protocol
         self._on_finished = on_finished
         self._on_orphan_data = on_orphan_data
@@ -190,7 +186,7 @@ class Streams:
                 self._context.bad_requests.warning(
                     "bad %s input from %s: %s",
                     self._protocol,
-                    format_peer(self._client),
+                    format_peer(self._context.client),
                     event.reason,
                 )
             elif isinstance(event, ConnectionTerminated):
@@ -209,8 +205,7 @@ class Streams:
     # -- streams ------------------------------------------------------------------------
 
     def _open(self, event: RequestReceived) -> None:
-        head = request_head(event, self._context.scheme, self._client, self._server)
-        stream = self.start(self._context.adjust(head), ended=not event.body_expected)
+        stream = self.start(self._context.request_head(event), ended=not event.body_expected)
         stream.expects_continue = event.expects_continue
         if event.method == "CONNECT":
             stream.connect_protocol = event.upgrade
@@ -252,7 +247,7 @@ class Streams:
         self._context.bad_requests.warning(
             "%s request body from %s timed out (stream %d)",
             self._protocol,
-            format_peer(self._client),
+            format_peer(self._context.client),
             stream.head.stream_id,
         )
 
@@ -272,4 +267,4 @@ class Streams:
                 if self._on_finished is not None:
                     await self._on_finished(stream)
             finally:
-                log_exchange(self._context.config, self._client, stream)
+                log_exchange(self._context.config, self._context.client, stream)

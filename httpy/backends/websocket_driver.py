@@ -50,7 +50,6 @@ from .connection import (
     SwitchToWebSocket,
     format_peer,
     log_access,
-    request_head,
 )
 from .logs import error_log
 from .send import send_all
@@ -222,16 +221,13 @@ class WebSocketDriver:
         self,
         stream: anyio.abc.ByteStream,
         context: ConnectionContext,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
         switch: SwitchToWebSocket,
     ) -> None:
         self._stream = stream
         self._context = context
         self.config = context.config
         self._conn: HTTP1Connection = switch.connection
-        self._client = client
-        self._head = request_head(switch.request, context.scheme, client, server)
+        self._head = context.request_head(switch.request)
         self._on_shutdown: Callable[[], None] | None = None
         self._closing = False
         # For the access log.
@@ -249,7 +245,12 @@ class WebSocketDriver:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
             log_access(
-                self.config, self._client, self._head, self._status, self._bytes_sent, started
+                self.config,
+                self._context.client,
+                self._head,
+                self._status,
+                self._bytes_sent,
+                started,
             )
 
     def begin_shutdown(self) -> None:

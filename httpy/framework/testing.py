@@ -196,7 +196,7 @@ class AsyncTestClient(_Methods[Coroutine[Any, Any, TestResponse]]):
             return _received(*await exchange_h3(self._context, outgoing), "3")
         client_end, server_end = memory_stream_pair()
         driver_class = HTTP2Driver if self._http_version == "2" else HTTP1Driver
-        driver = driver_class(server_end, self._context, _TEST_CLIENT, _TEST_SERVER)
+        driver = driver_class(server_end, self._context.for_connection(_TEST_CLIENT, _TEST_SERVER))
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(driver.run)
             try:

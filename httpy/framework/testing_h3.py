@@ -92,7 +92,7 @@ async def exchange_h3(
         original_destination_connection_id=client.original_destination_connection_id,
     )
     router = _MemoryRouter()
-    driver = HTTP3Driver(conn, router, context, _CLIENT, _SERVER)
+    driver = HTTP3Driver(conn, router, context.for_connection(_CLIENT, _SERVER))
     _send_request(h3, request)
     responses = {0: RawResponse(0)}
     pushed: dict[int, RawResponse] = {}

@@ -147,11 +147,12 @@ class WebSocketTestSession(MessageReceiver):
 
 async def _serve(stream: MemoryByteStream, context: ConnectionContext) -> None:
     """What the server does with a new connection, up to the WebSocket driver."""
-    http1 = HTTP1Driver(stream, context, _CLIENT, _SERVER)
+    context = context.for_connection(_CLIENT, _SERVER)
+    http1 = HTTP1Driver(stream, context)
     switch = await http1.run()
     if isinstance(switch, SwitchToWebSocket):
         # http1.stream: with what HTTP/1.1 read ahead of the handshake, if anything.
-        await WebSocketDriver(http1.stream, context, _CLIENT, _SERVER, switch).run()
+        await WebSocketDriver(http1.stream, context, switch).run()
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import os
 
 import anyio
 
-from httpy import App, Request, Response
+from httpy import App, Request, Response, WebSocketConnection
 
 app = App()
 
@@ -67,3 +67,19 @@ async def describe(request: Request) -> Response:
 @app.get("/boom")
 async def boom(request: Request) -> Response:
     raise RuntimeError("the database is on fire")
+
+
+@app.websocket("/ws/request")
+async def describe_websocket(ws: WebSocketConnection) -> None:
+    """The same as /request, over a WebSocket: one JSON message, then close."""
+    await ws.accept()
+    request = ws.request
+    await ws.send_json(
+        {
+            "client": request.client,
+            "scheme": request.scheme,
+            "host": request.headers.get("host"),
+            "request_id": request.request_id,
+        }
+    )
+    await ws.close()

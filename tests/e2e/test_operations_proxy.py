@@ -64,8 +64,9 @@ async def exchange(port: int, preamble: bytes, *, tls: ssl.SSLContext | None = N
         stream: anyio.abc.ByteStream = tcp
         await stream.send(preamble)
         if tls is not None:
-            stream = await TLSStream.wrap(tcp, hostname="localhost", ssl_context=tls,
-                                          standard_compatible=False)
+            stream = await TLSStream.wrap(
+                tcp, hostname="localhost", ssl_context=tls, standard_compatible=False
+            )
         await stream.send(request)
         received = b""
         with anyio.fail_after(10):
@@ -82,8 +83,11 @@ def body_of(response: bytes) -> dict[str, object]:
 
 
 def v2_header(src: str, dst: str, sport: int, dport: int) -> bytes:
-    body = (ipaddress.ip_address(src).packed + ipaddress.ip_address(dst).packed
-            + struct.pack("!HH", sport, dport))
+    body = (
+        ipaddress.ip_address(src).packed
+        + ipaddress.ip_address(dst).packed
+        + struct.pack("!HH", sport, dport)
+    )
     return V2_SIGNATURE + b"\x21\x11" + struct.pack("!H", len(body)) + body
 
 
@@ -110,12 +114,32 @@ async def test_proxy_protocol_before_tls(tmp_path: Path) -> None:
     context = ssl.create_default_context()
     authority.configure_trust(context)
     context.set_alpn_protocols(["http/1.1"])
-    options = {"binds": (), "tls_binds": ("127.0.0.1:0",), "proxy_protocol": True,
-               "certfile": str(tmp_path / "cert.pem"), "keyfile": str(tmp_path / "key.pem")}
+    options = {
+        "binds": (),
+        "tls_binds": ("127.0.0.1:0",),
+        "proxy_protocol": True,
+        "certfile": str(tmp_path / "cert.pem"),
+        "keyfile": str(tmp_path / "key.pem"),
+    }
     async with running_server(app, **options) as (_, port):
-        response = await exchange(
-            port, v2_header("192.0.2.5", "10.0.0.1", 5555, 443), tls=context
-        )
+        response = await exchange(port, v2_header("192.0.2.5", "10.0.0.1", 5555, 443), tls=context)
     body = body_of(response)
     assert body["client"] == ["192.0.2.5", 5555]
     assert body["scheme"] == "https"
+
+
+@pytest.mark.anyio
+async def test_trusted_proxy_headers_apply_to_a_websocket_handshake() -> None:
+    """A WebSocket behind a proxy sees the forwarded client, scheme and host, as a plain
+    request does (an HTTP/1.1 upgrade used to skip the proxy-header rewrite)."""
+    from websockets.sync.client import connect
+
+    def handshake(url: str) -> dict[str, object]:
+        with connect(url, additional_headers=FORWARDED) as ws:
+            return dict(json.loads(ws.recv()))
+
+    async with running_server(app) as (host, port):
+        body = await anyio.to_thread.run_sync(handshake, f"ws://{host}:{port}/ws/request")
+    assert body["client"] == ["203.0.113.7", 0]
+    assert body["scheme"] == "https"
+    assert body["host"] == "shop.example.com"
