@@ -35,6 +35,9 @@ ASGI_APP = "bench.apps.asgi_app:app"
 KEEPALIVE_SECONDS = 60
 #: Granian's cap on concurrent connections per worker, raised above the largest N.
 GRANIAN_BACKPRESSURE = 16384
+#: ``BENCH_BASE=<a checkout of an older HTTPy>`` adds that code's HTTPy rows to the run
+#: ("before" and "after" measured side by side, servers alternating, the same load).
+BASE_TREE = os.environ.get("BENCH_BASE")
 
 
 class ServerError(Exception):
@@ -68,11 +71,14 @@ class ServerSpec:
 
 
 def _httpy(
-    backend: str, loop: str = "asyncio", parser: str = "python"
+    backend: str, loop: str = "asyncio", parser: str = "python", tree: str | None = None
 ) -> Callable[[int], list[str]]:
+    # An older tree's httpy goes first on sys.path (the benchmark app is this tree's).
+    start = ["-m", "httpy"] if tree is None else ["-c", _RUN_FROM.format(tree=tree)]
+
     def args(port: int) -> list[str]:
         return [
-            "-m", "httpy", HTTPY_APP, "--backend", backend, "--loop", loop, "--no-access-log",
+            *start, HTTPY_APP, "--backend", backend, "--loop", loop, "--no-access-log",
             "--http1-parser", parser,
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             "--keepalive-timeout", str(KEEPALIVE_SECONDS),
@@ -115,6 +121,10 @@ def _granian(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+_RUN_FROM = (
+    "import runpy, sys; sys.path.insert(0, {tree!r}); sys.argv[0] = 'httpy'; "
+    "runpy.run_module('httpy', run_name='__main__', alter_sys=True)"
+)
 _HTTPY_PACKAGES = ("httpy", "h11", "h2", "anyio")
 _UVICORN_PACKAGES = ("uvicorn", "h11")
 
@@ -161,6 +171,33 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("granian", "Granian", "peers", _granian, ("granian", "uvloop"), h2c_hint=True),
     )
 }
+if BASE_TREE:
+    SERVERS.update(
+        (spec.key, spec)
+        for spec in (
+            ServerSpec(
+                "httpy-asyncio-base",
+                "HTTPy asyncio (base)",
+                "main",
+                _httpy("asyncio", tree=BASE_TREE),
+                _HTTPY_PACKAGES,
+            ),
+            ServerSpec(
+                "httpy-uvloop-base",
+                "HTTPy speed (base)",
+                "main",
+                _httpy("asyncio", "uvloop", "httptools", tree=BASE_TREE),
+                (*_HTTPY_PACKAGES, "uvloop", "httptools"),
+            ),
+            ServerSpec(
+                "httpy-trio-base",
+                "HTTPy trio (base)",
+                "main",
+                _httpy("trio", tree=BASE_TREE),
+                (*_HTTPY_PACKAGES, "trio"),
+            ),
+        )
+    )
 BASELINE = "httpy-asyncio"
 
 
