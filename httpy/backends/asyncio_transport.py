@@ -129,10 +129,15 @@ class StreamProtocol(asyncio.BufferedProtocol):
 class AsyncioSocketStream(anyio.abc.ByteStream):
     """A connected TCP socket on asyncio, as an anyio byte stream."""
 
-    def __init__(self, protocol: StreamProtocol, transport: asyncio.Transport) -> None:
+    def __init__(
+        self,
+        protocol: StreamProtocol,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self._protocol = protocol
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._batch = WriteBatch.of(self._loop)
         #: Written, not yet handed to the transport (see WriteBatch), and its size.
         self._unsent: list[bytes] = []
@@ -146,7 +151,7 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
     async def from_socket(cls, sock: socket.socket) -> AsyncioSocketStream:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.connect_accepted_socket(StreamProtocol, sock)
-        return cls(protocol, transport)
+        return cls(protocol, transport, loop)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         protocol = self._protocol
@@ -233,6 +238,11 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
         if self._protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError
         if not self._unsent:
+            if self._batch.open_pass():
+                # The pass's first write goes at once: a lone connection (a WebSocket
+                # echo, one client) waits for no batch; those after it are batched.
+                self._transport.write(item)
+                return not self._protocol.writing_paused
             self._batch.add(self)
         self._unsent.append(item)
         self._unsent_bytes += len(item)
@@ -276,6 +286,11 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
             self._transport.write_eof()
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """:meth:`aclose` without awaiting (it never waits): what was written still goes
+        out, then the transport closes."""
         self.write_unsent()
         if self._timer is not None:
             self._timer.cancel()
@@ -286,7 +301,8 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
 
 class WriteBatch:
     """The streams of one loop with queued writes, written together at the end of the
-    loop's pass (a ``call_soon`` callback runs after every task the pass has woken)."""
+    loop's pass (a ``call_soon`` callback runs after every task the pass has woken).
+    The first write of a pass is made at once (see :meth:`open_pass`)."""
 
     _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch]] = (
         weakref.WeakKeyDictionary()
@@ -295,6 +311,8 @@ class WriteBatch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._streams: list[AsyncioSocketStream] = []
+        #: A write was made in this pass (its end is scheduled).
+        self._in_pass = False
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> WriteBatch:
@@ -303,12 +321,19 @@ class WriteBatch:
             batch = cls._by_loop[loop] = cls(loop)
         return batch
 
+    def open_pass(self) -> bool:
+        """True for the first write of a pass (make it now; later ones are batched)."""
+        if self._in_pass:
+            return False
+        self._in_pass = True
+        self._loop.call_soon(self._write)
+        return True
+
     def add(self, stream: AsyncioSocketStream) -> None:
-        if not self._streams:
-            self._loop.call_soon(self._write)
         self._streams.append(stream)
 
     def _write(self) -> None:
+        self._in_pass = False
         streams, self._streams = self._streams, []
         for stream in streams:
             stream.write_unsent()

@@ -142,19 +142,23 @@ async def test_send_nowait_writes_a_small_buffer_at_once_and_leaves_a_big_one() 
 
 
 async def test_asyncio_writes_of_one_pass_leave_together() -> None:
-    """On asyncio, what a pass of the loop writes goes out at the end of that pass, the
-    writes of one connection joined: nothing before the writer yields, all of it after."""
+    """On asyncio, the first write of a loop pass goes out at once; the writes after it
+    in that pass go at its end, a connection's joined: nothing of them before the writer
+    yields, all of it after."""
     if sniffio.current_async_library() != "asyncio":
         pytest.skip("the write batch belongs to the asyncio transport")
     async with server_stream() as (stream, peer):
         assert isinstance(stream, AsyncioSocketStream)
+        await anyio.lowlevel.checkpoint()  # a fresh pass
+        assert stream.write(b"first;")
+        peer.settimeout(5)
+        assert read_exactly(peer, 6) == b"first;"
         for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
             assert stream.write(part)
         peer.setblocking(False)
         with pytest.raises(BlockingIOError):
             peer.recv(100)
         await anyio.lowlevel.checkpoint()
-        peer.setblocking(True)
         peer.settimeout(5)
         expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         assert read_exactly(peer, len(expected)) == expected
