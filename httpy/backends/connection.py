@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..core.application import (
@@ -100,7 +100,17 @@ class ConnectionContext:
 
     def for_connection(self, client: Address | None, server: Address | None) -> ConnectionContext:
         """This context for one connection between ``client`` and ``server``."""
-        return replace(self, client=client, server=server)
+        # Built directly: dataclasses.replace() costs several microseconds per connection.
+        return ConnectionContext(
+            self.app,
+            self.config,
+            self.bad_requests,
+            self.date,
+            self.scheme,
+            self.head_hook,
+            client,
+            server,
+        )
 
     def server_headers(self, headers: Headers) -> Headers:
         """``headers`` plus what the server adds to every response: Date, and Server

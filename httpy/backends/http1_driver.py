@@ -48,7 +48,7 @@ from .connection import (
 from .exchange import HTTPExchange
 from .send import finish_send, send_nowait
 from .streams import Streams
-from .transport import LossWatch, PumpedStream, Watched
+from .transport import LossWatch, PumpedStream, Watched, close_stream
 
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -135,8 +135,7 @@ class HTTP1Driver:
             pass
         finally:
             if upgrade is None:
-                with anyio.CancelScope(shield=True):
-                    await self.stream.aclose()
+                await close_stream(self.stream)
         return upgrade
 
     def begin_shutdown(self) -> None:
@@ -306,6 +305,8 @@ class HTTP1Driver:
 
     def _read_timeout(self) -> float:
         conn = self._conn
+        reader = self._reader
+        assert reader is not None
         if conn.awaiting_head:
             if self._closing and self._seen_request:
                 return 0.0
@@ -318,14 +319,14 @@ class HTTP1Driver:
                 # its first byte, not the keep-alive idle time (as nginx's
                 # client_header_timeout); a shorter keepalive_timeout still applies.
                 # One deadline: bytes of a partial HTTP/2 preface do not move it.
-                now = anyio.current_time()
+                now = reader.now()
                 if self._first_byte_deadline is None:
                     wait = min(self.config.header_timeout, self.config.keepalive_timeout)
                     self._first_byte_deadline = now + wait
                 return max(0.0, self._first_byte_deadline - now)
             # One deadline for the whole head, from its first byte: a client dripping a
             # byte at a time (slowloris) must not reset it with every read.
-            now = anyio.current_time()
+            now = reader.now()
             if self._head_deadline is None:
                 self._head_deadline = now + self.config.header_timeout
             return max(0.0, self._head_deadline - now)

@@ -43,6 +43,17 @@ async def run_transport_services() -> None:
         await LossReaper.of_running_loop().run()
 
 
+async def close_stream(stream: anyio.abc.ByteStream) -> None:
+    """Close ``stream`` even if the caller is being cancelled.  Our asyncio stream closes
+    without waiting, so it needs no shielding scope (two cancel-scope switches saved per
+    connection)."""
+    if isinstance(stream, AsyncioSocketStream):
+        stream.close()
+        return
+    with anyio.CancelScope(shield=True):
+        await stream.aclose()
+
+
 async def open_socket_stream(sock: socket.socket) -> anyio.abc.ByteStream:
     """A byte stream over the connected, non-blocking ``sock`` (which it then owns)."""
     if sniffio.current_async_library() == "asyncio":
