@@ -62,7 +62,9 @@ class StreamProtocol(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.chunks: deque[bytes] = deque()
+        # A list, not a deque: it rarely holds more than one chunk, and an empty deque
+        # costs ~600 bytes on every idle connection (a list: 56).
+        self.chunks: list[bytes] = []
         self.buffered = 0
         self.eof = False
         self.lost = False
@@ -165,9 +167,9 @@ class AsyncioSocketStream(anyio.abc.ByteStream):
                 await protocol.read_waiter
             finally:
                 protocol.read_waiter = None
-        chunk = protocol.chunks.popleft()
+        chunk = protocol.chunks.pop(0)
         if len(chunk) > max_bytes:
-            protocol.chunks.appendleft(chunk[max_bytes:])
+            protocol.chunks.insert(0, chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         protocol.buffered -= len(chunk)
         if protocol.reading_paused and protocol.buffered < _LOW_WATER:
