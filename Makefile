@@ -44,6 +44,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+## The backend, end-to-end, seed and framework tests through the other public entry points
+## (anyio.run(serve, ...) and asyncio.run with uvloop; `make test` uses asyncio.run and
+## trio.run), ~15 min: too long for CI, run it before changing a backend.
+.PHONY: test-entrypoints
+test-entrypoints: $(STAMP) system-deps
+	HTTPY_TEST_ENTRY=anyio-run $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/backends tests/e2e tests/seed tests/framework
+	HTTPY_TEST_ENTRY=uvloop-run $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/backends tests/e2e tests/seed tests/framework
+
 ## The test suite (pytest) against the newest release of every dependency, above the upper
 ## bounds in pyproject.toml too, in .venv-latest: does a new h2, aioquic, wsproto... break
 ## HTTPy?  `make test-latest PYTEST_ARGS=tests/core` for a part of it.
