@@ -102,14 +102,14 @@ class ConnectionContext:
         """This context for one connection between ``client`` and ``server``."""
         # Built directly: dataclasses.replace() costs several microseconds per connection.
         return ConnectionContext(
-            self.app,
-            self.config,
-            self.bad_requests,
-            self.date,
-            self.scheme,
-            self.head_hook,
-            client,
-            server,
+            app=self.app,
+            config=self.config,
+            bad_requests=self.bad_requests,
+            date=self.date,
+            scheme=self.scheme,
+            head_hook=self.head_hook,
+            client=client,
+            server=server,
         )
 
     def server_headers(self, headers: Headers) -> Headers:
