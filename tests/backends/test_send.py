@@ -162,3 +162,31 @@ async def test_asyncio_writes_of_one_pass_leave_together() -> None:
         peer.settimeout(5)
         expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         assert read_exactly(peer, len(expected)) == expected
+
+
+async def test_asyncio_close_waits_for_the_pass_batch_then_closes() -> None:
+    """A close that comes while the pass's writes wait (a ``Connection: close``
+    response) sends them with the batch, then closes: the peer reads the whole response,
+    then the end; nothing goes before the writer yields, and a write after the close is
+    refused."""
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("the write batch belongs to the asyncio transport")
+    async with server_stream() as (stream, peer):
+        assert isinstance(stream, AsyncioSocketStream)
+        await anyio.lowlevel.checkpoint()  # a fresh pass
+        assert stream.write(b"first;")  # the pass's first write: at once
+        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
+            assert stream.write(part)
+        stream.close()
+        with pytest.raises(anyio.ClosedResourceError):
+            stream.write(b"late")
+        peer.settimeout(5)
+        assert read_exactly(peer, 6) == b"first;"
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(100)  # neither the batch nor the end yet
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()  # the pass ends; the transport closes
+        peer.settimeout(5)
+        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        assert read_exactly(peer, len(expected) + 10) == expected  # then EOF
