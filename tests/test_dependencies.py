@@ -130,14 +130,6 @@ def test_aioquic_check_fails_without_a_frame_handler() -> None:
         module.check(found)
 
 
-def test_anyio_check_fails_when_the_trio_backend_module_is_gone() -> None:
-    from httpy.backends import anyio_internals
-
-    anyio_internals.check()
-    with pytest.raises(InternalsChanged, match=r"anyio \S+ does not have: no module anyio\."):
-        anyio_internals.check(lambda name: None)
-
-
 def test_require_names_library_version_and_attribute() -> None:
     probe = types.SimpleNamespace(present=types.SimpleNamespace(inner=1))
     require("h2", {"thing": probe}, {"thing": ("present.inner",)}, module="m")
@@ -169,7 +161,7 @@ def _requirements() -> dict[str, str]:
 
 def test_libraries_with_private_internals_have_upper_bounds() -> None:
     requirements = _requirements()
-    distributions = {"anyio"}  # httpy.backends.anyio_internals
+    distributions: set[str] = set()
     for name in QUARANTINES:
         try:
             distributions |= set(importlib.import_module(name).REQUIRED)

@@ -38,6 +38,7 @@ from typing import ClassVar, cast
 import anyio
 import anyio.abc
 
+from .batched import BatchedStream
 from .logs import error_log
 
 _HIGH_WATER = 256 * 1024
@@ -129,7 +130,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
             self.read_waiter.set_result(None)
 
 
-class AsyncioSocketStream(anyio.abc.ByteStream):
+class AsyncioSocketStream(BatchedStream):
     """A connected TCP socket on asyncio, as an anyio byte stream."""
 
     def __init__(

@@ -11,13 +11,11 @@ Why not simply ``with CancelScope(shield=True), fail_after(max_wait)``: those tw
 cost about as much as serialising the response (6-9 us each, measured on asyncio and
 trio), and nearly every write completes at once.  So:
 
-* our asyncio stream (:class:`AsyncioSocketStream`) buffers all of ``data`` in the
-  transport before it ever waits, and applies ``max_wait`` itself: no scope at all;
-* a plain trio socket stream (TCP or Unix, not TLS) first tries one non-blocking
-  ``send`` on the socket; when the kernel takes everything, that is the whole write.
-  Only a remainder goes through the stream, inside one scope that both shields and
-  times out;
-* anything else (TLS, memory streams in tests) goes through that one scope directly.
+* our TCP streams (:class:`~httpy.backends.batched.BatchedStream`, on asyncio and on
+  trio) queue all of ``data`` before they ever wait, and apply ``max_wait`` themselves:
+  no scope at all;
+* anything else (TLS, memory streams in tests) goes through one scope that both shields
+  and times out.
 
 :func:`send_nowait` is the part of that which needs no ``await``: a driver calls it first
 and awaits :func:`finish_send` only when something is left (a write that completes at
@@ -29,17 +27,10 @@ have a single writer), as with any byte stream.
 
 from __future__ import annotations
 
-import socket
-from weakref import WeakKeyDictionary
-
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 
-from .anyio_internals import writes_straight_through
-from .asyncio_transport import AsyncioSocketStream
-
-_raw_sockets: WeakKeyDictionary[anyio.abc.SocketStream, socket.socket] = WeakKeyDictionary()
+from .batched import BatchedStream
 
 
 async def send_all(
@@ -59,14 +50,8 @@ def send_nowait(stream: anyio.abc.ByteStream, data: bytes) -> bytes | None:
     of it, or ``b""`` when all is written but the stream asks its writer to wait until
     its buffer drains.  Raises the stream's error when the peer is gone.
     """
-    if isinstance(stream, AsyncioSocketStream):
+    if isinstance(stream, BatchedStream):
         return None if stream.write(data) else b""
-    if isinstance(stream, anyio.abc.SocketStream) and writes_straight_through(stream):
-        sock = _raw_sockets.get(stream)
-        if sock is None:  # stream.extra() builds a mapping per call: ask once
-            sock = _raw_sockets[stream] = stream.extra(SocketAttribute.raw_socket)
-        sent = _try_send(sock, data)
-        return None if sent == len(data) else data[sent:]
     return data
 
 
@@ -74,7 +59,7 @@ async def finish_send(
     stream: anyio.abc.ByteStream, data: bytes, rest: bytes, max_wait: float, *, atomic: bool
 ) -> None:
     """Write ``rest``, what :func:`send_nowait` left of ``data``, within ``max_wait``."""
-    if isinstance(stream, AsyncioSocketStream):
+    if isinstance(stream, BatchedStream):
         await stream.drain(max_wait)
         return
     # Part of it is on the wire: the rest must follow, whatever the caller's fate.
@@ -83,16 +68,3 @@ async def finish_send(
         await stream.send(rest)
     if scope.cancelled_caught:
         raise TimeoutError(f"the peer did not read for {max_wait} s")
-
-
-def _try_send(sock: socket.socket, data: bytes) -> int:
-    """One non-blocking ``send``: how many bytes the kernel took (0 if it would block).
-
-    A broken connection raises :class:`anyio.BrokenResourceError`, as the stream would.
-    """
-    try:
-        return sock.send(data)
-    except (BlockingIOError, InterruptedError):
-        return 0
-    except OSError as exc:
-        raise anyio.BrokenResourceError(str(exc)) from exc

@@ -4,7 +4,8 @@ event loop, and the read side the HTTP/1.1 driver needs on top of it.
 Every driver reads and writes an :class:`anyio.abc.ByteStream`.  On asyncio that is
 :class:`~httpy.backends.asyncio_transport.AsyncioSocketStream` (a protocol-callback
 transport that only buffers bytes and resolves futures, measured cheaper than anyio's
-own asyncio stream); on every other loop, anyio's socket stream.  TLS, when the listener
+own asyncio stream); on trio, :class:`~httpy.backends.trio_transport.TrioSocketStream`.
+Both batch their writes per loop pass (:mod:`~httpy.backends.batched`).  TLS, when the listener
 has it, is layered on top by :func:`~httpy.backends.tls.tls_handshake`.
 
 The HTTP/1.1 driver runs each handler in its reader's task, so something else must
@@ -27,6 +28,7 @@ import anyio.abc
 import sniffio
 
 from .asyncio_transport import AsyncioSocketStream, LossReaper
+from .batched import BatchedStream
 
 READ_SIZE = 64 * 1024
 #: The pump stops reading ahead past this many unread bytes (and resumes below LOW).
@@ -44,10 +46,10 @@ async def run_transport_services() -> None:
 
 
 async def close_stream(stream: anyio.abc.ByteStream) -> None:
-    """Close ``stream`` even if the caller is being cancelled.  Our asyncio stream closes
-    without waiting, so it needs no shielding scope (two cancel-scope switches saved per
-    connection)."""
-    if isinstance(stream, AsyncioSocketStream):
+    """Close ``stream`` even if the caller is being cancelled.  Our TCP streams close
+    without waiting, so they need no shielding scope (two cancel-scope switches saved
+    per connection)."""
+    if isinstance(stream, BatchedStream):
         stream.close()
         return
     with anyio.CancelScope(shield=True):
@@ -56,8 +58,13 @@ async def close_stream(stream: anyio.abc.ByteStream) -> None:
 
 async def open_socket_stream(sock: socket.socket) -> anyio.abc.ByteStream:
     """A byte stream over the connected, non-blocking ``sock`` (which it then owns)."""
-    if sniffio.current_async_library() == "asyncio":
+    library = sniffio.current_async_library()
+    if library == "asyncio":
         return await AsyncioSocketStream.from_socket(sock)
+    if library == "trio":
+        from .trio_transport import TrioSocketStream  # imports trio: only on trio
+
+        return await TrioSocketStream.from_socket(sock)
     return await anyio.abc.SocketStream.from_socket(sock)
 
 

@@ -15,11 +15,13 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 import sniffio
 
 from httpy.backends.asyncio_transport import AsyncioSocketStream
 from httpy.backends.send import finish_send, send_all, send_nowait
+from httpy.backends.transport import open_socket_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -30,11 +32,7 @@ BIG = 16 * 1024 * 1024  # far more than the kernel's socket buffers hold
 async def server_stream() -> AsyncIterator[tuple[anyio.abc.ByteStream, socket.socket]]:
     ours, peer = socket.socketpair()
     ours.setblocking(False)
-    stream: anyio.abc.ByteStream
-    if sniffio.current_async_library() == "asyncio":
-        stream = await AsyncioSocketStream.from_socket(ours)
-    else:
-        stream = await anyio.abc.SocketStream.from_socket(ours)
+    stream = await open_socket_stream(ours)  # the server's own stream for this loop
     try:
         yield stream, peer
     finally:
@@ -124,12 +122,11 @@ async def test_send_nowait_writes_a_small_buffer_at_once_and_leaves_a_big_one() 
     drain to wait for), and finish_send then delivers every byte."""
     async with server_stream() as (stream, peer):
         assert send_nowait(stream, b"hello") is None
-        # (On asyncio the bytes leave at the end of the loop's pass: read from a thread.)
+        # (The bytes leave at the end of the loop's pass: read from a thread.)
         assert await anyio.to_thread.run_sync(read_exactly, peer, 5) == b"hello"
         data = bytes(range(256)) * (BIG // 256)
         rest = send_nowait(stream, data)
-        assert rest is not None
-        assert len(rest) < len(data) or sniffio.current_async_library() == "asyncio"
+        assert rest == b""  # queued whole; past the high-water mark the writer drains
         received: list[bytes] = []
 
         async def reader() -> None:
@@ -190,3 +187,41 @@ async def test_asyncio_close_waits_for_the_pass_batch_then_closes() -> None:
         peer.settimeout(5)
         expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         assert read_exactly(peer, len(expected) + 10) == expected  # then EOF
+
+
+async def test_trio_writes_of_one_batch_leave_together_and_a_close_follows_them() -> None:
+    """On trio, writes are queued and leave from the write batch task in the next
+    scheduler batch; a close waits for them; a write after the close is refused."""
+    if sniffio.current_async_library() != "trio":
+        pytest.skip("this write batch belongs to the trio transport")
+    from httpy.backends.trio_transport import TrioSocketStream
+
+    async with server_stream() as (stream, peer):
+        assert isinstance(stream, TrioSocketStream)
+        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
+            assert stream.write(part)
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(100)  # nothing before the writer yields
+        stream.close()
+        with pytest.raises(anyio.ClosedResourceError):
+            stream.write(b"late")
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        peer.settimeout(5)
+        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        assert read_exactly(peer, len(expected) + 10) == expected  # then EOF
+
+
+async def test_trio_a_partial_write_is_finished_by_the_drain_task() -> None:
+    """What the kernel does not take at the batch's write is written as the peer reads,
+    with no writer waiting (a response's tail must not wait for the next request)."""
+    if sniffio.current_async_library() != "trio":
+        pytest.skip("the drain task belongs to the trio transport")
+    async with server_stream() as (stream, peer):
+        data = bytes(range(256)) * (BIG // 256)
+        assert not stream.write(data)  # past the high-water mark: the writer may drain
+        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()  # the batch wrote what the kernel took
+        received = await anyio.to_thread.run_sync(read_exactly, peer, len(data))
+        assert received == data
