@@ -1,11 +1,12 @@
 """A byte stream over a trio socket, used for TCP connections on trio.
 
-Reads are plain ``recv`` calls.  Writes are batched (see :mod:`.batched`): a write is
-queued on the stream, and one :class:`WriteBatch` task per ``trio.run`` makes the queued
-writes of every connection together, in the scheduler batch after the one that queued
-them (a task rescheduled during a batch runs in the next).  Measured on the loopback
-hello benchmark, on one core against the same server writing at once: +22-28 %
-requests/s.
+Reads are plain ``recv`` calls.  Writes are batched (see :mod:`.batched`): the first
+write of a scheduler batch goes out at once; the writes after it are queued on their
+streams, and one :class:`WriteBatch` task per ``trio.run`` makes them together, in the
+scheduler batch after the one that queued them (a task rescheduled during a batch runs
+in the next).  Measured on the loopback hello benchmark, on one core against the same
+server writing at once: +22-28 % requests/s.  A lone connection (a WebSocket echo) waits
+for no batch: its write is the batch's first.
 
 When the kernel takes only part of a write (a client that reads slowly, a big body), a
 drain task of the stream's own writes the rest as the socket becomes writable; the
@@ -95,6 +96,11 @@ class TrioSocketStream(BatchedStream):
         if self._drained is not None:
             return False  # the drain task is writing: it takes these after its rest
         if not self._in_batch:
+            if self._batch.open_pass():
+                # The batch's first write goes at once: a lone connection (a WebSocket
+                # echo, one client) waits for no batch; those after it are batched.
+                self.flush()
+                return self._drained is None
             self._in_batch = True
             self._batch.add(self)
         return self._queued < _HIGH_WATER
@@ -214,6 +220,8 @@ class WriteBatch:
         self._streams: list[TrioSocketStream] = []
         self._task: trio.lowlevel.Task | None = None
         self._parked = False
+        #: A write was made in this scheduler batch (the task runs in the next one).
+        self._in_pass = False
 
     @classmethod
     def current(cls) -> WriteBatch:
@@ -226,8 +234,20 @@ class WriteBatch:
             trio.lowlevel.spawn_system_task(batch._run, name="httpy write batch")
             return batch
 
+    def open_pass(self) -> bool:
+        """True for the first write of a scheduler batch (make it now; later ones are
+        queued until the batch task runs, in the next batch)."""
+        if self._in_pass:
+            return False
+        self._in_pass = True
+        self._wake()
+        return True
+
     def add(self, stream: TrioSocketStream) -> None:
         self._streams.append(stream)
+        self._wake()
+
+    def _wake(self) -> None:
         if self._parked:
             self._parked = False
             assert self._task is not None
@@ -236,6 +256,7 @@ class WriteBatch:
     async def _run(self) -> None:
         self._task = trio.lowlevel.current_task()
         while True:
+            self._in_pass = False
             while self._streams:
                 streams, self._streams = self._streams, []
                 for stream in streams:

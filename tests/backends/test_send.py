@@ -190,14 +190,20 @@ async def test_asyncio_close_waits_for_the_pass_batch_then_closes() -> None:
 
 
 async def test_trio_writes_of_one_batch_leave_together_and_a_close_follows_them() -> None:
-    """On trio, writes are queued and leave from the write batch task in the next
-    scheduler batch; a close waits for them; a write after the close is refused."""
+    """On trio, the first write of a scheduler batch goes at once; the writes after it
+    are queued and leave from the write batch task in the next scheduler batch; a close
+    waits for them; a write after the close is refused."""
     if sniffio.current_async_library() != "trio":
         pytest.skip("this write batch belongs to the trio transport")
     from httpy.backends.trio_transport import TrioSocketStream
 
     async with server_stream() as (stream, peer):
         assert isinstance(stream, TrioSocketStream)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()  # a fresh batch
+        assert stream.write(b"first;")
+        peer.settimeout(5)
+        assert read_exactly(peer, 6) == b"first;"
         for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
             assert stream.write(part)
         peer.setblocking(False)
