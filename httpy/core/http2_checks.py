@@ -117,6 +117,7 @@ class StrictDecoder(hpack.Decoder):
 
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
+ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 _DATA, _HEADERS, _SETTINGS, _GOAWAY, _CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x9
 _END_HEADERS = 0x4
 
@@ -129,7 +130,13 @@ class FrameLengthGuard:
       16 MiB): FRAME_SIZE_ERROR;
     * a SETTINGS ACK with a payload (RFC 9113 6.5): FRAME_SIZE_ERROR (h2: PROTOCOL_ERROR);
     * DATA on a stream in ``ended``, closed by END_STREAM both ways (RFC 9113 5.1,
-      "closed"): STREAM_CLOSED as a connection error (h2 resets the stream only).
+      "closed"): STREAM_CLOSED as a connection error (h2 resets the stream only);
+    * a header block (HEADERS and its CONTINUATION frames) announced longer than
+      ``max_header_block`` bytes: ENHANCE_YOUR_CALM.  h2 buffers a block until its
+      END_HEADERS frame (up to 64 CONTINUATION frames of up to 16 KiB, ~1 MiB per
+      connection) before the decoded size is checked; compressed bytes never outnumber
+      the decoded list's size (RFC 7541 4.1: name + value + 32 per field), so a block
+      cut here would have been refused after decoding anyway.
 
     It also tells whether a header block is partly received (:attr:`in_header_block`):
     h2 buffers one silently until its END_HEADERS frame is whole, and the backend bounds
@@ -137,9 +144,20 @@ class FrameLengthGuard:
     with more bytes behind it (:attr:`after_goaway`).
     """
 
-    __slots__ = ("_block", "_block_ends", "_goaway", "_header", "_skip", "after_goaway")
+    __slots__ = (
+        "_block",
+        "_block_bytes",
+        "_block_ends",
+        "_goaway",
+        "_header",
+        "_max_block",
+        "_skip",
+        "after_goaway",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_header_block: float = float("inf")) -> None:
+        self._max_block = max_header_block
+        self._block_bytes = 0  # payload bytes announced by the header block so far
         self._skip = len(PREFACE)  # bytes of the current frame (at first: the preface)
         self._header = b""  # a frame header split across reads
         self._block = False  # a HEADERS frame's header seen, its END_HEADERS frame not whole
@@ -188,6 +206,11 @@ class FrameLengthGuard:
                     if stream_id in ended:
                         return STREAM_CLOSED, f"DATA on stream {stream_id}, closed"
                 elif kind in (_HEADERS, _CONTINUATION):
+                    # (A CONTINUATION without its HEADERS is h2's to refuse.)
+                    self._block_bytes = length if kind == _HEADERS else self._block_bytes + length
+                    if self._block_bytes > self._max_block:
+                        reason = f"header block of over {self._max_block} bytes"
+                        return ENHANCE_YOUR_CALM, reason
                     self._block = True
                     self._block_ends = bool(header[4] & _END_HEADERS)
                 self._goaway = kind == _GOAWAY and length > 0

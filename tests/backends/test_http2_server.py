@@ -573,6 +573,15 @@ def continuation_flood() -> bytes:
     return bytes(frame.serialize()) + raw_continuation(1, b"x" * 10) * 1000
 
 
+def oversized_header_block() -> bytes:
+    """A header block that never ends, 16 KiB per frame: cut once it passes
+    max_header_bytes (32 KiB), not after h2's 64 CONTINUATION frames (~1 MiB)."""
+    frame = hf.HeadersFrame(1)
+    frame.data = b"x" * 16384
+    frame.flags.add("END_STREAM")
+    return bytes(frame.serialize()) + raw_continuation(1, b"x" * 16384) * 63
+
+
 def hpack_bomb() -> bytes:
     encoder = hpack.Encoder()
     big = (b"x-bomb", b"a" * 4000)
@@ -584,6 +593,7 @@ ATTACKS = {
     "rapid reset": (lambda: many_streams(400, reset=True), ENHANCE_YOUR_CALM),
     "continuation flood": (continuation_flood, PROTOCOL_ERROR),
     "hpack bomb": (hpack_bomb, ENHANCE_YOUR_CALM),
+    "oversized header block": (oversized_header_block, ENHANCE_YOUR_CALM),
     "ping flood": (lambda: raw_ping() * 3000, ENHANCE_YOUR_CALM),
     "settings flood": (lambda: raw_settings({4: 65535}) * 3000, ENHANCE_YOUR_CALM),
     "empty data flood": (

@@ -12,9 +12,11 @@ import hpack
 import hyperframe.frame as hf
 import pytest
 
+from httpy.core.config import Config
 from httpy.core.events import ConnectionTerminated, ProtocolError, RequestReceived
 from httpy.core.http2 import HTTP2Connection
 from tests.support.h2peer import (
+    ENHANCE_YOUR_CALM,
     NO_ERROR,
     PROTOCOL_ERROR,
     client_preface,
@@ -110,3 +112,43 @@ def test_timeout_without_a_block_is_the_idle_goodbye() -> None:
     # with no header block pending it is the plain GOAWAY NO_ERROR.
     assert events == [ConnectionTerminated(reason="idle timeout")]
     assert goaway_codes(conn.data_to_send()) == [NO_ERROR]
+
+
+def _block_frames(block: bytes, pieces: int) -> list[bytes]:
+    """``block`` as one HEADERS frame (END_STREAM, no END_HEADERS) and CONTINUATION
+    frames, the last one ending it."""
+    size = -(-len(block) // pieces)
+    parts = [block[i : i + size] for i in range(0, len(block), size)]
+    first = hf.HeadersFrame(1)
+    first.data = parts[0]
+    first.flags.add("END_STREAM")
+    frames = [bytes(first.serialize())]
+    for index, part in enumerate(parts[1:], start=2):
+        frames.append(raw_continuation(1, part, end_headers=index == len(parts)))
+    return frames
+
+
+def test_a_header_block_past_max_header_bytes_is_cut_at_the_frame_header() -> None:
+    """HEADERS and CONTINUATION frames announcing more than ``max_header_bytes`` end the
+    connection with ENHANCE_YOUR_CALM as soon as the frame header that passes the limit
+    arrives: h2 would buffer up to 64 CONTINUATION frames (~1 MiB) first."""
+    conn = HTTP2Connection(Config(max_header_bytes=32 * 1024))
+    conn.receive_data(client_preface())
+    conn.data_to_send()
+    value = b"~" * 52_000  # ~84 KB once Huffman-coded ("~" takes 13 bits)
+    block = hpack.Encoder().encode([*request_headers(), (b"x-big", value)])
+    frames = _block_frames(block, 6)  # ~14 KB each
+    assert conn.receive_data(frames[0] + frames[1]) == []  # ~28 KB so far: waiting
+    events = conn.receive_data(frames[2][:9])  # only the header of the one that passes
+    assert isinstance(events[-1], ProtocolError)
+    assert goaway_codes(conn.data_to_send()) == [ENHANCE_YOUR_CALM]
+    assert conn.should_close
+
+
+def test_a_header_block_under_max_header_bytes_in_continuations_is_a_request() -> None:
+    conn = connected()
+    value = bytes(range(97, 123)) * 600  # 15,600 bytes, in three frames
+    block = hpack.Encoder().encode([*request_headers(), (b"x-big", value)])
+    events = conn.receive_data(b"".join(_block_frames(block, 3)))
+    assert [type(event) for event in events][:1] == [RequestReceived]
+    assert dict(events[0].headers)[b"x-big"] == value
