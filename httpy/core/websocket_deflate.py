@@ -228,9 +228,17 @@ class BoundedDeflate(_MessageMeter):
         return rsv, out
 
 
+#: What a continuation frame counts toward ``max_message_bytes`` at the least: an
+#: endless run of empty fragments would otherwise never reach the limit while it keeps a
+#: core busy (16 MiB / 64 = 262,144 empty fragments per message at the default).
+MIN_FRAGMENT_COST = 64
+
+
 class MessageSizeLimit(_MessageMeter):
     """Counts the (inflated) bytes of each data message; more than ``max_message_bytes``
-    fails the connection with 1009.
+    fails the connection with 1009.  A continuation frame counts at least
+    :data:`MIN_FRAGMENT_COST` bytes (a message in 64-byte fragments counts what it
+    carries).
 
     Not a negotiated extension: it uses wsproto's extension hooks, which see every frame
     chunk after decompression, to bound messages whatever their framing (one huge frame
@@ -238,6 +246,19 @@ class MessageSizeLimit(_MessageMeter):
     """
 
     name = "httpy-message-size-limit"
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        result = super().frame_inbound_header(proto, opcode, rsv, payload_length)
+        short = MIN_FRAGMENT_COST - payload_length
+        if opcode is Opcode.CONTINUATION and short > 0 and not self._count(short):
+            return CloseReason.MESSAGE_TOO_BIG
+        return result
 
     def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
         if opcode in (Opcode.TEXT, Opcode.BINARY):

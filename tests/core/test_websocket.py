@@ -224,6 +224,36 @@ def test_oversized_fragmented_message_closes_1009() -> None:
     assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1009]
 
 
+def _fragments(client: Connection, first: bytes, count: int, size: int, end: bool) -> bytes:
+    """A binary message: ``first``, then ``count`` continuation frames of ``size`` bytes."""
+    frames = [client.send(BytesMessage(first, message_finished=False))]
+    frames += [
+        client.send(BytesMessage(b"y" * size, message_finished=False)) for _ in range(count)
+    ]
+    if end:
+        frames.append(client.send(BytesMessage(b"", message_finished=True)))
+    return b"".join(frames)
+
+
+def test_a_run_of_empty_fragments_reaches_the_message_limit() -> None:
+    """Empty continuation frames carry nothing, but each counts 64 bytes toward the
+    message limit: an endless run of them ends with 1009 instead of keeping a core
+    busy forever (1 MiB limit: at most 16,384 of them)."""
+    server, client = pair(max_message_bytes=1 << 20)
+    events = server.receive_data(_fragments(client, b"x", 20_000, 0, end=False))
+    assert [e.code for e in events if isinstance(e, WebSocketClose)] == [1009]
+    assert server.finished and server.close_code == 1009
+
+
+def test_a_message_in_64_byte_fragments_still_counts_only_its_bytes() -> None:
+    """Fragments of 64 bytes or more count what they carry (Autobahn 9.3.1 sends 4 MiB
+    in 64-byte fragments to a 16 MiB limit): a 1 MiB limit takes 1 MiB of them."""
+    server, client = pair(max_message_bytes=1 << 20)
+    data = _fragments(client, b"", 16_383, 64, end=True)
+    events = server.receive_data(data)
+    assert events == [WebSocketData(b"y" * (16_383 * 64))]
+
+
 def test_invalid_utf8_closes_1007() -> None:
     server, _client = pair()
     # hand-made masked text frame with an invalid UTF-8 byte

@@ -262,6 +262,34 @@ async def test_ws_message_over_the_limit_gets_1009_while_a_neighbour_echoes() ->
     assert sorted(seen["close_codes"]) == [1000, 1009, 1009]
 
 
+async def test_ws_endless_empty_fragments_get_1009_while_a_neighbour_echoes() -> None:
+    """A message of empty continuation frames that never ends: each fragment counts 64
+    bytes toward ws_max_message_bytes, so the run is closed with 1009 (it never reached
+    the limit before, and kept a core busy); the neighbour keeps echoing meanwhile."""
+    seen: dict[str, Any] = {}
+    limit = LIMITS["ws_max_message_bytes"]
+    empty = masked_frame(0x0, b"", fin=False)
+    async with running_server(make_app(seen), **LIMITS) as address:
+        async with ws_connect(*address, "/echo") as neighbour:
+            await _echoes(neighbour, "before")
+            async with ws_connect(*address, "/echo") as attacker:
+                # 6 bytes each on the wire, 64 toward the limit: a few more than it takes,
+                # in one write (a client that goes on sending after the server's close
+                # frame may have it destroyed by the reset its unread bytes provoke).
+                run = empty * (limit // 64 + 10)
+                await attacker.send_raw(masked_frame(0x2, b"a", fin=False) + run)
+                close = await attacker.recv()
+                assert isinstance(close, CloseConnection) and close.code == 1009
+                await _echoes(neighbour, "meanwhile")
+            await _echoes(neighbour, "after")
+            await neighbour.close(1000)
+            assert isinstance(await neighbour.recv(), CloseConnection)
+        with anyio.fail_after(5):
+            while len(seen.get("close_codes", [])) < 2:
+                await anyio.sleep(0.01)
+    assert sorted(seen["close_codes"]) == [1000, 1009]
+
+
 async def test_ws_deflate_bomb_is_capped_and_memory_stays_flat_while_a_neighbour_echoes() -> None:
     seen: dict[str, Any] = {}
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
