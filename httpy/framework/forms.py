@@ -3,7 +3,8 @@
 ``multipart/form-data`` bodies are parsed as they arrive (through
 :class:`httpy.core.multipart.MultipartReader`), so memory stays bounded whatever the
 upload size: each file part goes to a :class:`UploadFile` whose ``file`` is a
-``SpooledTemporaryFile`` kept in memory up to 1 MiB and moved to disk beyond.  Writes to
+``SpooledTemporaryFile`` kept in memory up to 1 MiB and moved to disk beyond, and the
+files of one form keep at most :data:`FORM_MEMORY_BUDGET` (4 MiB) in memory together.  Writes to
 a file on disk run in a worker thread, in batches of about 1 MiB; small uploads never
 leave the event loop.  ``application/x-www-form-urlencoded`` bodies are parsed with
 ``urllib.parse.parse_qsl``.  A broken limit or a malformed body raises
@@ -39,6 +40,9 @@ __all__ = ["FormData", "FormValue", "UploadFile", "parse_multipart", "parse_urle
 
 #: An upload stays in memory up to this size, then moves to a temporary file on disk.
 SPOOL_MAX_SIZE = 1024 * 1024
+#: The uploads of one form keep at most this much in memory together; past it, the file
+#: being received goes to disk at once (600 parts of 1 MB each held ~580 MiB before).
+FORM_MEMORY_BUDGET = 4 * 1024 * 1024
 #: Data for a file on disk is written in batches of about this size (one thread call).
 DISK_WRITE_BATCH = 1024 * 1024
 
@@ -70,6 +74,9 @@ class UploadFile:
         self.size = 0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        #: The form's in-memory budget (shared by its uploads), and this file's share.
+        self._budget: _MemoryBudget | None = None
+        self._memory_bytes = 0
 
     def _in_memory(self, extra: int = 0) -> bool:
         """True while the file is a memory buffer and ``extra`` more bytes keep it one."""
@@ -117,12 +124,26 @@ class UploadFile:
         """The parser's write: memory writes at once, disk writes batched in a thread."""
         self.size += len(data)
         if not self._pending and self._in_memory(len(data)):
-            self.file.write(data)
-            return
+            budget = self._budget
+            if budget is None or budget.take(len(data)):
+                self.file.write(data)
+                self._memory_bytes += len(data)
+                return
+            # The form's memory budget is spent: this file goes to disk now.
+            await anyio.to_thread.run_sync(self._to_disk)
         self._pending.append(data)
         self._pending_bytes += len(data)
         if self._pending_bytes >= DISK_WRITE_BATCH:
             await self._flush()
+
+    def _to_disk(self) -> None:
+        """Move the file's memory buffer to disk (a thread), giving its share back."""
+        rollover = getattr(self.file, "rollover", None)
+        if rollover is not None:
+            rollover()
+        if self._budget is not None:
+            self._budget.give(self._memory_bytes)
+        self._memory_bytes = 0
 
     async def _flush(self) -> None:
         if self._pending:
@@ -134,6 +155,25 @@ class UploadFile:
             f"UploadFile(filename={self.filename!r}, content_type={self.content_type!r}, "
             f"size={self.size})"
         )
+
+
+class _MemoryBudget:
+    """Bytes the uploads of one form may still keep in memory (see
+    :data:`FORM_MEMORY_BUDGET`)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+    def give(self, size: int) -> None:
+        self.left += size
 
 
 FormValue = str | UploadFile
@@ -241,6 +281,7 @@ class _FormBuilder:
     def __init__(self) -> None:
         self.items: list[tuple[str, FormValue]] = []
         self.uploads: list[UploadFile] = []
+        self._memory = _MemoryBudget(FORM_MEMORY_BUDGET)
         self._part: PartStarted | None = None
         self._upload: UploadFile | None = None
         self._field: list[bytes] = []
@@ -261,6 +302,7 @@ class _FormBuilder:
                         content_type=event.content_type,
                         headers=Headers(raw=event.headers),
                     )
+                    self._upload._budget = self._memory
                     self.uploads.append(self._upload)
                     self.items.append((event.name, self._upload))
             elif isinstance(event, PartEnded) and self._part is not None:

@@ -732,3 +732,39 @@ def test_one_gib_upload_streams_through_form_with_bounded_memory(server_backend:
         f"RSS growth {growth / 1024**2:.1f} MiB (peak {sampler.peak / 1024**2:.1f} MiB)"
     )
     assert growth < 100 * 1024**2, f"server memory grew by {growth / 1024**2:.1f} MiB"
+
+
+@pytest.mark.anyio
+async def test_uploads_of_one_form_share_a_memory_budget() -> None:
+    """Each upload may stay in memory up to 1 MiB, but the files of one form keep at
+    most FORM_MEMORY_BUDGET in memory together: past it, the file being received goes
+    to disk at once (600 parts of 1 MB held ~580 MiB before).  Contents are intact."""
+    parts = [os.urandom(16) * 56_250 for _ in range(20)]  # 20 files of 900,000 bytes
+    body = multipart_body(
+        *(
+            (f'Content-Disposition: form-data; name="f{i}"; filename="f{i}.bin"', data)
+            for i, data in enumerate(parts)
+        )
+    )
+    seen: dict[str, Any] = {}
+    app = App()
+
+    @app.post("/many")
+    async def many(request: Request) -> Response:
+        form = await request.form()
+        files = form.files()
+        in_memory = [u for u in files if not getattr(u.file, "_rolled", True)]
+        seen["in_memory_bytes"] = sum(u.size for u in in_memory)
+        seen["on_disk"] = len(files) - len(in_memory)
+        seen["sha"] = [sha(await u.read()) for u in files]
+        return Response.text("ok")
+
+    async with running_server(app, max_body_bytes=64 * 1024 * 1024) as (host, port):
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            response = await client.post(
+                "/many", content=body, headers={"content-type": MULTIPART}, timeout=60
+            )
+    assert response.status_code == 200
+    assert seen["in_memory_bytes"] <= forms.FORM_MEMORY_BUDGET
+    assert seen["on_disk"] >= 20 - forms.FORM_MEMORY_BUDGET // 900_000
+    assert seen["sha"] == [sha(data) for data in parts]
