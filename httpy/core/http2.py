@@ -265,11 +265,15 @@ class HTTP2Connection(MultiplexedProtocol):
             return []
         self._now = now
         events: list[ev.Event] = []
-        refused = self._frame_lengths.check(data, self._h2.max_inbound_frame_size, self._ended)
+        guard = self._frame_lengths
+        refused = guard.check(data, self._h2.max_inbound_frame_size, self._ended)
         if refused:
             self._fail(events, *refused)
             return events
-        split = self._frame_lengths.after_goaway
+        split = guard.after_goaway
+        zero_increments = guard.zero_window_updates
+        if zero_increments:
+            data, split = _without_frames(data, zero_increments, split)
         if split is None:
             self._feed(data, events)
         else:
@@ -280,7 +284,18 @@ class HTTP2Connection(MultiplexedProtocol):
             self._feed(data[:split], events)
             if not self._closed:
                 self._feed(data[split:], events)
+        for _, _, stream_id in zero_increments:
+            self._zero_increment(stream_id, events)
         return events
+
+    def _zero_increment(self, stream_id: int, events: list[ev.Event]) -> None:
+        """A WINDOW_UPDATE of 0 on a stream: a stream error (RFC 9113 6.9), counted
+        against the reset budget; on a stream already closed, nothing to reset."""
+        if self._closed or stream_id not in self._open_streams:
+            return
+        self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self._spend_reset("WINDOW_UPDATE of 0")
+        events.append(ev.StreamReset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
     def _feed(self, data: bytes, events: list[ev.Event]) -> None:
         # h2 drops its unsent output when a GOAWAY arrives: keep it.
@@ -673,6 +688,21 @@ class HTTP2Connection(MultiplexedProtocol):
             events.append(ev.StreamReset(sid, code))
         self._open_streams.clear()
         events.append(ev.ProtocolError(status=400, reason=f"HTTP/2 error {code}: {reason}"))
+
+
+def _without_frames(
+    data: bytes, frames: list[tuple[int, int, int]], split: int | None
+) -> tuple[bytes, int | None]:
+    """``data`` without the ``(start, end, _)`` byte ranges, and ``split`` (an offset in
+    ``data``, or None) moved to match."""
+    kept, at, removed_before_split = [], 0, 0
+    for start, end, _ in frames:
+        kept.append(data[at:start])
+        at = end
+        if split is not None and end <= split:
+            removed_before_split += end - start
+    kept.append(data[at:])
+    return b"".join(kept), None if split is None else split - removed_before_split
 
 
 def _valid_content_length(headers: Iterable[tuple[bytes, bytes]]) -> bool:

@@ -118,7 +118,7 @@ class StrictDecoder(hpack.Decoder):
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-_DATA, _HEADERS, _SETTINGS, _GOAWAY, _CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x9
+_DATA, _HEADERS, _SETTINGS, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x8, 0x9
 _END_HEADERS = 0x4
 
 
@@ -138,6 +138,12 @@ class FrameLengthGuard:
       the decoded list's size (RFC 7541 4.1: name + value + 32 per field), so a block
       cut here would have been refused after decoding anyway.
 
+    It finds the WINDOW_UPDATE frames with an increment of 0 on a stream the client has
+    opened (:attr:`zero_window_updates`, offsets in the scanned data): RFC 9113 6.9 makes
+    them a *stream* error, and hyperframe refuses to parse them, which h2 turns into a
+    connection error; the caller takes them out and resets their streams.  (Such a frame
+    whose header is split across reads is left to h2: a connection error.)
+
     It also tells whether a header block is partly received (:attr:`in_header_block`):
     h2 buffers one silently until its END_HEADERS frame is whole, and the backend bounds
     that time by ``header_timeout``; and where the last scan's first GOAWAY frame ended
@@ -150,9 +156,11 @@ class FrameLengthGuard:
         "_block_ends",
         "_goaway",
         "_header",
+        "_highest_stream",
         "_max_block",
         "_skip",
         "after_goaway",
+        "zero_window_updates",
     )
 
     def __init__(self, max_header_block: float = float("inf")) -> None:
@@ -166,6 +174,10 @@ class FrameLengthGuard:
         #: Offset in the last scanned data just past a GOAWAY frame, when bytes follow it
         #: there (h2 would read them in a state it has closed: see HTTP2Connection).
         self.after_goaway: int | None = None
+        self._highest_stream = 0  # the highest stream a HEADERS frame has opened
+        #: In the last scanned data: (start, end, stream id) of each WINDOW_UPDATE frame
+        #: with increment 0 on an opened stream.
+        self.zero_window_updates: list[tuple[int, int, int]] = []
 
     @property
     def in_header_block(self) -> bool:
@@ -178,6 +190,8 @@ class FrameLengthGuard:
         view = memoryview(data)
         pos, size = 0, len(view)
         self.after_goaway = None
+        if self.zero_window_updates:
+            self.zero_window_updates = []
         while pos < size:
             if self._skip:
                 step = min(self._skip, size - pos)
@@ -191,11 +205,17 @@ class FrameLengthGuard:
                         self.after_goaway = pos
                 continue
             take = 9 - len(self._header)
+            whole = take == 9  # the frame header is in this data, from pos
             self._header += bytes(view[pos : pos + take])
             pos += take
             if len(self._header) == 9:
                 header, self._header = self._header, b""
                 length, kind = int.from_bytes(header[:3], "big"), header[3]
+                if kind == _WINDOW_UPDATE and length == 4 and whole and size - pos >= 4:
+                    stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+                    increment = int.from_bytes(view[pos : pos + 4], "big") & 0x7FFFFFFF
+                    if not increment and 0 < stream_id <= self._highest_stream:
+                        self.zero_window_updates.append((pos - 9, pos + 4, stream_id))
                 if length > limit:
                     reason = f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE {limit}"
                     return FRAME_SIZE_ERROR, reason
@@ -206,6 +226,9 @@ class FrameLengthGuard:
                     if stream_id in ended:
                         return STREAM_CLOSED, f"DATA on stream {stream_id}, closed"
                 elif kind in (_HEADERS, _CONTINUATION):
+                    if kind == _HEADERS:
+                        stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+                        self._highest_stream = max(self._highest_stream, stream_id)
                     # (A CONTINUATION without its HEADERS is h2's to refuse.)
                     self._block_bytes = length if kind == _HEADERS else self._block_bytes + length
                     if self._block_bytes > self._max_block:

@@ -790,3 +790,20 @@ async def test_h2c_upgrade_needs_valid_http2_settings(
                 assert body == b"hello over 2"
             else:
                 assert data.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_window_update_of_zero_on_a_stream_resets_only_that_stream() -> None:
+    """RFC 9113 6.9 over a real socket: RST_STREAM(PROTOCOL_ERROR) for the stream, and
+    the same connection goes on serving (it was a GOAWAY before)."""
+    async with running_server(make_app()) as address:
+        async with SocketPeer.connect(address) as peer:
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("POST", "/echo", scheme="http"))
+            await peer.flush()
+            await peer.send_raw(raw_window_update(sid, 0))
+            await peer.until(lambda _: peer.stream_ended(sid))
+            resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+            assert [(e.stream_id, e.error_code) for e in resets] == [(sid, PROTOCOL_ERROR)]
+            response = await peer.request("GET", "/")
+            assert response.status == 200
+            assert not goaway_codes(bytes(peer.raw))

@@ -1077,3 +1077,32 @@ def test_responses_without_content_drop_the_body(method: str, status: int) -> No
     pair.to_client()  # h2 raises on content after HEAD, 204 or 304
     assert pair.client_body(sid) == b"" and pair.client_ended(sid)
     assert pair.server.idle
+
+
+def test_window_update_of_zero_on_a_stream_is_a_stream_error() -> None:
+    """RFC 9113 6.9: an increment of 0 on a stream resets that stream (PROTOCOL_ERROR);
+    the connection and its other streams go on.  (hyperframe refuses the frame, which h2
+    made a connection error.)  The same wherever the reads split the other frames; a
+    zero WINDOW_UPDATE frame itself split across reads is left to h2 (connection error)."""
+    first = raw_headers(1, request_headers("POST"), end_stream=False)
+    for split in (None, 3, len(first), len(first) + 13):
+        pair = Pair()
+        frames = first + raw_window_update(1, 0) + raw_headers(3, request_headers("GET"))
+        pieces = [frames] if split is None else [frames[:split], frames[split:]]
+        events: list[Event] = []
+        for piece in pieces:
+            events += pair.to_server(piece)
+        out = pair.server.data_to_send()
+        assert StreamReset(1, PROTOCOL_ERROR) in events, (split, events)
+        assert rst_codes(out) == {1: PROTOCOL_ERROR}
+        assert goaway_codes(out) == []
+        assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1, 3]
+        assert not pair.server.should_close
+
+
+def test_window_update_of_zero_on_the_connection_or_an_idle_stream_ends_it() -> None:
+    for frame in (raw_window_update(0, 0), raw_window_update(5, 0)):
+        pair = Pair()
+        events = pair.to_server(frame)
+        assert isinstance(events[-1], ProtocolError)
+        assert goaway_codes(pair.server.data_to_send()) == [PROTOCOL_ERROR]
