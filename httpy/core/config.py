@@ -134,7 +134,8 @@ class Config:
     # -- timeouts (seconds) -----------------------------------------------------------
     #: From the first byte of a request until its head is complete (slow-header attacks);
     #: also how long a new connection may stay silent before its first request (HTTP/1.1
-    #: and HTTP/2; capped by keepalive_timeout), and the bound on an HTTP/2 header block.
+    #: and HTTP/2; capped by keepalive_timeout), the bound on an HTTP/2 header block, and
+    #: on each HTTP/3 request head (408 on its stream).
     header_timeout: float = 10.0
     #: Idle time allowed between keep-alive requests.  Longer than the idle timeouts of
     #: common proxies and load balancers (AWS ALB and nginx: 60 s), so a proxy never reuses

@@ -154,6 +154,10 @@ class HTTP3Connection(MultiplexedProtocol):
         self._closing = False
         self._terminated = False
         self._highest_request = -1
+        #: Request streams whose head has begun (bytes arrived) and not ended: since when.
+        #: ``header_timeout`` bounds each (a client sending PINGs keeps the connection,
+        #: not its unfinished heads).
+        self._head_since: dict[int, float] = {}
         self._pending: list[ev.Event] = [ConnectionIdIssued(c) for c in connection_ids(self._quic)]
 
     # ------------------------------------------------------------------ inspection
@@ -200,13 +204,21 @@ class HTTP3Connection(MultiplexedProtocol):
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must run next (the clock of ``now``), or None."""
-        return None if self._terminated else self._quic.get_timer()
+        if self._terminated:
+            return None
+        timer = self._quic.get_timer()
+        if self._head_since:
+            head = min(self._head_since.values()) + self._config.header_timeout
+            timer = head if timer is None else min(timer, head)
+        return timer
 
     def handle_timer(self, now: float) -> list[ev.Event]:
-        """Loss detection, idle timeout, end of the closing period."""
+        """Loss detection, idle timeout, end of the closing period; request heads not
+        complete within ``header_timeout`` (408)."""
         events, self._pending = self._pending, []
         if not self._terminated:
             self._now = now
+            self._expire_heads(now, events)
             self._quic.handle_timer(now)
             self._drain_quic(events)
         return events
@@ -305,13 +317,17 @@ class HTTP3Connection(MultiplexedProtocol):
             if self._terminated:
                 continue  # closed by a flood defence while this batch was handled
             if isinstance(quic_event, qe.StreamDataReceived):
-                if quic_event.stream_id in self._rejected:
+                sid = quic_event.stream_id
+                if sid in self._rejected:
                     if quic_event.end_stream:
-                        self._rejected.discard(quic_event.stream_id)
+                        self._rejected.discard(sid)
                     continue  # the rest of a request we refused
+                if sid % 4 == 0 and sid not in self._open_streams and quic_event.data:
+                    self._head_since.setdefault(sid, self._now)  # a request head begins
             elif isinstance(quic_event, qe.StreamReset | qe.StopSendingReceived):
                 sid = quic_event.stream_id
                 self._rejected.discard(sid)
+                self._head_since.pop(sid, None)
                 if sid in self._open_streams:
                     self._forget(sid)
                     events.append(ev.StreamReset(sid, quic_event.error_code))
@@ -337,6 +353,7 @@ class HTTP3Connection(MultiplexedProtocol):
     def _translate(self, event: h3e.H3Event, events: list[ev.Event]) -> None:
         if isinstance(event, h3e.HeadersReceived):
             sid = event.stream_id
+            self._head_since.pop(sid, None)
             if sid in self._open_streams:
                 self._on_trailers(event, events)
             else:
@@ -499,9 +516,31 @@ class HTTP3Connection(MultiplexedProtocol):
         events.append(ev.ProtocolError(status=431, reason=f"HTTP/3: {reason}", stream_id=sid))
         self._spend_reset(events, "header frame too large")
 
+    def _expire_heads(self, now: float, events: list[ev.Event]) -> None:
+        limit = self._config.header_timeout
+        for sid, since in list(self._head_since.items()):
+            if now - since >= limit:
+                del self._head_since[sid]
+                self._head_timed_out(sid, limit, events)
+
+    def _head_timed_out(self, sid: int, limit: float, events: list[ev.Event]) -> None:
+        """A request head not complete within ``header_timeout``: 408 on the stream, as
+        HTTP/1.1 answers, and what aioquic buffered of it dropped (STOP_SENDING for the
+        rest); the connection serves on."""
+        reason = f"request head not complete within {limit:g} s (header_timeout)"
+        if self._goaway_sent and sid >= self._goaway_id:
+            self._reject(sid, H3_REQUEST_REJECTED)
+            return
+        self._highest_request = max(self._highest_request, sid)
+        self._open_streams.add(sid)
+        self._answer(sid, 408, reason)
+        self._stop_reading(sid, H3_NO_ERROR)
+        events.append(ev.ProtocolError(status=408, reason=f"HTTP/3: {reason}", stream_id=sid))
+
     def _stop_reading(self, sid: int, code: int) -> None:
         """Drop the rest of a request stream: its later bytes are neither parsed nor
         buffered, and get no more flow-control credit."""
+        self._head_since.pop(sid, None)
         self._rejected.add(sid)
         self._h3.forget_stream(sid)
         self._quic.untrack(sid)
@@ -510,6 +549,7 @@ class HTTP3Connection(MultiplexedProtocol):
 
     def _reject(self, sid: int, code: int) -> None:
         """Refuse a request stream before any handler saw it (both directions)."""
+        self._head_since.pop(sid, None)
         self._rejected.add(sid)
         self._h3.forget_stream(sid)
         self._quic.untrack(sid)

@@ -663,3 +663,38 @@ def test_oversized_control_frame_is_refused_from_its_frame_header() -> None:
     pair.run_timers(2.0)
     closes = [e for e in pair.client_quic_events if isinstance(e, QuicTerminated)]
     assert closes and closes[0].error_code == 0x107  # H3_EXCESSIVE_LOAD
+
+
+def test_a_request_head_not_complete_within_header_timeout_gets_408() -> None:
+    """An unfinished HEADERS frame is answered 408 once ``header_timeout`` has passed
+    since its first bytes (the QUIC connection may stay alive with PINGs: the head does
+    not); what aioquic buffered of it is dropped, and the connection serves on."""
+    from aioquic.buffer import encode_uint_var
+
+    pair = link(Config(header_timeout=2.0))
+    pair.take_server_events()
+    done = request(pair)  # a complete request: never timed out, whatever its handler does
+    held = pair.server._quic.held_bytes()
+    sid = pair.client.get_next_available_stream_id()
+    frame_head = encode_uint_var(0x01) + encode_uint_var(1000)  # HEADERS, 1000 bytes
+    pair.client.send_stream_data(sid, frame_head + b"\0" * 100)  # and only 100 of them
+    pair.pump()
+    assert not [e for e in pair.take_server_events() if isinstance(e, ProtocolError)]
+    pair.run_timers(1.0)
+    assert not [e for e in pair.take_server_events() if isinstance(e, ProtocolError)]
+    pair.run_timers(1.5)
+    (logged,) = [e for e in pair.take_server_events() if isinstance(e, ProtocolError)]
+    assert (logged.status, logged.stream_id) == (408, sid)
+    statuses = {
+        e.stream_id: e.headers[0]
+        for e in pair.take_client_events()
+        if isinstance(e, HeadersReceived)
+    }
+    assert statuses.get(sid) == (b":status", b"408")
+    assert done not in statuses  # its handler has not answered; no 408 for it
+    assert sid not in pair.server._h3._stream  # nothing of the head is kept
+    assert pair.server._quic.held_bytes() == held
+    ok = request(pair)
+    assert [e.stream_id for e in pair.take_server_events() if isinstance(e, RequestReceived)] == [
+        ok
+    ]

@@ -705,6 +705,41 @@ async def test_h3_oversized_headers_frame_gets_431_before_it_is_buffered() -> No
 
 
 @pytest.mark.anyio
+async def test_h3_unfinished_request_head_gets_408_after_header_timeout() -> None:
+    """Request heads left unfinished (a HEADERS frame of which only part came) are
+    answered 408 once header_timeout has passed since their first bytes, while the
+    client keeps its connection alive with PINGs; the connection serves on (they were
+    kept as long as the connection lived before)."""
+    pytest.importorskip("aioquic")
+    from aioquic.buffer import encode_uint_var
+
+    from tests.support.h3client import Response as H3Response
+    from tests.support.h3client import h3_connect
+
+    head = encode_uint_var(0x01) + encode_uint_var(16 * 1024)  # HEADERS, 16 KiB
+    async with h3_server(_h3_bounds_app(anyio.Event()), header_timeout=1.0) as udp:
+        async with h3_connect(*udp) as client:
+            sids = []
+            for _ in range(4):
+                sid = client.quic.get_next_available_stream_id()
+                client._responses[sid] = H3Response(sid)
+                client.quic.send_stream_data(sid, head + b"\0" * 8000)  # half of it
+                sids.append(sid)
+            await client.send_all()
+            with anyio.fail_after(10):
+                while not all(client._responses[sid].ended for sid in sids):
+                    client.quic.send_ping(1)  # the connection itself stays busy
+                    await client.send_all()
+                    await anyio.sleep(0.2)
+            for sid in sids:
+                response = client._responses[sid]
+                assert response.status == 408, response
+                assert b"header_timeout" in response.body
+            assert (await client.get("/")).status == 200
+            assert client.terminated is None
+
+
+@pytest.mark.anyio
 async def test_h3_connection_window_follows_what_the_application_reads() -> None:
     """Bodies nobody reads yet hold the connection window shut (aioquic alone doubles
     MAX_DATA as data arrives); once the handlers read, credit comes back and bodies
