@@ -23,6 +23,7 @@ import math
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ..core.application import ClientDisconnected, RequestBodyError
 from ..core.events import (
@@ -273,7 +274,13 @@ class HTTP1Driver:
 
     async def _run_pending(self) -> None:
         """Run the handlers of the requests received, one after the other, and those
-        pipelined behind them; then write what the core answered by itself."""
+        pipelined behind them; then write what the core answered by itself.
+
+        Between two pipelined requests the connection yields to the others: a client
+        that pipelines thousands of requests per write would otherwise keep the loop
+        (its handlers need not wait for anything) until its socket buffer filled, and
+        every other client waited (a neighbour's p99: 190 ms on trio; on asyncio the
+        pipeliner got no second batch answered in 3 s)."""
         while self._pending:
             exchange = self._current = self._pending.pop(0)
             try:
@@ -283,7 +290,9 @@ class HTTP1Driver:
             if self._conn.should_close or self._broken:
                 break
             if self._conn.buffered_bytes:
-                # Pipelined requests already buffered are parsed now, in order.
+                # Pipelined requests already buffered are parsed now, in order, each
+                # after the other connections have had a turn.
+                await anyio.lowlevel.checkpoint()
                 self._dispatch(self._conn.receive_data(b""))
         self._pending.clear()
         await self._flush_between_requests()
