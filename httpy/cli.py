@@ -164,6 +164,11 @@ CONFIG_FLAGS = (
         _HTTP3, "quic_retry", "validate client addresses with a QUIC Retry before keeping state"
     ),
     ConfigFlag(
+        _HTTP3,
+        "quic_retry_threshold",
+        "half-open QUIC connections past which new clients must pass a Retry first",
+    ),
+    ConfigFlag(
         _PROXIES,
         "forwarded_allow_ips",
         "comma-separated addresses/CIDRs (or '*', 'unix:') whose Forwarded and "

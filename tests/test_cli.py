@@ -24,6 +24,7 @@ FLAGS = {
     "--tls-bind", "--certfile", "--keyfile", "--dev-cert", "--ca-certs", "--ssl-cert-reqs",
     "--require-client-cert", "--ssl-ciphers", "--ssl-min-version", "--tls-handshake-timeout",
     "--http3-port", "--http3-bind", "--quic-idle-timeout", "--quic-retry",
+    "--quic-retry-threshold",
     "--backend", "--loop", "--app-dir", "--http1-parser",
     "--forwarded-allow-ips", "--proxy-protocol",
     "--health-path", "--metrics-path",

@@ -74,6 +74,11 @@ class HTTP3Driver(FedStreamsPort):
 
     # -- used by the listener ----------------------------------------------------------
 
+    @property
+    def handshake_complete(self) -> bool:
+        """False while the connection is half-open (its QUIC handshake not done)."""
+        return self._conn.handshake_complete
+
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         """Queue a datagram routed to this connection; dropped when the inbox is full."""
         if len(self._inbox) < INBOX_SIZE:

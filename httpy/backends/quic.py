@@ -9,7 +9,9 @@ says:
 * a long header with a version we don't speak: Version Negotiation (6.1), only for
   datagrams of at least 1200 bytes (no amplification) and never for a VN packet;
 * an Initial of at least 1200 bytes: a new connection, after a Retry round trip when
-  ``Config.quic_retry`` is on (address validation, 8.1.2);
+  ``Config.quic_retry`` is on, or while more than ``Config.quic_retry_threshold``
+  connections are half-open (address validation, 8.1.2: a flood of Initials from
+  spoofed addresses then creates no state);
 * a short header: a Stateless Reset (10.3), smaller than what triggered it, with the
   token derived from the connection ID by an HMAC under a per-listener secret, the same
   function the connections use to announce their tokens;
@@ -91,7 +93,12 @@ class QuicListener:
         self._drivers: set[HTTP3Driver] = set()
         self._send_lock = anyio.Lock()
         self._secret = os.urandom(32)
-        self._retry = QuicRetryTokenHandler() if self._config.quic_retry else None
+        # Made once: tokens it issued must validate after a flood subsides, too.
+        self._retry = QuicRetryTokenHandler()
+        #: Connections created and perhaps still in their handshake (pruned when counted).
+        self._half_open: set[HTTP3Driver] = set()
+        #: Initial packets answered with a Retry because too many connections were half-open.
+        self.retries_for_load = 0
         self._closing = False
         #: Answers to packets for no connection (VN, Retry, Stateless Reset) per second:
         #: a flood of junk must not become a flood of our packets or tasks.
@@ -217,24 +224,8 @@ class QuicListener:
             return
         original_dcid = header.destination_cid
         retry_scid: bytes | None = None
-        if self._retry is not None:
-            now = anyio.current_time()
-            if not header.token:
-                source_cid = os.urandom(_CID_LENGTH)
-                packet = encode_quic_retry(
-                    version=header.version,
-                    source_cid=source_cid,
-                    destination_cid=header.source_cid,
-                    original_destination_cid=header.destination_cid,
-                    retry_token=self._retry.create_token(
-                        address=addr,
-                        original_destination_connection_id=header.destination_cid,
-                        retry_source_connection_id=source_cid,
-                        now=now,
-                    ),
-                )
-                self._answer(packet, addr, connections)
-                return
+        now = anyio.current_time()
+        if header.token:
             try:
                 original_dcid = self._retry.validate_token(
                     address=addr,
@@ -242,9 +233,30 @@ class QuicListener:
                     token=header.token,
                     now=now,
                 )
+                retry_scid = header.destination_cid
             except ValueError:
-                return  # forged or expired token: no state, no answer
-            retry_scid = header.destination_cid
+                if self._retry_required():
+                    return  # forged or expired token: no state, no answer
+                # Not ours, or expired, and no Retry needed: as a client without a
+                # token (RFC 9000 8.1.3).
+        elif self._retry_required():
+            if not self._config.quic_retry:
+                self.retries_for_load += 1
+            source_cid = os.urandom(_CID_LENGTH)
+            packet = encode_quic_retry(
+                version=header.version,
+                source_cid=source_cid,
+                destination_cid=header.source_cid,
+                original_destination_cid=header.destination_cid,
+                retry_token=self._retry.create_token(
+                    address=addr,
+                    original_destination_connection_id=header.destination_cid,
+                    retry_source_connection_id=source_cid,
+                    now=now,
+                ),
+            )
+            self._answer(packet, addr, connections)
+            return
         if len(self._drivers) >= self._config.max_connections:
             # At capacity: no state, no answer (as a full TCP backlog).  The client
             # retransmits its Initial with backoff: served once a connection ends, or
@@ -263,6 +275,7 @@ class QuicListener:
         # Until the client switches to our connection IDs it uses the one it chose.
         self.route(header.destination_cid, driver)
         self._drivers.add(driver)
+        self._half_open.add(driver)
         self._all_closed = anyio.Event()
         connections.start_soon(self._run, driver, header.destination_cid, (data, addr))
 
@@ -276,8 +289,21 @@ class QuicListener:
         finally:
             self.unroute(initial_cid)
             self._drivers.discard(driver)
+            self._half_open.discard(driver)
             if not self._drivers:
                 self._all_closed.set()
+
+    def _retry_required(self) -> bool:
+        """Whether a new client must pass a Retry first: always with ``quic_retry``, else
+        while more than ``quic_retry_threshold`` connections are half-open."""
+        if self._config.quic_retry:
+            return True
+        threshold = self._config.quic_retry_threshold
+        if len(self._half_open) < threshold:
+            return False
+        # Counted only when it may matter (at most threshold drivers to look at).
+        self._half_open = {d for d in self._half_open if not d.handshake_complete}
+        return len(self._half_open) >= threshold
 
     def _answer(
         self, packet: bytes, addr: NetworkAddress, connections: anyio.abc.TaskGroup

@@ -108,6 +108,11 @@ class Config:
     #: Validate client addresses with a Retry before creating connection state (one more
     #: round trip; a defence against spoofed-source floods).
     quic_retry: bool = False
+    #: With quic_retry off: connections still in their handshake (half-open) past which
+    #: new clients must pass a Retry first, as if quic_retry were on.  A flood of Initial
+    #: packets then creates no more state (each half-open connection holds ~120 KiB for
+    #: up to quic_idle_timeout).  0: always (the same as quic_retry).
+    quic_retry_threshold: int = 100
 
     # -- drivers ----------------------------------------------------------------------
     #: Request-head parser for HTTP/1.1: "python" (ours, over h11's grammar), "httptools"
@@ -224,6 +229,8 @@ class Config:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
+        if self.quic_retry_threshold < 0:
+            raise ValueError("Config.quic_retry_threshold must not be negative")
         if self.ws_max_message_bytes <= 0 or self.ws_max_queue <= 0:
             raise ValueError("Config.ws_max_message_bytes and Config.ws_max_queue must be positive")
         if self.ws_close_timeout < 0:

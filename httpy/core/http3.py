@@ -154,6 +154,8 @@ class HTTP3Connection(MultiplexedProtocol):
         self._closing = False
         self._terminated = False
         self._highest_request = -1
+        #: The QUIC handshake is done (until then the connection is half-open).
+        self.handshake_complete = False
         #: Request streams whose head has begun (bytes arrived) and not ended: since when.
         #: ``header_timeout`` bounds each (a client sending PINGs keeps the connection,
         #: not its unfinished heads).
@@ -314,6 +316,8 @@ class HTTP3Connection(MultiplexedProtocol):
             if isinstance(quic_event, qe.ConnectionTerminated):
                 self._terminate(events, quic_event.error_code, quic_event.reason_phrase)
                 continue
+            if isinstance(quic_event, qe.HandshakeCompleted):
+                self.handshake_complete = True
             if self._terminated:
                 continue  # closed by a flood defence while this batch was handled
             if isinstance(quic_event, qe.StreamDataReceived):

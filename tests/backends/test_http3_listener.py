@@ -119,3 +119,49 @@ async def test_retry_validates_the_address_first() -> None:
         answer = await exchange(address, head + os.urandom(1200 - len(head)), 0.3)
         assert answer is None
         assert server._quic_listeners[0].connection_count == 0
+
+
+async def _first_initial(address: tuple[str, int]) -> bytes:
+    """The first Initial datagram of a new aioquic client for ``address``."""
+    import time
+
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"]))
+    quic.connect(address, now=time.monotonic())
+    return quic.datagrams_to_send(now=time.monotonic())[0][0]
+
+
+async def test_retry_turns_on_while_too_many_connections_are_half_open() -> None:
+    """quic_retry off: once quic_retry_threshold connections are in their handshake, a
+    new client must pass a Retry first, so a flood of Initials (from spoofed addresses,
+    which never complete) creates no more state; a real client still connects."""
+    # (A short idle timeout: the half-open connections end soon after the test.)
+    async with udp_server(quic_retry_threshold=2, quic_idle_timeout=1.0) as (server, address):
+        listener = server._quic_listeners[0]
+        silent = []
+        for _ in range(2):  # Initials whose senders never answer: half-open connections
+            sock = await anyio.create_connected_udp_socket(*address)
+            await sock.send(await _first_initial(address))
+            silent.append(sock)
+        with anyio.fail_after(5):
+            while listener.connection_count < 2:
+                await anyio.sleep(0.01)
+        answer = await exchange(address, await _first_initial(address))
+        assert answer is not None and answer[0] & 0xF0 == 0xF0  # a Retry (QUIC v1)
+        assert listener.connection_count == 2  # no state for it
+        assert listener.retries_for_load == 1
+        async with h3_connect(*address) as client:
+            assert (await client.get("/")).body == b"hello"
+            assert client.quic._retry_count == 1
+        for sock in silent:
+            await sock.aclose()
+
+
+async def test_no_retry_below_the_half_open_threshold() -> None:
+    async with udp_server() as (server, address):
+        async with h3_connect(*address) as client:
+            assert (await client.get("/")).body == b"hello"
+            assert client.quic._retry_count == 0
+        assert server._quic_listeners[0].retries_for_load == 0
