@@ -147,7 +147,9 @@ class HTTP2Connection(MultiplexedProtocol):
         self._goaway_received = False
         #: Frames h2 cannot send itself (a graceful GOAWAY), in order with h2's output.
         self._out = bytearray()
-        self._frame_lengths = FrameLengthGuard(cfg.max_header_bytes)
+        # A header block twice max_header_bytes is where h2's decoding stops too (431
+        # below that, on the stream; GOAWAY above): cut it there, before it is buffered.
+        self._frame_lengths = FrameLengthGuard(2 * cfg.max_header_bytes)
         #: Recent streams closed by END_STREAM both ways: DATA on them is a connection
         #: error (RFC 9113 5.1).  Bounded: older ones get h2's stream error instead.
         self._ended: dict[int, None] = {}

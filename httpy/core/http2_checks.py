@@ -132,11 +132,12 @@ class FrameLengthGuard:
     * DATA on a stream in ``ended``, closed by END_STREAM both ways (RFC 9113 5.1,
       "closed"): STREAM_CLOSED as a connection error (h2 resets the stream only);
     * a header block (HEADERS and its CONTINUATION frames) announced longer than
-      ``max_header_block`` bytes: ENHANCE_YOUR_CALM.  h2 buffers a block until its
-      END_HEADERS frame (up to 64 CONTINUATION frames of up to 16 KiB, ~1 MiB per
-      connection) before the decoded size is checked; compressed bytes never outnumber
-      the decoded list's size (RFC 7541 4.1: name + value + 32 per field), so a block
-      cut here would have been refused after decoding anyway.
+      ``max_header_block`` bytes (the connection passes twice ``max_header_bytes``):
+      ENHANCE_YOUR_CALM.  h2 buffers a block until its END_HEADERS frame (up to 64
+      CONTINUATION frames of up to 16 KiB, ~1 MiB per connection) before the decoded
+      size is checked; compressed bytes never outnumber the decoded list's size (RFC
+      7541 4.1: name + value + 32 per field), so a block cut here would have been
+      refused after decoding anyway (past twice the limit: GOAWAY as well).
 
     It finds the WINDOW_UPDATE frames with an increment of 0 on a stream the client has
     opened (:attr:`zero_window_updates`, offsets in the scanned data): RFC 9113 6.9 makes

@@ -574,8 +574,8 @@ def continuation_flood() -> bytes:
 
 
 def oversized_header_block() -> bytes:
-    """A header block that never ends, 16 KiB per frame: cut once it passes
-    max_header_bytes (32 KiB), not after h2's 64 CONTINUATION frames (~1 MiB)."""
+    """A header block that never ends, 16 KiB per frame: cut once it passes twice
+    max_header_bytes (64 KiB), not after h2's 64 CONTINUATION frames (~1 MiB)."""
     frame = hf.HeadersFrame(1)
     frame.data = b"x" * 16384
     frame.flags.add("END_STREAM")

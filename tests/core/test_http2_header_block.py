@@ -129,17 +129,18 @@ def _block_frames(block: bytes, pieces: int) -> list[bytes]:
 
 
 def test_a_header_block_past_max_header_bytes_is_cut_at_the_frame_header() -> None:
-    """HEADERS and CONTINUATION frames announcing more than ``max_header_bytes`` end the
-    connection with ENHANCE_YOUR_CALM as soon as the frame header that passes the limit
-    arrives: h2 would buffer up to 64 CONTINUATION frames (~1 MiB) first."""
+    """HEADERS and CONTINUATION frames announcing more than twice ``max_header_bytes``
+    (where h2's decoding stops too: below, 431 on the stream) end the connection with
+    ENHANCE_YOUR_CALM as soon as the frame header that passes it arrives: h2 would
+    buffer up to 64 CONTINUATION frames (~1 MiB) first."""
     conn = HTTP2Connection(Config(max_header_bytes=32 * 1024))
     conn.receive_data(client_preface())
     conn.data_to_send()
     value = b"~" * 52_000  # ~84 KB once Huffman-coded ("~" takes 13 bits)
     block = hpack.Encoder().encode([*request_headers(), (b"x-big", value)])
     frames = _block_frames(block, 6)  # ~14 KB each
-    assert conn.receive_data(frames[0] + frames[1]) == []  # ~28 KB so far: waiting
-    events = conn.receive_data(frames[2][:9])  # only the header of the one that passes
+    assert conn.receive_data(b"".join(frames[:4])) == []  # ~56 KB so far: waiting
+    events = conn.receive_data(frames[4][:9])  # only the header of the one that passes
     assert isinstance(events[-1], ProtocolError)
     assert goaway_codes(conn.data_to_send()) == [ENHANCE_YOUR_CALM]
     assert conn.should_close
