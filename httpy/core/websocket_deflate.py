@@ -129,9 +129,11 @@ class _MessageMeter(Extension):
         payload_length: int,
     ) -> CloseReason | RsvBits:
         self._frame_is_data = opcode in _DATA_OPCODES
-        return self._frame_started(opcode, rsv)
+        return self._frame_started(opcode, rsv, payload_length)
 
-    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
+    def _frame_started(
+        self, opcode: Opcode, rsv: RsvBits, payload_length: int
+    ) -> CloseReason | RsvBits:
         """A frame's header arrived (``_frame_is_data`` is set): the RSV bits this
         extension claims, or why the connection fails."""
         raise NotImplementedError
@@ -157,7 +159,9 @@ class BoundedDeflate(_MessageMeter):
 
     # -- inbound ---------------------------------------------------------------------
 
-    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
+    def _frame_started(
+        self, opcode: Opcode, rsv: RsvBits, payload_length: int
+    ) -> CloseReason | RsvBits:
         if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
             return CloseReason.PROTOCOL_ERROR  # RFC 7692 6.1: only a message's first frame
         if self._frame_is_data and self._message_compressed is None:
@@ -247,22 +251,14 @@ class MessageSizeLimit(_MessageMeter):
 
     name = "httpy-message-size-limit"
 
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
+    def _frame_started(
+        self, opcode: Opcode, rsv: RsvBits, payload_length: int
     ) -> CloseReason | RsvBits:
-        result = super().frame_inbound_header(proto, opcode, rsv, payload_length)
+        if opcode in (Opcode.TEXT, Opcode.BINARY):
+            self._message_bytes = 0
         short = MIN_FRAGMENT_COST - payload_length
         if opcode is Opcode.CONTINUATION and short > 0 and not self._count(short):
             return CloseReason.MESSAGE_TOO_BIG
-        return result
-
-    def _frame_started(self, opcode: Opcode, rsv: RsvBits) -> CloseReason | RsvBits:
-        if opcode in (Opcode.TEXT, Opcode.BINARY):
-            self._message_bytes = 0
         return RsvBits(False, False, False)
 
     def frame_inbound_payload_data(

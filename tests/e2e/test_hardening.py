@@ -33,6 +33,29 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+async def normal_client(
+    address: tuple[str, int],
+    count: int,
+    interval: float,
+    latencies: list[float],
+    errors: list[BaseException],
+) -> None:
+    """``count`` keep-alive ``GET /`` requests, ``interval`` apart, on one connection:
+    each latency into ``latencies``; an error ends it, into ``errors``."""
+    async with await anyio.connect_tcp(*address) as stream:
+        for _ in range(count):
+            started = time.perf_counter()
+            try:
+                await stream.send(GET)
+                response = await read_response(stream, timeout=5)
+            except Exception as exc:  # collected, then asserted empty
+                errors.append(exc)
+                return
+            assert status_of(response) == 200
+            latencies.append(time.perf_counter() - started)
+            await anyio.sleep(interval)
+
+
 @pytest.mark.anyio
 async def test_slow_and_idle_clients_do_not_starve_a_normal_client() -> None:
     """500 connections dripping a request head a byte a second and 500 idle keep-alive
@@ -60,23 +83,9 @@ async def test_slow_and_idle_clients_do_not_starve_a_normal_client() -> None:
                         await stream.send(head[i : i + 1])
                     await anyio.sleep(1)
 
-            async def normal_client() -> None:
-                async with await anyio.connect_tcp(*address) as stream:
-                    for _ in range(200):
-                        started = time.perf_counter()
-                        try:
-                            await stream.send(GET)
-                            response = await read_response(stream, timeout=5)
-                        except Exception as exc:  # collected, then asserted empty
-                            errors.append(exc)
-                            return
-                        assert status_of(response) == 200
-                        latencies.append(time.perf_counter() - started)
-                        await anyio.sleep(0.01)
-
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(drip)
-                tasks.start_soon(normal_client)
+                tasks.start_soon(normal_client, address, 200, 0.01, latencies, errors)
         finally:
             for stream in slow + idle:
                 await stream.aclose()
@@ -254,26 +263,11 @@ async def test_a_pipelining_client_does_not_starve_a_normal_client() -> None:
                         got += (await stream.receive(1 << 20)).count(b"HTTP/1.1 200")
                     answered += got
 
-        async def normal_client() -> None:
-            async with await anyio.connect_tcp(*address) as stream:
-                for _ in range(150):
-                    started = time.perf_counter()
-                    try:
-                        await stream.send(GET)
-                        response = await read_response(stream, timeout=5)
-                    except Exception as exc:  # collected, then asserted empty
-                        errors.append(exc)
-                        break
-                    assert status_of(response) == 200
-                    latencies.append(time.perf_counter() - started)
-                    await anyio.sleep(0.02)
-            done.set()
-
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(attacker)
             await anyio.sleep(0.2)  # the attack is under way
-            tasks.start_soon(normal_client)
-            await done.wait()
+            await normal_client(address, 150, 0.02, latencies, errors)
+            done.set()
             tasks.cancel_scope.cancel()
     assert not errors
     assert answered > 2000  # the attacker was served too
