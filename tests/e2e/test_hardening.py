@@ -275,3 +275,39 @@ async def test_a_pipelining_client_does_not_starve_a_normal_client() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(f"normal client p99 {p99 * 1000:.1f} ms beside a pipelining client")
     assert p99 < 0.1
+
+
+@pytest.mark.anyio
+async def test_twenty_pipelining_clients_that_never_read_do_not_starve_a_normal_client() -> None:
+    """Twenty connections each pipeline 2,000 requests per write and read nothing: their
+    answers fill their own socket buffers and stop them, and between requests each
+    yields; a normal client gets every answer promptly, and a fresh one after the attack
+    (before: its first request timed out after 5 s)."""
+    async with running_server(app) as address:
+        latencies: list[float] = []
+        errors: list[BaseException] = []
+        attackers = [await anyio.connect_tcp(*address) for _ in range(20)]
+
+        async def flood(stream: anyio.abc.SocketStream) -> None:
+            with anyio.move_on_after(10):
+                for _ in range(50):
+                    await stream.send(GET * 2000)
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                for stream in attackers:
+                    tasks.start_soon(flood, stream)
+                await anyio.sleep(0.2)  # the attack is under way
+                await normal_client(address, 150, 0.02, latencies, errors)
+                tasks.cancel_scope.cancel()
+        finally:
+            for stream in attackers:
+                await stream.aclose()
+        after: list[float] = []
+        await normal_client(address, 5, 0.01, after, errors)
+    assert not errors
+    assert len(latencies) == 150 and len(after) == 5
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(f"normal client p99 {p99 * 1000:.1f} ms beside 20 pipelining clients that never read")
+    assert p99 < 0.1
