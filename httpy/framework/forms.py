@@ -141,6 +141,10 @@ class UploadFile:
         rollover = getattr(self.file, "rollover", None)
         if rollover is not None:
             rollover()
+        self._release_memory()
+
+    def _release_memory(self) -> None:
+        """The file is on disk: its share of the form's memory budget goes back."""
         if self._budget is not None:
             self._budget.give(self._memory_bytes)
         self._memory_bytes = 0
@@ -149,6 +153,8 @@ class UploadFile:
         if self._pending:
             chunks, self._pending, self._pending_bytes = self._pending, [], 0
             await anyio.to_thread.run_sync(self.file.writelines, chunks)
+            if self._memory_bytes and not self._in_memory():
+                self._release_memory()  # past its own spool size, it went to disk
 
     def __repr__(self) -> str:
         return (

@@ -768,3 +768,36 @@ async def test_uploads_of_one_form_share_a_memory_budget() -> None:
     assert seen["in_memory_bytes"] <= forms.FORM_MEMORY_BUDGET
     assert seen["on_disk"] >= 20 - forms.FORM_MEMORY_BUDGET // 900_000
     assert seen["sha"] == [sha(data) for data in parts]
+
+
+@pytest.mark.anyio
+async def test_a_file_that_moves_to_disk_by_itself_gives_its_memory_share_back() -> None:
+    """Files over the 1 MiB spool size go to disk on their own; what they held in memory
+    until then is given back to the form's budget, so small files after them still stay
+    in memory."""
+    big = [os.urandom(16) * 93_750 for _ in range(6)]  # 1.5 MB each: past 1 MiB
+    small = [os.urandom(16) * 18_750 for _ in range(3)]  # 300 KB each
+    body = multipart_body(
+        *(
+            (f'Content-Disposition: form-data; name="f{i}"; filename="f{i}.bin"', data)
+            for i, data in enumerate(big + small)
+        )
+    )
+    seen: dict[str, Any] = {}
+    app = App()
+
+    @app.post("/mixed")
+    async def mixed(request: Request) -> Response:
+        files = (await request.form()).files()
+        seen["rolled"] = [bool(getattr(u.file, "_rolled", True)) for u in files]
+        seen["sha"] = [sha(await u.read()) for u in files]
+        return Response.text("ok")
+
+    async with running_server(app, max_body_bytes=64 * 1024 * 1024) as (host, port):
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            response = await client.post(
+                "/mixed", content=body, headers={"content-type": MULTIPART}, timeout=60
+            )
+    assert response.status_code == 200
+    assert seen["rolled"] == [True] * 6 + [False] * 3
+    assert seen["sha"] == [sha(data) for data in big + small]
