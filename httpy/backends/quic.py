@@ -9,7 +9,7 @@ says:
 * a long header with a version we don't speak: Version Negotiation (6.1), only for
   datagrams of at least 1200 bytes (no amplification) and never for a VN packet;
 * an Initial of at least 1200 bytes: a new connection, after a Retry round trip when
-  ``Config.quic_retry`` is on, or while more than ``Config.quic_retry_threshold``
+  ``Config.quic_retry`` is on, or while at least ``Config.quic_retry_threshold``
   connections are half-open (address validation, 8.1.2: a flood of Initials from
   spoofed addresses then creates no state);
 * a short header: a Stateless Reset (10.3), smaller than what triggered it, with the
@@ -295,13 +295,14 @@ class QuicListener:
 
     def _retry_required(self) -> bool:
         """Whether a new client must pass a Retry first: always with ``quic_retry``, else
-        while more than ``quic_retry_threshold`` connections are half-open."""
+        while at least ``quic_retry_threshold`` connections are half-open."""
         if self._config.quic_retry:
             return True
         threshold = self._config.quic_retry_threshold
         if len(self._half_open) < threshold:
             return False
-        # Counted only when it may matter (at most threshold drivers to look at).
+        # Pruned only at the threshold: one pass over about that many drivers, and the
+        # set stays near the threshold (connections that completed leave it here).
         self._half_open = {d for d in self._half_open if not d.handshake_complete}
         return len(self._half_open) >= threshold
 

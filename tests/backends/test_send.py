@@ -1,8 +1,8 @@
 """``send_all``: the write every driver uses, on the stream each backend serves with.
 
 The server side of a socket pair is wrapped as the server wraps accepted sockets (our
-:class:`AsyncioSocketStream` on asyncio, anyio's socket stream on trio); the other end is
-a plain blocking socket read from a thread, or not read at all.
+batched streams: ``AsyncioSocketStream`` on asyncio, ``TrioSocketStream`` on trio); the
+other end is a plain blocking socket read from a thread, or not read at all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import anyio.to_thread
 import pytest
 import sniffio
 
-from httpy.backends.asyncio_transport import AsyncioSocketStream
+from httpy.backends.batched import BatchedStream
 from httpy.backends.send import finish_send, send_all, send_nowait
 from httpy.backends.transport import open_socket_stream
 
@@ -138,41 +138,47 @@ async def test_send_nowait_writes_a_small_buffer_at_once_and_leaves_a_big_one() 
         assert received == [data]
 
 
-async def test_asyncio_writes_of_one_pass_leave_together() -> None:
-    """On asyncio, the first write of a loop pass goes out at once; the writes after it
-    in that pass go at its end, a connection's joined: nothing of them before the writer
-    yields, all of it after."""
-    if sniffio.current_async_library() != "asyncio":
-        pytest.skip("the write batch belongs to the asyncio transport")
+RESPONSE_PARTS = (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok")
+RESPONSE = b"".join(RESPONSE_PARTS)
+
+
+async def fresh_pass() -> None:
+    """Yield until a new loop pass (asyncio) or scheduler batch (trio) begins, with no
+    write made in it yet."""
+    for _ in range(3):
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_writes_of_one_pass_leave_together() -> None:
+    """Both loops' streams: the first write of a loop pass (trio: scheduler batch) goes
+    out at once; the writes after it in that pass go at its end, a connection's joined:
+    nothing of them before the writer yields, all of it after."""
     async with server_stream() as (stream, peer):
-        assert isinstance(stream, AsyncioSocketStream)
-        await anyio.lowlevel.checkpoint()  # a fresh pass
+        assert isinstance(stream, BatchedStream)
+        await fresh_pass()
         assert stream.write(b"first;")
         peer.settimeout(5)
         assert read_exactly(peer, 6) == b"first;"
-        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
+        for part in RESPONSE_PARTS:
             assert stream.write(part)
         peer.setblocking(False)
         with pytest.raises(BlockingIOError):
             peer.recv(100)
-        await anyio.lowlevel.checkpoint()
+        await fresh_pass()
         peer.settimeout(5)
-        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-        assert read_exactly(peer, len(expected)) == expected
+        assert read_exactly(peer, len(RESPONSE)) == RESPONSE
 
 
-async def test_asyncio_close_waits_for_the_pass_batch_then_closes() -> None:
+async def test_a_close_waits_for_the_pass_batch_then_closes() -> None:
     """A close that comes while the pass's writes wait (a ``Connection: close``
     response) sends them with the batch, then closes: the peer reads the whole response,
     then the end; nothing goes before the writer yields, and a write after the close is
     refused."""
-    if sniffio.current_async_library() != "asyncio":
-        pytest.skip("the write batch belongs to the asyncio transport")
     async with server_stream() as (stream, peer):
-        assert isinstance(stream, AsyncioSocketStream)
-        await anyio.lowlevel.checkpoint()  # a fresh pass
+        assert isinstance(stream, BatchedStream)
+        await fresh_pass()
         assert stream.write(b"first;")  # the pass's first write: at once
-        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
+        for part in RESPONSE_PARTS:
             assert stream.write(part)
         stream.close()
         with pytest.raises(anyio.ClosedResourceError):
@@ -182,41 +188,9 @@ async def test_asyncio_close_waits_for_the_pass_batch_then_closes() -> None:
         peer.setblocking(False)
         with pytest.raises(BlockingIOError):
             peer.recv(100)  # neither the batch nor the end yet
-        for _ in range(3):
-            await anyio.lowlevel.checkpoint()  # the pass ends; the transport closes
+        await fresh_pass()  # the pass ends; the stream closes
         peer.settimeout(5)
-        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-        assert read_exactly(peer, len(expected) + 10) == expected  # then EOF
-
-
-async def test_trio_writes_of_one_batch_leave_together_and_a_close_follows_them() -> None:
-    """On trio, the first write of a scheduler batch goes at once; the writes after it
-    are queued and leave from the write batch task in the next scheduler batch; a close
-    waits for them; a write after the close is refused."""
-    if sniffio.current_async_library() != "trio":
-        pytest.skip("this write batch belongs to the trio transport")
-    from httpy.backends.trio_transport import TrioSocketStream
-
-    async with server_stream() as (stream, peer):
-        assert isinstance(stream, TrioSocketStream)
-        for _ in range(3):
-            await anyio.lowlevel.checkpoint()  # a fresh batch
-        assert stream.write(b"first;")
-        peer.settimeout(5)
-        assert read_exactly(peer, 6) == b"first;"
-        for part in (b"HTTP/1.1 200 OK\r\n", b"content-length: 2\r\n\r\n", b"ok"):
-            assert stream.write(part)
-        peer.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            peer.recv(100)  # nothing before the writer yields
-        stream.close()
-        with pytest.raises(anyio.ClosedResourceError):
-            stream.write(b"late")
-        for _ in range(3):
-            await anyio.lowlevel.checkpoint()
-        peer.settimeout(5)
-        expected = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-        assert read_exactly(peer, len(expected) + 10) == expected  # then EOF
+        assert read_exactly(peer, len(RESPONSE) + 10) == RESPONSE  # then EOF
 
 
 async def test_trio_a_partial_write_is_finished_by_the_drain_task() -> None:
