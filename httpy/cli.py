@@ -191,6 +191,19 @@ CONFIG_FLAGS = (
         _OPS, "metrics_path", "answer Prometheus metrics on PATH, e.g. /metrics", metavar="PATH"
     ),
     ConfigFlag(_LIMITS, "max_connections", "concurrent connections"),
+    ConfigFlag(
+        _LIMITS,
+        "max_connections_per_client",
+        "connections one client address may hold open (0: no limit, the default)",
+        zero_is_none=True,
+    ),
+    ConfigFlag(
+        _LIMITS,
+        "client_request_rate",
+        "requests per second per client, 429 beyond (0: no limit, the default)",
+        zero_is_none=True,
+    ),
+    ConfigFlag(_LIMITS, "client_request_burst", "requests a client may make in a burst"),
     ConfigFlag(_LIMITS, "max_body_bytes", "largest request body in bytes (413 beyond)"),
     ConfigFlag(_LIMITS, "max_header_bytes", "largest request head in bytes (431 beyond)"),
     ConfigFlag(_LIMITS, "max_header_count", "most header fields per request (431 beyond)"),
@@ -198,7 +211,12 @@ CONFIG_FLAGS = (
     ConfigFlag(_LIMITS, "header_timeout", "seconds to receive a request head"),
     ConfigFlag(_LIMITS, "keepalive_timeout", "idle seconds between keep-alive requests"),
     ConfigFlag(_LIMITS, "body_timeout", "seconds of silence allowed while a body arrives"),
-    ConfigFlag(_LIMITS, "send_timeout", "seconds a client may take to accept response bytes"),
+    ConfigFlag(
+        _LIMITS,
+        "send_timeout",
+        "seconds in which a client must accept min_send_rate x send_timeout waiting bytes",
+    ),
+    ConfigFlag(_LIMITS, "min_send_rate", "bytes per second a slow reader must accept"),
     ConfigFlag(_LIMITS, "drain_timeout", "seconds in-flight requests get on shutdown"),
     ConfigFlag(
         _WS,

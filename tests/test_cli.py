@@ -30,7 +30,11 @@ FLAGS = {
     "--health-path", "--metrics-path",
     "--max-connections", "--max-body-bytes", "--max-header-bytes", "--max-header-count",
     "--max-request-line-bytes", "--header-timeout", "--keepalive-timeout", "--body-timeout",
-    "--send-timeout", "--drain-timeout",
+    "--send-timeout",
+    "--min-send-rate",
+    "--max-connections-per-client",
+    "--client-request-rate",
+    "--client-request-burst", "--drain-timeout",
     "--ws-max-message-bytes", "--ws-ping-interval", "--ws-ping-timeout", "--ws-close-timeout",
     "--no-ws-compression",
     "--log-level", "--no-access-log", "--access-log-format", "--request-id",
@@ -69,6 +73,8 @@ def sample(flag: ConfigFlag) -> tuple[list[str], Any]:
         assert choice != default
         needs = ["--ca-certs", "ca.pem"] if flag.field == "verify_client" else []
         return [flag.option, choice, *needs], choice
+    if flag.kind in (int, float) and default is None:  # off by default
+        return [flag.option, "7"], 7
     if flag.kind is int:
         assert isinstance(default, int)
         return [flag.option, str(default * 2)], default * 2

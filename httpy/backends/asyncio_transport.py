@@ -269,6 +269,10 @@ class AsyncioSocketStream(BatchedStream):
         if self._close_after_write:
             self._close_transport()
 
+    @property
+    def unsent_bytes(self) -> int:
+        return self._unsent_bytes + self._transport.get_write_buffer_size()
+
     async def drain(self, max_wait: float | None = None) -> None:
         """Wait until the transport's buffer is below its low-water mark, at most
         ``max_wait`` seconds (then :class:`TimeoutError`)."""

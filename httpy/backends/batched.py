@@ -27,6 +27,12 @@ class BatchedStream(anyio.abc.ByteStream):
         the writer should :meth:`drain` before writing more (too much is queued, or the
         peer is not reading).  Raises the stream's error when the peer is gone."""
 
+    @property
+    @abstractmethod
+    def unsent_bytes(self) -> int:
+        """Bytes written that the kernel has not taken yet (what the peer has not read
+        once the socket buffer is full): the send-progress rule measures its fall."""
+
     @abstractmethod
     async def drain(self, max_wait: float | None = None) -> None:
         """Write what is queued now and wait until the stream takes more, at most

@@ -22,7 +22,8 @@ from ..core.events import (
     RequestReceived,
 )
 from ..core.http1 import HTTP1Connection
-from ..core.http2_checks import valid_upgrade_settings
+from ..core.http2_checks import FloodBudgets, valid_upgrade_settings
+from .clients import ClientTable
 from .logs import HTTPDate, RateLimitedLog, access_line, access_log, error_log
 from .proxy import chain, proxy_headers_hook
 from .request_id import RequestIdEchoApp, ensure_request_id, with_request_id_echo
@@ -97,8 +98,18 @@ class ConnectionContext:
     #: (a Unix socket) or before :meth:`for_connection`.
     client: Address | None = None
     server: Address | None = None
+    #: The server's clients (shared flood budgets, per-client limits); None in tests
+    #: that drive a connection by hand.
+    clients: ClientTable | None = None
+    #: The flood budgets this connection spends (its client's, shared); None: its own.
+    flood_budgets: FloodBudgets | None = None
 
-    def for_connection(self, client: Address | None, server: Address | None) -> ConnectionContext:
+    def for_connection(
+        self,
+        client: Address | None,
+        server: Address | None,
+        flood_budgets: FloodBudgets | None = None,
+    ) -> ConnectionContext:
         """This context for one connection between ``client`` and ``server``."""
         # Built directly: dataclasses.replace() costs several microseconds per connection.
         return ConnectionContext(
@@ -110,6 +121,8 @@ class ConnectionContext:
             head_hook=self.head_hook,
             client=client,
             server=server,
+            clients=self.clients,
+            flood_budgets=flood_budgets,
         )
 
     def server_headers(self, headers: Headers) -> Headers:
@@ -121,7 +134,13 @@ class ConnectionContext:
         return (*headers, *extra)
 
     @classmethod
-    def create(cls, app: Application, config: Config, scheme: str = "http") -> ConnectionContext:
+    def create(
+        cls,
+        app: Application,
+        config: Config,
+        scheme: str = "http",
+        clients: ClientTable | None = None,
+    ) -> ConnectionContext:
         head_hook = proxy_headers_hook(config)
         if config.request_id:
             head_hook = chain(ensure_request_id, head_hook)
@@ -134,6 +153,7 @@ class ConnectionContext:
             date=HTTPDate(),
             scheme=scheme,
             head_hook=head_hook,
+            clients=clients,
         )
 
     def request_head(self, event: RequestReceived) -> RequestHead:

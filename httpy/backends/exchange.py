@@ -4,9 +4,9 @@
 request stream, whatever the protocol under it: the request body buffer the connection
 feeds and the handler reads (with ``body_timeout``), the response bookkeeping for the
 access log, sending body and trailers with back-pressure (wait while the protocol's flow
-control holds our data, up to ``send_timeout``, then reset), and the rule for a handler
-that returned without finishing its response: 500 if nothing was sent yet, else abort
-the stream.
+control holds our data, as long as the client takes it at ``min_send_rate``, else reset),
+and the rule for a handler that returned without finishing its response: 500 if nothing
+was sent yet, else abort the stream.
 
 It reaches its connection only through a :class:`StreamPort` (the few things each
 protocol's driver provides), so the exchange is the same object on HTTP/2 and HTTP/3.
@@ -35,6 +35,7 @@ from ..core.events import (
     SendResponse,
     SendTrailers,
 )
+from ..core.send_progress import SendProgress
 
 _ERROR_BODY = b"Internal Server Error\n"
 
@@ -104,6 +105,9 @@ class HTTPExchange:
         self._ended = ended
         self._trailers: Headers = ()
         self._error: Exception | None = None
+        #: Set when the response completed before the request body: only ``receive``
+        #: raises it (the response itself still waits for the client to take it).
+        self._body_error: Exception | None = None
         #: Made when first awaited: most exchanges never wait (HTTP/1.1 pulls its body).
         self._changed: anyio.Event | None = None
         self.response_started = False
@@ -149,8 +153,9 @@ class HTTPExchange:
                 # Consumed: the client may send that much more on this stream.
                 await self._port.acknowledge(self._head.stream_id, len(chunk))
                 return chunk
-            if self._error is not None:
-                raise self._error
+            error = self._error or self._body_error
+            if error is not None:
+                raise error
             if self._ended:
                 return b""
             # body_timeout, as on HTTP/1.1: a client that stops sending a body it started
@@ -249,21 +254,36 @@ class HTTPExchange:
         if end and not self._ended:
             # The core asked the client to stop sending the body (HTTP/2 RST_STREAM
             # NO_ERROR, HTTP/3 STOP_SENDING): what is buffered can still be read, then
-            # receive() raises.
-            self.fail(ClientDisconnected("response complete; request body abandoned"))
+            # receive() raises.  The response still waits below, under the send-progress
+            # rule (a 503 to a client that keeps its window shut is reset like any other).
+            self._body_error = ClientDisconnected("response complete; request body abandoned")
+            self.wake()
         # Back-pressure: wait until the protocol has sent what we queued.  A peer that
-        # keeps its window shut (a zero-window stall) gets send_timeout, then a reset.
+        # does not take it at the minimum send rate (a window kept shut, or opened a byte
+        # at a time) is reset at the end of a send_timeout interval.
         port, sid = self._port, self._head.stream_id
-        if port.pending_bytes(sid) > 0:
-            with anyio.move_on_after(self._config.send_timeout) as waited:
+        waiting = port.pending_bytes(sid)
+        if waiting <= 0:
+            return
+        config = self._config
+        progress = SendProgress(
+            waiting, anyio.current_time(), config.send_timeout, config.min_send_rate
+        )
+        while True:
+            with anyio.CancelScope(deadline=progress.deadline):
                 while port.pending_bytes(sid) > 0:
                     if self._error is not None:
                         raise self._error
                     await self._wait()
-            if waited.cancelled_caught:
-                self.fail(ClientDisconnected("flow-control window stayed closed"))
-                await port.submit(ResetStream(sid, port.cancel_code))
-                raise ClientDisconnected("flow-control window stayed closed")
+                return
+            if not progress.keeps_up(port.pending_bytes(sid), anyio.current_time()):
+                break
+        self.fail(ClientDisconnected("the client did not take response data"))
+        await port.submit(ResetStream(sid, port.cancel_code))
+        raise ClientDisconnected(
+            f"the client took less than {config.min_send_rate:g} B/s of response data "
+            f"for {config.send_timeout:g} s"
+        )
 
     # -- driven by the connection -----------------------------------------------------------
 

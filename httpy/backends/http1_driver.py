@@ -132,7 +132,7 @@ class HTTP1Driver:
             elif self._websocket is not None:
                 upgrade = SwitchToWebSocket(self._websocket, self._conn)
         except* (*_TRANSPORT_ERRORS, TimeoutError, ClientDisconnected):
-            # The peer vanished, or stopped reading for send_timeout: nothing left to tell it.
+            # The peer vanished, or stopped reading (send_timeout): nothing left to tell it.
             pass
         finally:
             if upgrade is None:
@@ -168,9 +168,10 @@ class HTTP1Driver:
         self._conn.send(command)
 
     async def submit(self, command: Command) -> None:
-        """Apply ``command`` and write it.  A peer that is gone, or has not read for
-        ``send_timeout``, fails the request with :class:`ClientDisconnected` (what the
-        application is told, as on the other protocols), not a transport error."""
+        """Apply ``command`` and write it.  A peer that is gone, or does not read at
+        ``min_send_rate`` (see :mod:`httpy.core.send_progress`), fails the request with
+        :class:`ClientDisconnected` (what the application is told, as on the other
+        protocols), not a transport error."""
         self._conn.send(command)
         await self.flush()
 
@@ -212,9 +213,9 @@ class HTTP1Driver:
             if rest is not None:
                 # Atomic: bytes taken from the core must not be lost to a cancellation
                 # (a handler cancelled while its connection's answer goes out).
-                await finish_send(self.stream, data, rest, self.config.send_timeout, atomic=True)
+                await finish_send(self.stream, data, rest, self.config, atomic=True)
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
-            # (A TimeoutError: a peer that stopped reading for send_timeout.)
+            # (A TimeoutError: a peer that takes less than min_send_rate.)
             error = ClientDisconnected(f"connection lost while sending: {exc!r}")
             for exchange in self._streams.open.values():
                 exchange.fail(error)

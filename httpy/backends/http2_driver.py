@@ -52,7 +52,9 @@ class HTTP2Driver(FedStreamsPort):
         self._stream = stream
         self._context = context
         self.config = context.config
-        self._conn = HTTP2Connection(context.config, upgrade=upgrade)
+        self._conn = HTTP2Connection(
+            context.config, upgrade=upgrade, flood_budgets=context.flood_budgets
+        )
         self._initial = initial_data
         self._streams = Streams(
             self,
@@ -142,7 +144,7 @@ class HTTP2Driver(FedStreamsPort):
 
     async def flush(self) -> None:
         """Write what the core has queued.  Raises :class:`ClientDisconnected` when the
-        peer is gone or has not accepted bytes for ``send_timeout``; the reader then
+        peer is gone or takes less than the send-progress rule asks; the reader then
         ends the connection."""
         async with self._write_lock:
             data = self._conn.data_to_send()
@@ -150,8 +152,9 @@ class HTTP2Driver(FedStreamsPort):
                 try:
                     # Atomic: a handler cancelled mid-write (its stream was reset, the
                     # connection is ending) would leave half a frame on the wire, and a
-                    # TLS stream broken, for every other stream.  send_timeout bounds it.
-                    await send_all(self._stream, data, self.config.send_timeout, atomic=True)
+                    # TLS stream broken, for every other stream.  The send-progress
+                    # rule (send_timeout, min_send_rate) bounds it.
+                    await send_all(self._stream, data, self.config, atomic=True)
                 except (
                     anyio.BrokenResourceError,
                     anyio.ClosedResourceError,

@@ -69,10 +69,10 @@ class ExchangePort:
         except StreamError:
             return b""
 
-    async def send(self, data: bytes, max_wait: float) -> None:
+    async def send(self, data: bytes) -> None:
+        # The exchange applies the send-progress rule (and resets the stream).
         try:
-            with anyio.fail_after(max_wait):
-                await self._stream.send_body(data)
+            await self._stream.send_body(data)
         except StreamError as exc:
             raise anyio.BrokenResourceError(str(exc)) from exc
 

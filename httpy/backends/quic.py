@@ -45,6 +45,7 @@ from ..core.config import Config, parse_bind
 from ..core.http2_checks import TokenBucket
 from ..core.http3 import HTTP3Connection
 from .cert_files import cert_chain_of
+from .clients import ClientEntry
 from .connection import ConnectionContext
 from .http3_driver import HTTP3Driver
 from .logs import error_log
@@ -263,30 +264,45 @@ class QuicListener:
             # its handshake times out.
             self.refused_initials += 1
             return
+        client = (str(addr[0]), int(addr[1]))
+        clients = self._context.clients
+        entry = clients.connect(client, now) if clients is not None else None
+        if clients is not None and entry is None:
+            self.refused_initials += 1  # max_connections_per_client: as at capacity
+            return
         conn = HTTP3Connection(
             self._config,
             self._configuration,
             original_destination_connection_id=original_dcid,
             retry_source_connection_id=retry_scid,
             reset_token=self.reset_token,
+            flood_budgets=entry.budgets if entry is not None else None,
         )
-        context = self._context.for_connection((str(addr[0]), int(addr[1])), self.address)
+        context = self._context.for_connection(
+            client, self.address, entry.budgets if entry is not None else None
+        )
         driver = HTTP3Driver(conn, self, context)
         # Until the client switches to our connection IDs it uses the one it chose.
         self.route(header.destination_cid, driver)
         self._drivers.add(driver)
         self._half_open.add(driver)
         self._all_closed = anyio.Event()
-        connections.start_soon(self._run, driver, header.destination_cid, (data, addr))
+        connections.start_soon(self._run, driver, header.destination_cid, (data, addr), entry)
 
     async def _run(
-        self, driver: HTTP3Driver, initial_cid: bytes, first: tuple[bytes, NetworkAddress]
+        self,
+        driver: HTTP3Driver,
+        initial_cid: bytes,
+        first: tuple[bytes, NetworkAddress],
+        entry: ClientEntry | None,
     ) -> None:
         try:
             if self._closing:
                 driver.begin_shutdown()
             await driver.run(first)
         finally:
+            if entry is not None and self._context.clients is not None:
+                self._context.clients.disconnect(entry, anyio.current_time())
             self.unroute(initial_cid)
             self._drivers.discard(driver)
             self._half_open.discard(driver)

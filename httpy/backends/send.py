@@ -1,8 +1,9 @@
 """Writing a whole buffer to a client connection, within a time limit, cheaply.
 
 Every driver writes through :func:`send_all`.  Its contract: all of ``data`` is handed
-to the connection, or :class:`TimeoutError` is raised when the peer has not taken it
-within ``max_wait`` seconds, or the stream's own error (``BrokenResourceError``,
+to the connection, or :class:`TimeoutError` is raised when the peer does not take it fast
+enough (the send-progress rule of :mod:`httpy.core.send_progress`: ``min_send_rate``
+measured every ``send_timeout``), or the stream's own error (``BrokenResourceError``,
 ``ClosedResourceError``, ``OSError``) when the peer is gone.  With ``atomic=True`` a
 cancellation of the caller never leaves part of ``data`` written (a half-written frame
 would corrupt the connection for every other stream on it).
@@ -12,10 +13,11 @@ cost about as much as serialising the response (6-9 us each, measured on asyncio
 trio), and nearly every write completes at once.  So:
 
 * our TCP streams (:class:`~httpy.backends.batched.BatchedStream`, on asyncio and on
-  trio) queue all of ``data`` before they ever wait, and apply ``max_wait`` themselves:
+  trio) queue all of ``data`` before they ever wait, and time their waits themselves:
   no scope at all;
 * anything else (TLS, memory streams in tests) goes through one scope that both shields
-  and times out.
+  and times out.  Its progress inside one ``send`` is invisible, so there the rule is
+  simpler: the whole write within ``send_timeout``.
 
 :func:`send_nowait` is the part of that which needs no ``await``: a driver calls it first
 and awaits :func:`finish_send` only when something is left (a write that completes at
@@ -30,16 +32,18 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 
+from ..core.config import Config
+from ..core.send_progress import SendProgress
 from .batched import BatchedStream
 
 
 async def send_all(
-    stream: anyio.abc.ByteStream, data: bytes, max_wait: float, *, atomic: bool = False
+    stream: anyio.abc.ByteStream, data: bytes, config: Config, *, atomic: bool = False
 ) -> None:
     """Write all of ``data`` to ``stream`` (see the module docstring for the contract)."""
     rest = send_nowait(stream, data)
     if rest is not None:
-        await finish_send(stream, data, rest, max_wait, atomic=atomic)
+        await finish_send(stream, data, rest, config, atomic=atomic)
 
 
 def send_nowait(stream: anyio.abc.ByteStream, data: bytes) -> bytes | None:
@@ -56,15 +60,35 @@ def send_nowait(stream: anyio.abc.ByteStream, data: bytes) -> bytes | None:
 
 
 async def finish_send(
-    stream: anyio.abc.ByteStream, data: bytes, rest: bytes, max_wait: float, *, atomic: bool
+    stream: anyio.abc.ByteStream, data: bytes, rest: bytes, config: Config, *, atomic: bool
 ) -> None:
-    """Write ``rest``, what :func:`send_nowait` left of ``data``, within ``max_wait``."""
+    """Write ``rest``, what :func:`send_nowait` left of ``data``, while the peer keeps
+    up with the send-progress rule."""
     if isinstance(stream, BatchedStream):
-        await stream.drain(max_wait)
+        await drain(stream, config)
         return
     # Part of it is on the wire: the rest must follow, whatever the caller's fate.
     atomic = atomic or len(rest) < len(data)
-    with anyio.CancelScope(shield=atomic, deadline=anyio.current_time() + max_wait) as scope:
+    timeout = config.send_timeout
+    with anyio.CancelScope(shield=atomic, deadline=anyio.current_time() + timeout) as scope:
         await stream.send(rest)
     if scope.cancelled_caught:
-        raise TimeoutError(f"the peer did not read for {max_wait} s")
+        raise TimeoutError(f"the peer did not read for {timeout:g} s")
+
+
+async def drain(stream: BatchedStream, config: Config) -> None:
+    """Wait until ``stream`` takes more writes; :class:`TimeoutError` when its peer
+    takes less than the send-progress rule asks in a ``send_timeout`` interval."""
+    now = anyio.current_time()
+    progress = SendProgress(stream.unsent_bytes, now, config.send_timeout, config.min_send_rate)
+    while True:
+        try:
+            await stream.drain(progress.deadline - now)
+            return
+        except TimeoutError:
+            now = anyio.current_time()
+            if not progress.keeps_up(stream.unsent_bytes, now):
+                raise TimeoutError(
+                    f"the peer took less than {config.min_send_rate:g} B/s "
+                    f"for {config.send_timeout:g} s"
+                ) from None

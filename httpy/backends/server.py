@@ -37,6 +37,7 @@ from ..core.application import Application, LifespanApplication, StartupError
 from ..core.config import Config
 from ..core.proxy_protocol import ProxyProtocolError
 from .cert_files import install as _record_cert_files
+from .clients import ClientEntry, ClientTable
 from .connection import ConnectionContext, SwitchToHTTP2, SwitchToWebSocket, format_peer
 from .http1_driver import HTTP1Driver
 from .http2_driver import HTTP2Driver
@@ -85,8 +86,12 @@ class Server:
             connections=lambda: self._connection_tasks,
             draining=lambda: self._draining,
         )
-        self._context = ConnectionContext.create(app, config)
-        self._tls_context_conn = ConnectionContext.create(app, config, scheme="https")
+        #: What the server knows of each client across its connections.
+        self.clients = ClientTable(config)
+        self._context = ConnectionContext.create(app, config, clients=self.clients)
+        self._tls_context_conn = ConnectionContext.create(
+            app, config, scheme="https", clients=self.clients
+        )
         if ssl_context is None and config.tls_binds:
             if not config.certfile:
                 raise ValueError("tls_binds need a certificate: set certfile/keyfile")
@@ -172,14 +177,18 @@ class Server:
         from .quic import open_quic_listeners
 
         app = self._context.app
-        quic_context = ConnectionContext.create(app, self.config, scheme="https")
+        quic_context = ConnectionContext.create(
+            app, self.config, scheme="https", clients=self.clients
+        )
         self._quic_listeners = await open_quic_listeners(
             self.config, quic_context, self._ssl_context
         )
         self.http3_addresses = [quic.address for quic in self._quic_listeners]
         tcp_app = with_alt_svc(app, alt_svc_value([port for _, port in self.http3_addresses]))
-        self._context = ConnectionContext.create(tcp_app, self.config)
-        self._tls_context_conn = ConnectionContext.create(tcp_app, self.config, scheme="https")
+        self._context = ConnectionContext.create(tcp_app, self.config, clients=self.clients)
+        self._tls_context_conn = ConnectionContext.create(
+            tcp_app, self.config, scheme="https", clients=self.clients
+        )
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -274,6 +283,7 @@ class Server:
     async def _handle_connection(self, sock: socket.socket, tls: bool) -> None:
         driver: _Driver[object] | None = None
         stream: anyio.abc.ByteStream | None = None
+        entry: ClientEntry | None = None
         try:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -292,6 +302,14 @@ class Server:
                     return
                 if header.client is not None:
                     client, server = header.client, header.server
+            entry = self.clients.connect(client, anyio.current_time())
+            if entry is None:
+                self._context.bad_requests.warning(
+                    "connection from %s refused: it has max_connections_per_client (%d) open",
+                    format_peer(client),
+                    self.config.max_connections_per_client,
+                )
+                return
             stream = await open_socket_stream(sock)
             context = self._context
             alpn: str | None = None
@@ -318,7 +336,7 @@ class Server:
                     context = replace(
                         context, head_hook=chain(client_cert_hook(cert), context.head_hook)
                     )
-            context = context.for_connection(client, server)
+            context = context.for_connection(client, server, entry.budgets)
             if alpn == "h2":
                 driver = HTTP2Driver(stream, context)
                 await self._run_driver(driver)
@@ -347,6 +365,8 @@ class Server:
                         await stream.aclose()
                     else:
                         sock.close()
+            if entry is not None:
+                self.clients.disconnect(entry, anyio.current_time())
             self._limiter.release()
             self._connection_tasks -= 1
             if self._draining and not self._connection_tasks:

@@ -11,6 +11,7 @@ reset for an unfinished response, the access-log line).
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import anyio.abc
 
 from ..core.application import ClientDisconnected, RequestBodyError, RequestHead
 from ..core.config import Config
+from ..core.errors import LocalProtocolError
 from ..core.events import (
     BodyReceived,
     ConnectionTerminated,
@@ -32,6 +34,7 @@ from ..core.events import (
     StreamWritable,
     TrailersReceived,
 )
+from ..core.websocket import send_plain
 from .connection import ConnectionContext, format_peer, log_exchange
 from .exchange import HTTPExchange, StreamPort, pushed_request
 from .http2_websocket import serve_http2_websocket
@@ -228,6 +231,9 @@ class Streams:
         self.start(pushed_request(parent.head, path, promised), ended=True)
 
     async def _call_app(self, stream: HTTPExchange) -> None:
+        context = self._context
+        if context.config.client_request_rate is not None and await self._over_rate(stream):
+            return
         try:
             if stream.connect_protocol == b"websocket":
                 # RFC 8441 (HTTP/2) and RFC 9220 (HTTP/3): the same handshake and session,
@@ -239,6 +245,20 @@ class Streams:
             pass  # RequestBodyError: the protocol has answered (408, 413, 400)
         except Exception:
             error_log.exception("application error on %s %s", stream.head.method, stream.head.path)
+
+    async def _over_rate(self, stream: HTTPExchange) -> bool:
+        """``client_request_rate``: True (and the stream answered 429, with a log line)
+        when the request's client is over it."""
+        clients, client = self._context.clients, stream.head.client
+        if clients is None or clients.allow_request(client, anyio.current_time()):
+            return False
+        self._context.bad_requests.warning(
+            "%s request from %s over client_request_rate: 429", self._protocol, format_peer(client)
+        )
+        retry = (b"retry-after", b"%d" % clients.retry_after())
+        with contextlib.suppress(ClientDisconnected, LocalProtocolError):
+            await send_plain(stream, 429, b"429 Too Many Requests\n", (retry,))
+        return True
 
     async def body_timed_out(self, stream: HTTPExchange) -> None:
         """The request body stalled for ``body_timeout``: 408 or a reset (see

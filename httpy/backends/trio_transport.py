@@ -105,6 +105,10 @@ class TrioSocketStream(BatchedStream):
             self._batch.add(self)
         return self._queued < _HIGH_WATER
 
+    @property
+    def unsent_bytes(self) -> int:
+        return self._queued + len(self._rest)
+
     async def drain(self, max_wait: float | None = None) -> None:
         self.flush()
         drained = self._drained

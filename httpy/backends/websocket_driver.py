@@ -293,7 +293,7 @@ class WebSocketDriver:
         self._conn.send(response)
         await self._write(self._conn.data_to_send())
         self._status = 101
-        return StreamTransport(self._stream), self._conn.take_unparsed()
+        return StreamTransport(self._stream, self.config), self._conn.take_unparsed()
 
     def watch_shutdown(self, begin: Callable[[], None] | None) -> None:
         self._on_shutdown = begin
@@ -304,6 +304,6 @@ class WebSocketDriver:
         if not data:
             return
         try:
-            await send_all(self._stream, data, self.config.send_timeout)
+            await send_all(self._stream, data, self.config)
         except _SEND_ERRORS as exc:
             raise ClientDisconnected(f"connection lost during the handshake: {exc!r}") from exc

@@ -12,8 +12,8 @@ an HTTP/1.1 upgrade, or the DATA of an HTTP/2 stream (RFC 8441).
   starts there, and behaviour would differ between loops).
 * **Sends** take one FIFO lock around "encode, write": messages from concurrent tasks go
   out whole and in call order.  A write waits while the peer is not reading
-  (back-pressure), for at most ``send_timeout``; then, or when the transport is gone, the
-  connection is failed (1006) and the send raises
+  (back-pressure), as long as it takes ``min_send_rate`` per ``send_timeout``; then, or
+  when the transport is gone, the connection is failed (1006) and the send raises
   :class:`~httpy.core.websocket.WebSocketDisconnect`.
 * **Keep-alive** (optional): a ping every ``ws_ping_interval``; no pong within
   ``ws_ping_timeout`` fails the connection (reported as 1006: no close frame came).
@@ -66,9 +66,10 @@ class Transport(Protocol):
         """Next bytes from the peer; ``b""`` once it sent everything (EOF)."""
         ...
 
-    async def send(self, data: bytes, max_wait: float) -> None:
-        """Write ``data``; waits while the peer is not reading, at most ``max_wait``
-        seconds (then TimeoutError).  Raises on a lost peer."""
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; waits while the peer is not reading, as long as it keeps up
+        with the send-progress rule (``send_timeout``, ``min_send_rate``; then
+        TimeoutError).  Raises on a lost peer."""
         ...
 
     async def aclose(self) -> None:
@@ -79,8 +80,9 @@ class Transport(Protocol):
 class StreamTransport:
     """A :class:`Transport` over an anyio byte stream (HTTP/1.1 after the upgrade)."""
 
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, config: Config) -> None:
         self._stream = stream
+        self._config = config
 
     async def receive(self) -> bytes:
         try:
@@ -88,8 +90,8 @@ class StreamTransport:
         except _TRANSPORT_ERRORS:
             return b""
 
-    async def send(self, data: bytes, max_wait: float) -> None:
-        await send_all(self._stream, data, max_wait)
+    async def send(self, data: bytes) -> None:
+        await send_all(self._stream, data, self._config)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -286,7 +288,7 @@ class WebSocketSession:
         if not data:
             return
         try:
-            await self._transport.send(data, self._config.send_timeout)
+            await self._transport.send(data)
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
             self._proto.abort(ABNORMAL_CLOSURE, "connection lost")
             self._scope.cancel()

@@ -148,8 +148,14 @@ class Config:
     keepalive_timeout: float = 75.0
     #: Longest silence while a request body is still arriving.
     body_timeout: float = 30.0
-    #: Longest wait for the peer to accept response bytes (slow readers).
-    send_timeout: float = 60.0
+    #: Slow readers: while response bytes wait for a peer (its flow-control window is
+    #: shut, or its socket buffer full), every ``send_timeout`` seconds it must have taken
+    #: ``min_send_rate * send_timeout`` bytes (or all that waited), else the stream is
+    #: reset or the connection closed.  A peer that opens its window a byte at a time is
+    #: dropped as one that never opens it (see ``httpy.core.send_progress``).
+    send_timeout: float = 30.0
+    #: The rate floor of that rule, in bytes per second (0: any progress at all will do).
+    min_send_rate: float = 1024.0
     #: On shutdown, how long in-flight requests get to finish before they are cancelled.
     drain_timeout: float = 30.0
 
@@ -167,6 +173,16 @@ class Config:
     # -- connections -------------------------------------------------------------------
     #: Concurrent connections; further clients wait in the listen backlog.
     max_connections: int = 10_000
+    #: Connections one client address may hold open at once (None: no limit); beyond it
+    #: a new connection is closed at once.  Off by default: clients behind one NAT share
+    #: an address.  Behind a proxy, use the PROXY protocol (the proxy's own address is
+    #: never limited: see ``httpy.backends.clients``).
+    max_connections_per_client: int | None = None
+    #: Requests per second one client may make (None: no limit), in bursts of
+    #: ``client_request_burst``; beyond: 429 with ``Retry-After``.  The client is the
+    #: request's, after trusted proxy headers.
+    client_request_rate: float | None = None
+    client_request_burst: int = 50
 
     # -- logging -----------------------------------------------------------------------
     #: Write one ``httpy.access`` line per response.
@@ -229,6 +245,14 @@ class Config:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
+        if self.max_connections_per_client is not None and self.max_connections_per_client < 1:
+            raise ValueError("Config.max_connections_per_client must be None or >= 1")
+        if self.client_request_rate is not None and self.client_request_rate <= 0:
+            raise ValueError("Config.client_request_rate must be None or positive")
+        if self.client_request_burst < 1:
+            raise ValueError("Config.client_request_burst must be >= 1")
+        if self.min_send_rate < 0:
+            raise ValueError("Config.min_send_rate must not be negative")
         if self.quic_retry_threshold < 0:
             raise ValueError("Config.quic_retry_threshold must not be negative")
         if self.ws_max_message_bytes <= 0 or self.ws_max_queue <= 0:

@@ -30,8 +30,10 @@ h2 does framing, HPACK and stream states.  This class adds what h2 leaves to its
 * **Flood defences**: two token buckets refilled on the caller's clock.  Resets (the
   client's, CVE-2023-44487, and those its input provokes, "MadeYouReset") and control
   frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty or tiny DATA, unknown) end the
-  connection with GOAWAY ENHANCE_YOUR_CALM when their budget runs dry.  Oversized frames
-  are refused from their header; h2 bounds CONTINUATION sequences and the header list.
+  connection with GOAWAY ENHANCE_YOUR_CALM when their budget runs dry.  The buckets
+  (``flood_budgets``) may be shared by all connections of one client, so reconnecting
+  does not refill them.  Oversized frames are refused from their header; h2 bounds
+  CONTINUATION sequences and the header list.
 * **Timeouts** are timed by the backend: :meth:`receive_timeout` ends an idle connection
   (GOAWAY NO_ERROR) or one whose header block is still incomplete
   (:attr:`receiving_header_block`; GOAWAY PROTOCOL_ERROR).
@@ -80,10 +82,10 @@ from .h2_internals import (
 from .http2_checks import (
     REQUEST_RULES,
     TRAILER_RULES,
+    FloodBudgets,
     FrameLengthGuard,
     ServerH2Connection,
     StrictDecoder,
-    TokenBucket,
     malformed,
 )
 from .http2_outbound import Outbound, send_window
@@ -107,6 +109,7 @@ class HTTP2Connection(MultiplexedProtocol):
         config: Config | None = None,
         *,
         upgrade: tuple[bytes, ev.RequestReceived] | None = None,
+        flood_budgets: FloodBudgets | None = None,
     ) -> None:
         self._config = config if config is not None else Config()
         cfg = self._config
@@ -155,8 +158,9 @@ class HTTP2Connection(MultiplexedProtocol):
         self._ended: dict[int, None] = {}
         # Flood budgets (token buckets on the backend's clock, given to receive_data).
         self._now = 0.0
-        self._resets = TokenBucket(cfg.h2_max_reset_streams, cfg.h2_reset_rate)
-        self._control = TokenBucket(cfg.h2_max_control_frames, cfg.h2_control_frame_rate)
+        budgets = flood_budgets if flood_budgets is not None else FloodBudgets(cfg)
+        self._resets = budgets.resets
+        self._control = budgets.control
         #: Why the connection is over budget (checked after each h2 event), or None.
         self._flood: str | None = None
         self._open_streams: set[int] = set()
@@ -271,6 +275,13 @@ class HTTP2Connection(MultiplexedProtocol):
         refused = guard.check(data, self._h2.max_inbound_frame_size, self._ended)
         if refused:
             self._fail(events, *refused)
+            return events
+        if guard.resets and guard.resets > self._resets.available(now):
+            # More resets than the budget holds: refused before h2 parses the streams
+            # they cancel (the budget is the client's, so reconnecting does not help).
+            self._resets.take(now, guard.resets)
+            reason = f"{guard.resets} stream resets in one read, over budget (rapid reset)"
+            self._fail(events, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, reason)
             return events
         split = guard.after_goaway
         zero_increments = guard.zero_window_updates

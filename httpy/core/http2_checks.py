@@ -6,7 +6,8 @@
   (h2 checks only once the whole frame is buffered): its length, a SETTINGS ACK with a
   payload, DATA on a stream closed by END_STREAM both ways (connection errors h2 gets
   wrong or late).
-* :class:`TokenBucket`: the flood budgets (resets, control frames), refilled over time.
+* :class:`TokenBucket`: the flood budgets (resets, control frames), refilled over time;
+  :class:`FloodBudgets`: the pair a connection spends, its own or its client's.
 * :class:`~.h2_internals.ServerH2Connection` (re-exported): h2 with its content-length
   checks left to the caller, so a bad or disagreeing content-length is a stream error (h2
   ends the connection).
@@ -32,6 +33,7 @@ import hyperframe.exceptions
 
 # h2's private internals and undocumented helpers live in .h2_internals (checked when
 # imported); ServerH2Connection is re-exported for .http2.
+from .config import Config
 from .h2_internals import CONNECTION_HEADERS, HeaderValidationFlags, validate_headers
 from .h2_internals import ServerH2Connection as ServerH2Connection
 
@@ -118,7 +120,8 @@ class StrictDecoder(hpack.Decoder):
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 STREAM_CLOSED = h2.errors.ErrorCodes.STREAM_CLOSED
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-_DATA, _HEADERS, _SETTINGS, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x8, 0x9
+_DATA, _HEADERS, _RST_STREAM, _SETTINGS, _GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x7
+_WINDOW_UPDATE, _CONTINUATION = 0x8, 0x9
 _END_HEADERS = 0x4
 
 
@@ -145,6 +148,11 @@ class FrameLengthGuard:
     connection error; the caller takes them out and resets their streams.  (Such a frame
     whose header is split across reads is left to h2: a connection error.)
 
+    It counts the RST_STREAM frames of each scan (:attr:`resets`): a read with more than
+    the reset budget holds is refused before h2 parses any of it (a rapid-reset burst
+    would otherwise cost a full parse of every stream it opens, reconnection after
+    reconnection).
+
     It also tells whether a header block is partly received (:attr:`in_header_block`):
     h2 buffers one silently until its END_HEADERS frame is whole, and the backend bounds
     that time by ``header_timeout``; and where the last scan's first GOAWAY frame ended
@@ -161,6 +169,7 @@ class FrameLengthGuard:
         "_max_block",
         "_skip",
         "after_goaway",
+        "resets",
         "zero_window_updates",
     )
 
@@ -179,6 +188,8 @@ class FrameLengthGuard:
         #: In the last scanned data: (start, end, stream id) of each WINDOW_UPDATE frame
         #: with increment 0 on an opened stream.
         self.zero_window_updates: list[tuple[int, int, int]] = []
+        #: RST_STREAM frames whose header is in the last scanned data.
+        self.resets = 0
 
     @property
     def in_header_block(self) -> bool:
@@ -191,6 +202,7 @@ class FrameLengthGuard:
         view = memoryview(data)
         pos, size = 0, len(view)
         self.after_goaway = None
+        self.resets = 0
         if self.zero_window_updates:
             self.zero_window_updates = []
         while pos < size:
@@ -222,7 +234,9 @@ class FrameLengthGuard:
                     return FRAME_SIZE_ERROR, reason
                 if kind == _SETTINGS and header[4] & 0x1 and length:
                     return FRAME_SIZE_ERROR, "SETTINGS ACK with a payload"
-                if kind == _DATA:
+                if kind == _RST_STREAM:
+                    self.resets += 1
+                elif kind == _DATA:
                     stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
                     if stream_id in ended:
                         return STREAM_CLOSED, f"DATA on stream {stream_id}, closed"
@@ -267,6 +281,38 @@ class TokenBucket:
 
     def give(self, count: float) -> None:
         self.tokens = min(self.capacity, self.tokens + count)
+
+    def available(self, now: float) -> float:
+        """Tokens there would be to spend at ``now`` (spends none)."""
+        if self.stamp is None or now <= self.stamp:
+            return self.tokens
+        return min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+
+    def full(self, now: float) -> bool:
+        """True if the budget is whole again at ``now``."""
+        if self.stamp is None:
+            return self.tokens >= self.capacity
+        return self.tokens + max(0.0, now - self.stamp) * self.rate >= self.capacity
+
+
+class FloodBudgets:
+    """The flood budgets an HTTP/2 or HTTP/3 connection spends: stream resets (its
+    client's and those its input provokes) and control frames.
+
+    One object per connection, or one shared by every connection of a client (the
+    backend's client table): a client that reconnects after GOAWAY ENHANCE_YOUR_CALM
+    then finds its budget as it left it, instead of a fresh one per connection.
+    """
+
+    __slots__ = ("control", "resets")
+
+    def __init__(self, config: Config) -> None:
+        self.resets = TokenBucket(config.h2_max_reset_streams, config.h2_reset_rate)
+        self.control = TokenBucket(config.h2_max_control_frames, config.h2_control_frame_rate)
+
+    def full(self, now: float) -> bool:
+        """True once both budgets have refilled by ``now`` (nothing left to remember)."""
+        return self.resets.full(now) and self.control.full(now)
 
 
 def valid_upgrade_settings(value: bytes) -> bool:

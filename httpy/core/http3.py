@@ -62,7 +62,7 @@ from . import events as ev
 from .config import Config
 from .errors import StreamClosedError
 from .fields import multiplexed_fields
-from .http2_checks import REQUEST_RULES, TRAILER_RULES, TokenBucket, malformed
+from .http2_checks import REQUEST_RULES, TRAILER_RULES, FloodBudgets, malformed
 from .http3_aioquic import (
     HeadersTooLarge,
     RequestRejected,
@@ -119,6 +119,7 @@ class HTTP3Connection(MultiplexedProtocol):
         original_destination_connection_id: bytes,
         retry_source_connection_id: bytes | None = None,
         reset_token: Callable[[bytes], bytes] | None = None,
+        flood_budgets: FloodBudgets | None = None,
     ) -> None:
         if quic_configuration.is_client:
             raise ValueError("HTTP3Connection is the server side: is_client must be False")
@@ -141,8 +142,9 @@ class HTTP3Connection(MultiplexedProtocol):
         self._bodiless: set[int] = set()
         self._body_bytes = BodyCounter(config.max_body_bytes)
         self._rejected: set[int] = set()
-        self._resets = TokenBucket(config.h2_max_reset_streams, config.h2_reset_rate)
-        self._control = TokenBucket(config.h2_max_control_frames, config.h2_control_frame_rate)
+        budgets = flood_budgets if flood_budgets is not None else FloodBudgets(config)
+        self._resets = budgets.resets
+        self._control = budgets.control
         self._now = 0.0
         #: Extended CONNECT streams (RFC 9220): their DATA is a tunnel (a WebSocket).
         self._tunnels: set[int] = set()

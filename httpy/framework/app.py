@@ -29,6 +29,7 @@ from ..core.application import HTTPStream, StreamError
 from ..core.headers import Headers
 from ..core.routing import AutoOptions, Match, MethodNotAllowed, NotFound, Router
 from .asgi import Receive, Scope, Send, serve_asgi
+from .body_memory import DEFAULT_BODY_MEMORY_BUDGET, BodyMemoryBudget
 from .exceptions import HTTPException
 from .lifespan import LifespanHooks, State
 from .request import Request
@@ -56,8 +57,12 @@ class Endpoint:
 class App:
     """An application: register routes with the decorators, serve it with ``run``."""
 
-    def __init__(self, *, debug: bool = False) -> None:
+    def __init__(
+        self, *, debug: bool = False, body_memory_budget: int = DEFAULT_BODY_MEMORY_BUDGET
+    ) -> None:
         self.debug = debug
+        #: Request bodies this app holds in memory at once (see ``framework.body_memory``).
+        self.body_memory = BodyMemoryBudget(body_memory_budget)
         self.router: Router[Endpoint] = Router()
         #: WebSocket routes (``@app.websocket``), matched for upgrade requests.
         self.websocket_router: Router[Endpoint] = Router()
@@ -207,6 +212,7 @@ class App:
             client=head.client,
             stream=stream,
             client_cert=head.client_cert,
+            body_budget=self.body_memory,
         )
         match = self.router.match(request.method, request.raw_path)
         if self._has_websockets:
@@ -215,23 +221,31 @@ class App:
             )
             match = websocket if websocket is not None else match
         request.route_match = match
-        if (
+        # Read the body before the handler runs: the seed calls request.json()
+        # synchronously.  Limits and timeouts are enforced by the server; the bodies held
+        # at once, by the app's budget.  Multipart bodies (uploads) are left to
+        # ``await request.form()``, which streams them.
+        body_first = (
             head.body_expected
             and isinstance(match, Match)
             and not match.endpoint.stream
             and request.content_type != "multipart/form-data"
-        ):
-            # Read the body before the handler runs: the seed calls request.json()
-            # synchronously.  Limits and timeouts are enforced by the server.  Multipart
-            # bodies (uploads) are left to ``await request.form()``, which streams them.
-            await request.body()
+        )
         try:
-            response = await self.dispatch(request)
+            response = await self._answer(request, body_first)
             if response.push_resources and response.status < 300:
                 await announce_resources(stream, response)
             await response.write(stream)
         finally:
             await request.close()  # uploaded files' temporary storage
+
+    async def _answer(self, request: Request, body_first: bool) -> Response:
+        if body_first:
+            try:
+                await request.body()
+            except HTTPException as exc:  # over the body memory budget: 503 (or 413)
+                return await self._handle_exception(request, exc)
+        return await self.dispatch(request)
 
     async def dispatch(self, request: Request) -> Response:
         """Run ``request`` through middleware, routing and handlers; never raises an

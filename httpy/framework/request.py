@@ -31,6 +31,7 @@ from ..core.multipart import (
     MultipartLimits,
     parse_content_type,
 )
+from .body_memory import BodyMemoryBudget
 from .exceptions import HTTPException
 from .forms import FormData, MultiDict, parse_multipart, parse_urlencoded
 
@@ -63,6 +64,7 @@ class Request:
         stream: HTTPStream | None = None,
         trailers: HeaderInput | Headers = None,
         client_cert: Mapping[str, Any] | None = None,
+        body_budget: BodyMemoryBudget | None = None,
     ) -> None:
         self.method = method.upper()
         raw_path, _, inline_query = path.partition("?")
@@ -80,6 +82,9 @@ class Request:
         #: ``request.client_cert["subject"]``; None without one (see ``verify_client``).
         self.client_cert = client_cert
         self._stream = stream
+        #: The application's budget for bodies held in memory, and this body's share.
+        self._body_budget = body_budget
+        self._body_share = 0
         #: Where the trailers come from once the body has been read (kept after
         #: ``stream()`` hands the stream out).
         self._source = stream
@@ -175,16 +180,43 @@ class Request:
         return self._form
 
     async def close(self) -> None:
-        """Release what the request holds (uploaded files).  The app calls this when the
-        response has been sent."""
+        """Release what the request holds (uploaded files, its share of the body memory
+        budget).  The app calls this when the response has been sent."""
+        if self._body_budget is not None and self._body_share:
+            self._body_budget.give(self._body_share)
+            self._body_share = 0
         if self._form is not None:
             await self._form.close()
 
     async def body(self) -> bytes:
-        """The whole body (read once, then kept)."""
+        """The whole body (read once, then kept).
+
+        Raises :class:`~httpy.framework.body_memory.BodyMemoryExhausted` (503) when the
+        application's bodies in memory would pass their budget.
+        """
         if self._body is None:
-            self._body = b"".join([chunk async for chunk in self.stream()])
+            budget = self._body_budget
+            if budget is None or self._stream is None:
+                self._body = b"".join([chunk async for chunk in self.stream()])
+            else:
+                self._body = await self._read_body_within(budget)
         return self._body
+
+    async def _read_body_within(self, budget: BodyMemoryBudget) -> bytes:
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit():
+            # All of it before the first byte: a body is refused whole or read whole.
+            budget.take(int(declared))
+            self._body_share += int(declared)
+        chunks, received = [], 0
+        async with aclosing(self.stream()) as stream:  # closed even if the budget says no
+            async for chunk in stream:
+                received += len(chunk)
+                if received > self._body_share:  # no length declared (or more came)
+                    budget.take(received - self._body_share)
+                    self._body_share = received
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     async def trailers(self) -> Headers:
         """The request's trailer fields (empty when it had none).

@@ -742,6 +742,52 @@ async def test_zero_window_stall_is_reset_after_send_timeout() -> None:
         await assert_still_serving(address)
 
 
+async def window_granter(peer: SocketPeer, sid: int, step: int, pause: float) -> None:
+    """Read, and give the server ``step`` bytes of window every ``pause`` seconds."""
+    while not peer.stream_ended(sid) and not peer.closed:
+        peer.conn.increment_flow_control_window(step, sid)
+        peer.conn.increment_flow_control_window(step)
+        await peer.flush()
+        with anyio.move_on_after(pause):
+            while not peer.stream_ended(sid) and not peer.closed:
+                await peer.receive()
+
+
+async def test_a_window_opened_a_byte_at_a_time_is_reset_like_a_shut_one() -> None:
+    """Send progress, not send activity (#15): WINDOW_UPDATEs of one byte, ten a
+    second, are far below min_send_rate: the stream is reset at the end of the first
+    send_timeout interval, and the server serves on."""
+    async with running_server(make_app(), send_timeout=0.5, min_send_rate=4096) as address:
+        async with SocketPeer.connect(address, initial_window=0) as peer:
+            peer.auto_ack = False
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("GET", "/big?n=100000"), end_stream=True)
+            await peer.flush()
+            with anyio.fail_after(5):
+                await window_granter(peer, sid, 1, 0.1)
+            resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+            assert [(r.stream_id, r.error_code) for r in resets] == [(sid, CANCEL)]
+            got = sum(len(e.data) for e in peer.events if isinstance(e, h2.events.DataReceived))
+            assert got < 100  # a byte per update, then the reset
+        await assert_still_serving(address)
+
+
+async def test_a_slow_steady_reader_gets_a_response_that_outlasts_send_timeout() -> None:
+    """A client that opens its window 64 KiB at a time, 20 times a second (~1.3 MB/s),
+    gets all of a 2 MB response although each 256 KiB chunk waits longer than
+    send_timeout (a single deadline over each wait reset it)."""
+    async with running_server(make_app(), send_timeout=0.15, min_send_rate=64 * 1024) as address:
+        async with SocketPeer.connect(address, initial_window=0) as peer:
+            peer.auto_ack = False
+            sid = peer.conn.get_next_available_stream_id()
+            peer.conn.send_headers(sid, request_headers("GET", "/big?n=2000000"), end_stream=True)
+            await peer.flush()
+            with anyio.fail_after(20):
+                await window_granter(peer, sid, 65536, 0.05)
+            assert not [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+            assert len(peer.response(sid).body) == 2_000_000
+
+
 async def test_stalled_request_body_gets_408_after_body_timeout() -> None:
     async with running_server(make_app(), body_timeout=0.3) as address:
         async with SocketPeer.connect(address) as peer:

@@ -22,10 +22,16 @@ import sniffio
 from httpy.backends.batched import BatchedStream
 from httpy.backends.send import finish_send, send_all, send_nowait
 from httpy.backends.transport import open_socket_stream
+from httpy.core.config import Config
 
 pytestmark = pytest.mark.anyio
 
 BIG = 16 * 1024 * 1024  # far more than the kernel's socket buffers hold
+
+
+def limits(send_timeout: float, min_send_rate: float = 1024.0) -> Config:
+    """The configuration of the send-progress rule."""
+    return Config(send_timeout=send_timeout, min_send_rate=min_send_rate)
 
 
 @asynccontextmanager
@@ -63,7 +69,7 @@ async def test_small_writes_arrive_whole_and_in_order() -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(reader)
             for part in parts:
-                await send_all(stream, part, max_wait=5)
+                await send_all(stream, part, config=limits(5))
         assert received == [expected]
 
 
@@ -77,14 +83,71 @@ async def test_a_write_larger_than_the_socket_buffer_completes_while_the_peer_re
                 received.append(await anyio.to_thread.run_sync(read_exactly, peer, len(data)))
 
             tasks.start_soon(reader)
-            await send_all(stream, data, max_wait=10)
+            await send_all(stream, data, config=limits(10))
         assert received == [data]
 
 
 async def test_a_peer_that_never_reads_gets_a_timeout() -> None:
     async with server_stream() as (stream, _peer):
         with pytest.raises(TimeoutError):
-            await send_all(stream, b"x" * BIG, max_wait=0.3)
+            await send_all(stream, b"x" * BIG, config=limits(0.3))
+
+
+def read_slowly(sock: socket.socket, count: int, piece: int, pause: float) -> bytes:
+    """Read ``count`` bytes, ``piece`` at a time, ``pause`` seconds apart."""
+    chunks = []
+    while count:
+        time.sleep(pause)
+        chunk = sock.recv(min(count, piece))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+async def test_a_slow_steady_reader_gets_a_write_that_takes_many_send_timeouts() -> None:
+    """Send progress, not a deadline on the whole write: a peer reading ~3 MB/s takes
+    ~1.3 s over a 4 MB write, four times send_timeout, and gets every byte (a single
+    deadline over the wait failed it)."""
+    data = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+    async with server_stream() as (stream, peer):
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            got = await anyio.to_thread.run_sync(read_slowly, peer, len(data), 65536, 0.02)
+            received.append(got)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(reader)
+            started = time.monotonic()
+            await send_all(stream, data, config=limits(0.3, min_send_rate=256 * 1024))
+            elapsed = time.monotonic() - started
+        assert received == [data]
+        assert elapsed > 0.6  # it did outlast send_timeout: the rule was exercised
+
+
+async def test_a_reader_slower_than_the_minimum_rate_gets_a_timeout() -> None:
+    """A peer that reads, but a trickle (~20 KB/s against a floor of 256 KiB/s), is
+    dropped at the end of the first interval it falls short in."""
+    async with server_stream() as (stream, peer):
+        stop = time.monotonic() + 3
+
+        def trickle() -> None:
+            while time.monotonic() < stop:
+                time.sleep(0.05)
+                try:
+                    peer.recv(1024)
+                except OSError:
+                    return
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(anyio.to_thread.run_sync, trickle)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="B/s"):
+                await send_all(stream, b"t" * BIG, config=limits(0.5, min_send_rate=256 * 1024))
+            assert time.monotonic() - started < 2.5
+            peer.shutdown(socket.SHUT_RDWR)
 
 
 async def test_an_atomic_write_survives_the_cancellation_of_its_caller() -> None:
@@ -101,9 +164,9 @@ async def test_an_atomic_write_survives_the_cancellation_of_its_caller() -> None
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(anyio.to_thread.run_sync, late_reader)
             with anyio.move_on_after(0.2) as scope:
-                await send_all(stream, data, max_wait=30, atomic=True)
+                await send_all(stream, data, config=limits(30), atomic=True)
             assert scope.cancel_called
-            await send_all(stream, marker, max_wait=30)
+            await send_all(stream, marker, config=limits(30))
         assert received == [data + marker]
 
 
@@ -112,7 +175,7 @@ async def test_a_closed_peer_is_a_broken_resource() -> None:
         peer.close()
         with pytest.raises((anyio.BrokenResourceError, OSError)):
             for _ in range(100):  # the first writes may still be accepted by the kernel
-                await send_all(stream, b"z" * 65536, max_wait=1)
+                await send_all(stream, b"z" * 65536, config=limits(1))
                 await anyio.sleep(0.01)
 
 
@@ -134,7 +197,7 @@ async def test_send_nowait_writes_a_small_buffer_at_once_and_leaves_a_big_one() 
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(reader)
-            await finish_send(stream, data, rest, max_wait=10, atomic=True)
+            await finish_send(stream, data, rest, config=limits(10), atomic=True)
         assert received == [data]
 
 

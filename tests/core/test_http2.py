@@ -40,7 +40,7 @@ from httpy.core.events import (
     TrailersReceived,
 )
 from httpy.core.http2 import HTTP2Connection
-from httpy.core.http2_checks import valid_upgrade_settings
+from httpy.core.http2_checks import FloodBudgets, valid_upgrade_settings
 from tests.support.h2peer import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -69,8 +69,13 @@ from tests.support.h2peer import (
 class Pair:
     """Our server connection and an h2 client, connected in memory."""
 
-    def __init__(self, config: Config | None = None, **client_options: object) -> None:
-        self.server = HTTP2Connection(config or Config())
+    def __init__(
+        self,
+        config: Config | None = None,
+        flood_budgets: FloodBudgets | None = None,
+        **client_options: object,
+    ) -> None:
+        self.server = HTTP2Connection(config or Config(), flood_budgets=flood_budgets)
         self.client = client_connection(**client_options)  # type: ignore[arg-type]
         self.client_events: list[h2.events.Event] = []
         #: The clock given to the server (flood budgets refill with it).
@@ -719,8 +724,25 @@ def test_rapid_reset_ends_connection() -> None:
     events, out = flood_result(pair, pair.client.data_to_send())
     assert_calm_goaway(events, out, pair)
     assert "rapid reset" in events[-1].reason  # type: ignore[attr-defined]
-    assert len(only(events, RequestReceived)) == 201  # stopped at the limit
+    # More resets in one read than the budget holds: refused before h2 parses the
+    # streams (none reaches the application).
+    assert only(events, RequestReceived) == []
     assert pair.server.receive_data(raw_ping()) == []  # closed: further input ignored
+
+
+def test_rapid_reset_over_several_reads_stops_at_the_limit() -> None:
+    pair = Pair()
+    events: list[Event] = []
+    for _ in range(30):  # reads of 10 resets: the 21st read passes the 200 of the budget
+        for _ in range(10):
+            sid = pair.client.get_next_available_stream_id()
+            pair.client.send_headers(sid, request_headers(), end_stream=True)
+            pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        events += pair.to_server()
+        if pair.server.should_close:
+            break
+    assert_calm_goaway(events, pair.server.data_to_send(), pair)
+    assert len(only(events, RequestReceived)) == 200  # the budget's worth, then refused
 
 
 def test_reset_budget_refills_over_time() -> None:
@@ -737,6 +759,31 @@ def test_reset_budget_refills_over_time() -> None:
         pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
         events += pair.to_server()
     assert pair.server.should_close and "rapid reset" in events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_a_shared_reset_budget_is_not_refilled_by_reconnecting() -> None:
+    """Connections of one client share its budgets (the backend's client table): the
+    second connection starts where the first left off, not with a full budget."""
+    config = Config(h2_max_reset_streams=10, h2_reset_rate=1)
+    shared = FloodBudgets(config)
+    first = Pair(config, flood_budgets=shared)
+    events: list[Event] = []
+    for _ in range(11):
+        sid, _ = first.request()
+        first.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        events += first.to_server()
+    assert first.server.should_close
+    second = Pair(config, flood_budgets=shared)
+    sid, _ = second.request()
+    second.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    events = second.to_server()
+    assert second.server.should_close and "rapid reset" in events[-1].reason  # type: ignore[attr-defined]
+    # Its own budget (the default: one per connection) would have let it reset 10 more.
+    alone = Pair(config)
+    sid, _ = alone.request()
+    alone.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    alone.to_server()
+    assert not alone.server.should_close
 
 
 def test_resets_provoked_by_the_client_count_too() -> None:
