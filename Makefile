@@ -35,7 +35,7 @@ run: $(STAMP)
 test: $(STAMP) system-deps lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check httpy tests fuzz examples
+	$(BIN)/ruff check httpy tests fuzz examples attack
 	$(BIN)/ruff format --check httpy
 
 typecheck: $(STAMP)
@@ -53,6 +53,14 @@ test-entrypoints: $(STAMP) system-deps
 		tests/backends tests/e2e tests/seed tests/framework
 	HTTPY_TEST_ENTRY=uvloop-run $(BIN)/python -m pytest -p no:cacheprovider \
 		tests/backends tests/e2e tests/seed tests/framework
+
+## Hostile clients against a live server (python -m httpy, default configuration), a normal
+## client measured beside each: one line per attack and loop (~10 min; attack/run.py).
+## `make attack ATTACK_ARGS="--attacks h2-rapid-reset --backends trio"` for a part of it.
+ATTACK_ARGS ?=
+.PHONY: attack
+attack: $(STAMP)
+	$(BIN)/python -m attack.run $(ATTACK_ARGS)
 
 ## The test suite (pytest) against the newest release of every dependency, above the upper
 ## bounds in pyproject.toml too, in .venv-latest: does a new h2, aioquic, wsproto... break
