@@ -231,6 +231,12 @@ CONFIG_FLAGS = (
     ),
     ConfigFlag(_WS, "ws_ping_timeout", "seconds a pong may take before the connection is dropped"),
     ConfigFlag(_WS, "ws_close_timeout", "seconds to wait for the answer to our close frame"),
+    ConfigFlag(
+        _WS,
+        "ws_message_timeout",
+        "seconds a message may take to arrive whole, then close 1008 (0: no limit)",
+        zero_is_none=True,
+    ),
     ConfigFlag(_WS, "ws_compression", "don't accept permessage-deflate"),
     ConfigFlag(_LOGS, "access_log", "don't write the httpy.access log"),
     ConfigFlag(

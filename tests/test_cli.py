@@ -32,6 +32,7 @@ FLAGS = {
     "--max-request-line-bytes", "--header-timeout", "--keepalive-timeout", "--body-timeout",
     "--send-timeout",
     "--min-send-rate",
+    "--ws-message-timeout",
     "--max-connections-per-client",
     "--client-request-rate",
     "--client-request-burst", "--drain-timeout",

@@ -63,7 +63,8 @@ class ExchangePort:
 
     # -- Transport -----------------------------------------------------------------------
 
-    async def receive(self) -> bytes:
+    async def receive(self, max_bytes: int) -> bytes:
+        # DATA as it came (at most a frame, 16 KiB): max_bytes is only a hint.
         try:
             return await self._stream.receive()
         except StreamError:

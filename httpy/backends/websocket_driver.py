@@ -162,7 +162,11 @@ class WebSocketExchange(UpgradeStream, WebSocketHandshake):
         transport, leftover = await self._port.accept(response)
         self.response_started = True
         config = self._context.config
-        protocol = WebSocketProtocol(extensions, max_message_bytes=config.ws_max_message_bytes)
+        protocol = WebSocketProtocol(
+            extensions,
+            max_message_bytes=config.ws_max_message_bytes,
+            message_timeout=config.ws_message_timeout,
+        )
         peer = format_peer(self.head.client)
         session = WebSocketSession(transport, protocol, config, peer, self._context.bad_requests)
         session.start(self._tasks, leftover)

@@ -30,13 +30,16 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ..core.config import Config
 from ..core.websocket import (
     ABNORMAL_CLOSURE,
     INVALID_DATA,
+    LARGE_READ,
     MESSAGE_TOO_BIG,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     PROTOCOL_ERROR,
     WebSocketClose,
     WebSocketData,
@@ -48,9 +51,8 @@ from ..core.websocket import (
 from .logs import RateLimitedLog, error_log
 from .send import send_all
 
-READ_SIZE = 64 * 1024
 # Close codes that mean the peer broke the rules: worth a log line.
-_FAILURES = (PROTOCOL_ERROR, INVALID_DATA, MESSAGE_TOO_BIG)
+_FAILURES = (PROTOCOL_ERROR, INVALID_DATA, POLICY_VIOLATION, MESSAGE_TOO_BIG)
 _TRANSPORT_ERRORS = (
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
@@ -62,8 +64,10 @@ _TRANSPORT_ERRORS = (
 class Transport(Protocol):
     """The bytes under a WebSocket."""
 
-    async def receive(self) -> bytes:
-        """Next bytes from the peer; ``b""`` once it sent everything (EOF)."""
+    async def receive(self, max_bytes: int) -> bytes:
+        """Next bytes from the peer, at most ``max_bytes`` where the transport can cut
+        (an HTTP/2 or HTTP/3 stream gives its DATA as it came); ``b""`` once the peer
+        sent everything (EOF)."""
         ...
 
     async def send(self, data: bytes) -> None:
@@ -84,9 +88,9 @@ class StreamTransport:
         self._stream = stream
         self._config = config
 
-    async def receive(self) -> bytes:
+    async def receive(self, max_bytes: int) -> bytes:
         try:
-            return await self._stream.receive(READ_SIZE)
+            return await self._stream.receive(max_bytes)
         except _TRANSPORT_ERRORS:
             return b""
 
@@ -226,13 +230,33 @@ class WebSocketSession:
             await self._close_transport()
 
     async def _read_loop(self, leftover: bytes) -> None:
+        proto = self._proto
         if leftover:
-            await self._handle(self._proto.receive_data(leftover))
-        while not self._proto.finished:
-            data = await self._transport.receive()
+            await self._handle(proto.receive_data(leftover, anyio.current_time()))
+        while not proto.finished:
+            deadline = proto.next_deadline()
+            if deadline is None:
+                data = await self._transport.receive(proto.read_size)
+            else:
+                # A message is partial: it has until the deadline to arrive whole (a
+                # scope only then: most reads find no message in progress).
+                data = b""
+                with anyio.CancelScope(deadline=deadline):
+                    data = await self._transport.receive(proto.read_size)
+                    if not data:
+                        await self._handle(proto.receive_eof())
+                        continue
+                if not data:
+                    # Too late: close 1008 (the frame goes out with _handle's flush).
+                    await self._handle(proto.handle_timer(anyio.current_time()))
+                    continue
             await self._handle(
-                self._proto.receive_data(data) if data else self._proto.receive_eof()
+                proto.receive_data(data, anyio.current_time()) if data else proto.receive_eof()
             )
+            if proto.read_size < LARGE_READ:
+                # A message in many small fragments: small reads, and other connections
+                # get the loop between two (a read with data waiting need not yield).
+                await anyio.lowlevel.checkpoint()
 
     def _deliver(self, event: WebSocketEvent) -> bool:
         """Queue a message for ``receive`` (dropped once we are closing); a pong wakes
@@ -258,9 +282,12 @@ class WebSocketSession:
         await self._flush_quietly()  # pongs, close answers
         for event in events:
             if self._deliver(event):
+                paused = anyio.current_time()
                 while len(self._queue) >= self._config.ws_max_queue and not self._discard:
                     self._room = anyio.Event()
                     await self._room.wait()
+                # Not reading was our doing: a message in progress gets the time back.
+                self._proto.pause_timer(anyio.current_time() - paused)
 
     async def _keepalive(self, interval: float) -> None:
         timeout = self._config.ws_ping_timeout

@@ -133,6 +133,10 @@ class Config:
     ws_ping_timeout: float | None = 20.0
     #: How long a close frame we sent waits for the peer's answer before we hang up.
     ws_close_timeout: float = 10.0
+    #: Seconds a message may take to arrive whole, from its first byte (a frame or the
+    #: fragments of one message); then close 1008.  None: no limit.  (The size limit,
+    #: ``ws_max_message_bytes``, bounds its memory; this bounds how long that is held.)
+    ws_message_timeout: float | None = 120.0
     #: Received messages queued unread before we stop reading (back-pressure).
     ws_max_queue: int = 16
 
@@ -257,6 +261,8 @@ class Config:
             raise ValueError("Config.quic_retry_threshold must not be negative")
         if self.ws_max_message_bytes <= 0 or self.ws_max_queue <= 0:
             raise ValueError("Config.ws_max_message_bytes and Config.ws_max_queue must be positive")
+        if self.ws_message_timeout is not None and self.ws_message_timeout <= 0:
+            raise ValueError("Config.ws_message_timeout must be None or positive")
         if self.ws_close_timeout < 0:
             raise ValueError("Config.ws_close_timeout must not be negative")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:

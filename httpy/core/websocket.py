@@ -49,11 +49,20 @@ NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 INVALID_DATA = 1007
+POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012
 NO_STATUS_RECEIVED = 1005  # never sent: the peer's close frame had no code
 ABNORMAL_CLOSURE = 1006  # never sent: the connection ended without a close frame
+
+#: What the backend reads at a time (:attr:`WebSocketProtocol.read_size`): a large read
+#: normally; a small one while a message arrives in many fragments, whose parsing costs
+#: per frame (64 KiB of empty fragments is ~10,000 frames, ~50 ms of one core).
+LARGE_READ = 64 * 1024
+SMALL_READ = 4 * 1024
+#: Fragments of one message past which reads are small.
+MANY_FRAGMENTS = 64
 
 
 class WebSocketDisconnect(StreamError):
@@ -248,7 +257,13 @@ class WebSocketProtocol(QueuedOutput):
     """The server side of one WebSocket connection after the handshake.  Not
     thread-safe: one task at a time calls into it (the backend holds a lock)."""
 
-    def __init__(self, extensions: list[Extension], *, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        extensions: list[Extension],
+        *,
+        max_message_bytes: int,
+        message_timeout: float | None = None,
+    ) -> None:
         # The size limit comes after permessage-deflate: wsproto runs inbound hooks in
         # order, so it counts inflated bytes.
         hooks = [*extensions, MessageSizeLimit(max_message_bytes)]
@@ -265,6 +280,12 @@ class WebSocketProtocol(QueuedOutput):
         self.close_reason = ""
         self._sent_close = False
         self._finished = False
+        #: How long a message may take to arrive (see ``Config.ws_message_timeout``), and
+        #: when the one in progress began (None: none is).
+        self._message_timeout = message_timeout
+        self._message_since: float | None = None
+        #: Frames of the message in progress (reassembled so far).
+        self._fragments = 0
 
     # -- inspection --------------------------------------------------------------------
 
@@ -280,6 +301,12 @@ class WebSocketProtocol(QueuedOutput):
         return bool(self._out)
 
     @property
+    def read_size(self) -> int:
+        """How many bytes the backend should read next (see :data:`SMALL_READ`); it
+        should also let other tasks run between two small reads."""
+        return SMALL_READ if self._fragments > MANY_FRAGMENTS else LARGE_READ
+
+    @property
     def finished(self) -> bool:
         """True once the closing handshake is complete, failed, or the transport ended:
         flush ``data_to_send`` and close the transport."""
@@ -287,14 +314,50 @@ class WebSocketProtocol(QueuedOutput):
 
     # -- input -------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[WebSocketEvent]:
-        """Feed bytes from the peer; return the events they complete."""
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must run (the clock of ``now``): the end of the time
+        the message in progress has to arrive whole; None while no message is partial."""
+        if self._message_since is None or self._message_timeout is None:
+            return None
+        return self._message_since + self._message_timeout
+
+    def handle_timer(self, now: float) -> list[WebSocketEvent]:
+        """The deadline of :meth:`next_deadline` may have passed: a message still partial
+        then fails the connection with 1008 (policy violation)."""
+        deadline = self.next_deadline()
+        if self._finished or deadline is None or now < deadline:
+            return []
+        reason = f"message not complete within {self._message_timeout:g} s"
+        self.abort(POLICY_VIOLATION, reason)
+        self.close_code, self.close_reason = POLICY_VIOLATION, reason
+        return [WebSocketClose(POLICY_VIOLATION, reason)]
+
+    def pause_timer(self, seconds: float) -> None:
+        """The backend did not read for ``seconds`` (the application's queue was full):
+        the peer is not to blame, so its message gets that much longer."""
+        if self._message_since is not None:
+            self._message_since += seconds
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[WebSocketEvent]:
+        """Feed bytes from the peer; return the events they complete.  ``now`` (any
+        monotonic clock) starts the time a message has to arrive whole."""
         if self._finished or not data:
             return []
-        if self._simple_input and wsproto_is_idle(self._conn):
+        if self._simple_input and self._message_since is None and wsproto_is_idle(self._conn):
             messages = parse_simple_messages(data, self._max_message_bytes)
             if messages is not None:
                 return [WebSocketData(message) for message in messages]
+        events = self._receive(data)
+        if self._message_timeout is not None:
+            # Partial (a frame cut by the read, or a message in fragments) from this read
+            # on, unless it already was; whole again: no deadline.
+            if self._finished or wsproto_is_idle(self._conn):
+                self._message_since = None
+            elif self._message_since is None:
+                self._message_since = now
+        return events
+
+    def _receive(self, data: bytes) -> list[WebSocketEvent]:
         self._conn.receive_data(data)
         events: list[WebSocketEvent] = []
         for event in self._conn.events():
@@ -363,6 +426,10 @@ class WebSocketProtocol(QueuedOutput):
     def _reassemble(self, event: TextMessage | BytesMessage) -> WebSocketData | None:
         # wsproto hands over frames as they arrive (text already decoded and
         # UTF-8-checked incrementally); a message is complete at message_finished.
+        if not event.message_finished:
+            self._fragments += 1
+        else:
+            self._fragments = 0
         if isinstance(event, TextMessage):
             self._text_parts.append(event.data)
             if not event.message_finished:

@@ -22,6 +22,8 @@ from wsproto.extensions import PerMessageDeflate
 from httpy.core.application import RequestHead
 from httpy.core.events import Headers
 from httpy.core.websocket import (
+    LARGE_READ,
+    SMALL_READ,
     HandshakeRefused,
     HandshakeRequest,
     WebSocketClose,
@@ -252,6 +254,60 @@ def test_a_message_in_64_byte_fragments_still_counts_only_its_bytes() -> None:
     data = _fragments(client, b"", 16_383, 64, end=True)
     events = server.receive_data(data)
     assert events == [WebSocketData(b"y" * (16_383 * 64))]
+
+
+def test_a_message_not_whole_within_the_message_timeout_closes_1008() -> None:
+    """The fragmented-message time budget, decided from ``now``: the deadline runs from
+    the read that began the message, later fragments do not move it, and at the
+    deadline the connection fails with 1008 (a close frame goes out)."""
+    server = WebSocketProtocol([], max_message_bytes=1 << 20, message_timeout=10.0)
+    client = Connection(ConnectionType.CLIENT)
+    assert server.next_deadline() is None
+    assert server.receive_data(client.send(BytesMessage(b"a", message_finished=False)), 100.0) == []
+    assert server.next_deadline() == 110.0
+    server.receive_data(client.send(BytesMessage(b"b", message_finished=False)), 105.0)
+    assert server.next_deadline() == 110.0  # fragments do not restart it
+    assert server.handle_timer(109.9) == []
+    events = server.handle_timer(110.0)
+    assert events == [WebSocketClose(1008, "message not complete within 10 s")]
+    assert server.finished and server.close_code == 1008
+    client.receive_data(server.data_to_send())
+    assert [e.code for e in client.events() if isinstance(e, CloseConnection)] == [1008]
+
+
+def test_a_whole_message_clears_the_deadline_and_a_partial_frame_starts_it() -> None:
+    server = WebSocketProtocol([], max_message_bytes=1 << 20, message_timeout=10.0)
+    client = Connection(ConnectionType.CLIENT)
+    server.receive_data(client.send(BytesMessage(b"a", message_finished=False)), 0.0)
+    events = server.receive_data(client.send(BytesMessage(b"z", message_finished=True)), 9.0)
+    assert events == [WebSocketData(b"az")] and server.next_deadline() is None
+    frame = client.send(BytesMessage(b"x" * 1000))
+    assert server.receive_data(frame[:500], 20.0) == []  # one frame, cut by the read
+    assert server.next_deadline() == 30.0
+    server.pause_timer(4.0)  # the backend stopped reading (the app's queue was full)
+    assert server.next_deadline() == 34.0
+    assert server.receive_data(frame[500:], 33.0) == [WebSocketData(b"x" * 1000)]
+    assert server.next_deadline() is None
+
+
+def test_a_message_in_many_fragments_asks_for_small_reads_until_it_ends() -> None:
+    """Parsing costs per frame: past 64 fragments of one message the backend is asked to
+    read 4 KiB at a time (and to yield between reads), so one connection sending tiny
+    fragments cannot hold the loop for a 64 KiB read of ~10,000 frames."""
+    server, client = pair()
+    assert server.read_size == LARGE_READ
+    server.receive_data(_fragments(client, b"x", 64, 1, end=False))
+    assert server.read_size == SMALL_READ
+    events = server.receive_data(client.send(BytesMessage(b"", message_finished=True)))
+    assert events == [WebSocketData(b"x" + b"y" * 64)]
+    assert server.read_size == LARGE_READ
+
+
+def test_no_message_timeout_means_no_deadline() -> None:
+    server, client = pair()
+    server.receive_data(client.send(BytesMessage(b"a", message_finished=False)), 0.0)
+    assert server.next_deadline() is None
+    assert server.handle_timer(10**9) == []
 
 
 def test_invalid_utf8_closes_1007() -> None:

@@ -290,6 +290,27 @@ async def test_ws_endless_empty_fragments_get_1009_while_a_neighbour_echoes() ->
     assert sorted(seen["close_codes"]) == [1000, 1009]
 
 
+async def test_ws_message_left_unfinished_gets_1008_after_the_message_timeout() -> None:
+    """A message begun and never finished (one fragment, then silence, the connection
+    kept alive by pings) is closed with 1008 once ws_message_timeout passes; the
+    neighbour keeps echoing."""
+    seen: dict[str, Any] = {}
+    async with running_server(make_app(seen), ws_message_timeout=0.5) as address:
+        async with ws_connect(*address, "/echo") as neighbour:
+            async with ws_connect(*address, "/echo") as attacker:
+                await attacker.send_raw(masked_frame(0x2, b"begun", fin=False))
+                with anyio.fail_after(5):
+                    close = await attacker.recv()
+                assert isinstance(close, CloseConnection) and close.code == 1008
+                await _echoes(neighbour, "after")
+            await neighbour.close(1000)
+            assert isinstance(await neighbour.recv(), CloseConnection)
+        with anyio.fail_after(5):
+            while len(seen.get("close_codes", [])) < 2:
+                await anyio.sleep(0.01)
+    assert sorted(seen["close_codes"]) == [1000, 1008]
+
+
 async def test_ws_deflate_bomb_is_capped_and_memory_stays_flat_while_a_neighbour_echoes() -> None:
     seen: dict[str, Any] = {}
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)

@@ -207,9 +207,9 @@ class SocketPeer:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, address: tuple[str, int], **client_options: Any
+        cls, address: tuple[str, int], local_host: str | None = None, **client_options: Any
     ) -> AsyncIterator[SocketPeer]:
-        async with await anyio.connect_tcp(*address) as stream:
+        async with await anyio.connect_tcp(*address, local_host=local_host) as stream:
             peer = cls(stream, client_connection(**client_options))
             await peer.flush()
             yield peer

@@ -122,8 +122,9 @@ async def ws_connect(
     subprotocols: list[str] | None = None,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
     deflate: bool = False,
+    local_host: str | None = None,
 ) -> AsyncIterator[WSClient]:
-    sock = await anyio.connect_tcp(host, port)
+    sock = await anyio.connect_tcp(host, port, local_host=local_host)
     ws = WSConnection(ConnectionType.CLIENT)
     extensions = [PerMessageDeflate()] if deflate else []
     client = WSClient(sock, ws)
