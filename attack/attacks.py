@@ -7,9 +7,11 @@ them, at loopback speed.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -44,11 +46,14 @@ async def connect(address: Address) -> anyio.abc.SocketStream:
 class Attack:
     key: str
     title: str
+    #: Called with the server's TCP address (or, for ``http3``, its UDP address).
     run: Callable[[Address, float], Awaitable[str]]
     #: Budget for the server's RSS growth during the attack, in MiB.
     rss_budget_mib: int = 64
     #: At least this long, whatever ``--seconds`` says (what the answer waits for).
     min_seconds: float = 0.0
+    #: Attacks HTTP/3: the server also serves TLS and HTTP/3 (a development certificate).
+    http3: bool = False
 
 
 async def pipelining(address: Address, seconds: float) -> str:
@@ -259,31 +264,124 @@ async def ws_empty_fragments(address: Address, seconds: float) -> str:
 
 
 async def multipart_many_parts(address: Address, seconds: float) -> str:
-    """600 file parts of 1,000,000 bytes each, on 4 connections at once."""
+    """Uploads of 15 file parts of 1,000,000 bytes each (within the default 16 MiB body
+    limit), 16 at a time, again and again: each part is under the 1 MiB spool size, so
+    without the form's memory budget every part stayed in memory."""
     boundary = b"attackboundary"
     part = (
         b"--" + boundary + b'\r\nContent-Disposition: form-data; name="f"; filename="f"\r\n'
         b"Content-Type: application/octet-stream\r\n\r\n" + b"p" * 1_000_000 + b"\r\n"
     )
-    body = part * 600 + b"--" + boundary + b"--\r\n"
-    head = (
+    body = part * 15 + b"--" + boundary + b"--\r\n"
+    request = (
         b"POST /upload HTTP/1.1\r\nHost: attacker\r\n"
         b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
-    )
-    statuses: list[bytes] = []
+    ) + body
+    statuses: dict[bytes, int] = {}
+    stop = time.monotonic() + seconds
 
     async def one() -> None:
         async with await connect(address) as stream:
-            await stream.send(head + body)
-            with anyio.move_on_after(seconds):
+            while time.monotonic() < stop:
+                await stream.send(request)
                 reply = await stream.receive()
-                statuses.append(reply.split(b" ", 2)[1])
+                status = reply.split(b" ", 2)[1]
+                statuses[status] = statuses.get(status, 0) + 1
 
     async with anyio.create_task_group() as tasks:
-        for _ in range(4):
+        for _ in range(16):
             tasks.start_soon(one)
-    return f"answers {b', '.join(statuses).decode()} ({len(body) / 1e6:.0f} MB each)"
+    answers = ", ".join(f"{n} x {s.decode()}" for s, n in sorted(statuses.items()))
+    return f"answers {answers} ({len(body) / 1e6:.0f} MB each)"
+
+
+def _h3_configuration() -> Any:
+    from aioquic.quic.configuration import QuicConfiguration
+
+    # The server's certificate is a development one: an attacker does not check it.
+    return QuicConfiguration(is_client=True, alpn_protocols=["h3"], verify_mode=ssl.CERT_NONE)
+
+
+async def _h3_get_seconds(address: Address) -> float:
+    """How long a new HTTP/3 client takes for ``GET /`` (handshake included)."""
+    from tests.support.h3client import h3_connect
+
+    started = time.monotonic()
+    with anyio.fail_after(10):
+        async with h3_connect(*address, configuration=_h3_configuration()) as client:
+            response = await client.get("/")
+    if response.status != 200:
+        raise RuntimeError(f"HTTP/3 GET / answered {response.status}")
+    return time.monotonic() - started
+
+
+async def h3_unfinished_heads(address: Address, seconds: float) -> str:
+    """50 QUIC connections, each with 100 request streams carrying half of a 16 KiB
+    HEADERS frame, kept alive with PINGs."""
+    from aioquic.buffer import encode_uint_var
+
+    from tests.support.h3client import Response as H3Response
+    from tests.support.h3client import h3_connect
+
+    head = encode_uint_var(0x01) + encode_uint_var(16 * 1024) + b"\0" * 8000
+    answered: list[int] = []
+
+    async def one() -> None:
+        config = _h3_configuration()
+        async with h3_connect(*address, configuration=config, local_host=ATTACKER_HOST) as c:
+            sids = []
+            for _ in range(100):
+                sid = c.quic.get_next_available_stream_id()
+                c._responses[sid] = H3Response(sid)
+                c.quic.send_stream_data(sid, head)
+                sids.append(sid)
+            await c.send_all()
+            with anyio.move_on_after(seconds):
+                while not all(c._responses[sid].ended for sid in sids):
+                    c.quic.send_ping(1)
+                    await c.send_all()
+                    await anyio.sleep(0.5)
+            answered.extend(c._responses[sid].status for sid in sids)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(50):
+            tasks.start_soon(one)
+    return f"{answered.count(408)} of {len(answered)} unfinished heads answered 408"
+
+
+async def h3_initial_flood(address: Address, seconds: float) -> str:
+    """2,000 valid QUIC Initials from clients that never go on (each would open a
+    half-open connection), ~1,000 a second; then a new HTTP/3 client."""
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    initials = []
+    for _ in range(2000):  # built first: ~1 ms each
+        quic = QuicConnection(
+            configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"])
+        )
+        quic.connect(address, now=time.monotonic())
+        initials.append(quic.datagrams_to_send(now=time.monotonic())[0][0])
+    retries = 0
+
+    async def count_retries(sock: anyio.abc.UDPSocket) -> None:
+        nonlocal retries
+        while True:
+            answer, _ = await sock.receive()
+            retries += (answer[0] & 0xF0) == 0xF0  # long header, type Retry
+
+    udp = await anyio.create_udp_socket(local_host=ATTACKER_HOST)
+    async with udp as sock, anyio.create_task_group() as tasks:
+        tasks.start_soon(count_retries, sock)
+        for start in range(0, len(initials), 20):  # ~1,000 a second: the server
+            for datagram in initials[start : start + 20]:  # reads them, the kernel
+                await sock.sendto(datagram, *address)  # does not drop them
+            await anyio.sleep(0.02)
+        await anyio.sleep(1)
+        tasks.cancel_scope.cancel()
+    took = await _h3_get_seconds(address)
+    return f"2000 Initials sent, {retries} answered with Retry; a new HTTP/3 GET took {took:.2f} s"
 
 
 ATTACKS = [
@@ -300,16 +398,40 @@ ATTACKS = [
         rss_budget_mib=320,
         min_seconds=40,
     ),
-    # Each connection holds at most twice max_header_bytes of block, plus its own state
-    # (~100-200 KiB of an h2 connection and its buffers); 535 MiB before the cut.
+    # Each connection holds at most twice max_header_bytes of block, its own state and
+    # what the transport read ahead (asyncio: up to 64 KiB + one 64 KiB read; it was
+    # 256 KiB + 64 KiB, 160 MiB for 400); 535 MiB before the cut.
     Attack(
         "h2-continuation",
         "HTTP/2 endless CONTINUATION, 400 connections",
         h2_continuation_flood,
-        rss_budget_mib=128,
+        rss_budget_mib=96,
     ),
     Attack("h2-rapid-reset", "HTTP/2 rapid reset from 8 reconnecting connections", h2_rapid_reset),
     Attack("h2-window-update-0", "HTTP/2 WINDOW_UPDATE 0 on a stream", h2_window_update_zero),
     Attack("ws-empty-fragments", "WebSocket endless empty continuation frames", ws_empty_fragments),
-    Attack("multipart-parts", "4 uploads of 600 x 1 MB file parts", multipart_many_parts),
+    # 16 forms at once, each keeping at most 4 MiB in memory (forms.FORM_MEMORY_BUDGET)
+    # plus the part being written when it runs out: 16 x 5 MiB, and allocator slack.
+    Attack(
+        "multipart-parts",
+        "16 uploads at a time of 15 x 1 MB file parts",
+        multipart_many_parts,
+        rss_budget_mib=128,
+    ),
+    # 50 connections x 100 streams x 8 KB held until header_timeout (10 s): ~40 MB.
+    Attack(
+        "h3-unfinished-heads",
+        "HTTP/3 half a HEADERS frame on 100 streams, 50 connections",
+        h3_unfinished_heads,
+        rss_budget_mib=128,
+        min_seconds=15,
+        http3=True,
+    ),
+    # At most quic_retry_threshold (100) half-open connections of ~120 KiB, then Retry.
+    Attack(
+        "h3-initial-flood",
+        "QUIC Initial flood from clients that never go on",
+        h3_initial_flood,
+        http3=True,
+    ),
 ]

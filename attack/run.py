@@ -42,15 +42,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
-    """``python -m httpy attack.app:app`` on a free port, default configuration."""
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
-    def __init__(self, backend: str, log: Path) -> None:
+
+class ServerProcess:
+    """``python -m httpy attack.app:app`` on a free port, default configuration; with
+    ``http3``, TLS and HTTP/3 too (a development certificate under ``certs``)."""
+
+    def __init__(self, backend: str, log: Path, http3: bool = False, certs: Path = ROOT) -> None:
         self.port = free_port()
+        self.udp_port = free_udp_port() if http3 else 0
         self._log = log.open("wb")
+        extra = []
+        if http3:
+            extra = ["--tls-bind", f"{HOST}:{free_port()}", "--dev-cert", str(certs),
+                     "--http3-bind", f"{HOST}:{self.udp_port}"]  # fmt: skip
         self.process = subprocess.Popen(
             [sys.executable, "-m", "httpy", "attack.app:app", "--host", HOST,
-             "--port", str(self.port), "--backend", backend],
+             "--port", str(self.port), "--backend", backend, *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 20
@@ -86,7 +98,10 @@ def served(port: int) -> bool:
 
 async def run_one(attack: Attack, backend: str, seconds: float, results: Path) -> bool:
     seconds = max(seconds, attack.min_seconds)
-    server = ServerProcess(backend, results / f"{attack.key}-{backend}.log")
+    server = ServerProcess(
+        backend, results / f"{attack.key}-{backend}.log", attack.http3, results / "certs"
+    )
+    target = (HOST, server.udp_port) if attack.http3 else (HOST, server.port)
     try:
         base = rss_bytes(server.process.pid)
         peak = base
@@ -108,7 +123,7 @@ async def run_one(attack: Attack, backend: str, seconds: float, results: Path) -
             started = time.monotonic()
             try:
                 with anyio.fail_after(seconds + 30):
-                    got = await attack.run((HOST, server.port), seconds)
+                    got = await attack.run(target, seconds)
             except Exception as exc:  # what the attacker saw is the result
                 got = f"attacker error: {exc!r}"
             took = time.monotonic() - started

@@ -41,8 +41,13 @@ import anyio.abc
 from .batched import BatchedStream
 from .logs import error_log
 
+#: Written bytes queued before they go to the transport at once (and the writer drains).
 _HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
+#: Bytes read ahead of the connection's reader before the transport stops reading, and
+#: where it starts again: what a client that floods a connection makes us hold (the
+#: kernel's socket buffer holds the rest).  trio reads on demand, one read at a time.
+_READ_HIGH_WATER = 64 * 1024
+_READ_LOW_WATER = 16 * 1024
 #: Size of the shared read buffer: the most one read takes from the socket.
 _READ_BUFFER = 64 * 1024
 
@@ -94,7 +99,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport:
+        if self.buffered > _READ_HIGH_WATER and not self.reading_paused and self.transport:
             self.reading_paused = True
             self.transport.pause_reading()
         self._wake_reader()
@@ -176,7 +181,7 @@ class AsyncioSocketStream(BatchedStream):
             protocol.chunks.insert(0, chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         protocol.buffered -= len(chunk)
-        if protocol.reading_paused and protocol.buffered < _LOW_WATER:
+        if protocol.reading_paused and protocol.buffered < _READ_LOW_WATER:
             protocol.reading_paused = False
             self._transport.resume_reading()
         return chunk

@@ -54,9 +54,16 @@ from .logs import error_log
 MIN_INITIAL_SIZE = 1200
 #: A stateless reset is at least this long (RFC 9000 10.3).
 MIN_RESET_SIZE = 21
-#: Stateless answers allowed in a burst, and per second after it.
+#: Stateless answers (Version Negotiation, Stateless Reset) allowed in a burst, and per
+#: second after it.
 STATELESS_BURST = 100
 STATELESS_RATE = 100.0
+#: The same for Retry, on its own budget: a Retry is a tenth of the Initial it answers (no
+#: amplification), and while Retry is on, every new client needs one; sharing the budget
+#: above, an Initial flood spent it and a real client's Initial went unanswered (its
+#: retransmissions back off: 6-16 s before it got in).
+RETRY_BURST = 2000
+RETRY_RATE = 5000.0
 _CID_LENGTH = 8
 
 
@@ -104,6 +111,7 @@ class QuicListener:
         #: Answers to packets for no connection (VN, Retry, Stateless Reset) per second:
         #: a flood of junk must not become a flood of our packets or tasks.
         self._stateless = TokenBucket(STATELESS_BURST, STATELESS_RATE)
+        self._retry_answers = TokenBucket(RETRY_BURST, RETRY_RATE)
         self._all_closed = anyio.Event()
         self._all_closed.set()
         #: Initial packets dropped because ``max_connections`` were open.
@@ -256,7 +264,7 @@ class QuicListener:
                     now=now,
                 ),
             )
-            self._answer(packet, addr, connections)
+            self._answer(packet, addr, connections, self._retry_answers)
             return
         if len(self._drivers) >= self._config.max_connections:
             # At capacity: no state, no answer (as a full TCP backlog).  The client
@@ -323,10 +331,15 @@ class QuicListener:
         return len(self._half_open) >= threshold
 
     def _answer(
-        self, packet: bytes, addr: NetworkAddress, connections: anyio.abc.TaskGroup
+        self,
+        packet: bytes,
+        addr: NetworkAddress,
+        connections: anyio.abc.TaskGroup,
+        budget: TokenBucket | None = None,
     ) -> None:
-        """Send a stateless answer, within the listener's budget for them."""
-        if self._stateless.take(time.monotonic()):
+        """Send a stateless answer, within the listener's budget for them (``budget``:
+        another than the one for Version Negotiation and Stateless Reset)."""
+        if (budget or self._stateless).take(time.monotonic()):
             connections.start_soon(self.send_datagrams, [(packet, addr)])
 
     def _stateless_reset(

@@ -159,6 +159,28 @@ async def test_retry_turns_on_while_too_many_connections_are_half_open() -> None
             await sock.aclose()
 
 
+async def test_an_initial_flood_does_not_spend_the_retry_a_real_client_needs() -> None:
+    """300 Initials (more than the 100 stateless answers a second allowed for Version
+    Negotiation and Stateless Reset) while Retry is on: each is answered with a Retry,
+    and a real client right after gets its own at once (sharing that budget, the flood
+    spent it: the client's Initial went unanswered and it got in only after backing off,
+    6-16 s in ``make attack``)."""
+    async with udp_server(quic_retry_threshold=0, quic_idle_timeout=1.0) as (_server, address):
+        initials = [await _first_initial(address) for _ in range(300)]
+        retries = 0
+        async with await anyio.create_connected_udp_socket(*address) as sock:
+            for initial in initials:
+                await sock.send(initial)
+                with anyio.move_on_after(0.5):
+                    answer = await sock.receive()
+                    retries += answer[0] & 0xF0 == 0xF0
+        assert retries == 300
+        with anyio.fail_after(2):  # no retransmission needed (aioquic waits ~1 s for one)
+            async with h3_connect(*address) as client:
+                assert (await client.get("/")).body == b"hello"
+                assert client.quic._retry_count == 1
+
+
 async def test_no_retry_below_the_half_open_threshold() -> None:
     async with udp_server() as (server, address):
         async with h3_connect(*address) as client:

@@ -304,9 +304,11 @@ async def h3_connect(
     *,
     configuration: QuicConfiguration | None = None,
     allow_push: bool = True,
+    local_host: str | None = None,
 ) -> AsyncIterator[H3Client]:
     """Connect over HTTP/3; on exit close the connection (NO_ERROR)."""
-    async with await anyio.create_connected_udp_socket(host, port) as sock:
+    udp = await anyio.create_connected_udp_socket(host, port, local_host=local_host)
+    async with udp as sock:
         client = H3Client(sock, configuration or client_configuration(), allow_push)
         client.peer = (host, port)
         client.quic.connect((host, port), time.monotonic())
