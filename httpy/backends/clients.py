@@ -59,10 +59,18 @@ class ClientTable:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def flood_budgets(self, client: Address | None, now: float) -> FloodBudgets | None:
+        """The flood budgets an HTTP/2 or HTTP/3 connection from ``client`` spends: its
+        client's, shared; None (one of its own) for a trusted proxy or a Unix peer.
+        Asked when such a connection starts: HTTP/1.1 connections cost nothing here."""
+        if client is None or self._trusted.trusts_peer(client):
+            return None
+        return self._entry(client[0], now).budgets
+
     def connect(self, client: Address | None, now: float) -> ClientEntry | None:
         """A connection from ``client`` opens: its entry, or None when the client has
         ``max_connections_per_client`` open already (close this one).  Pair with
-        :meth:`disconnect`."""
+        :meth:`disconnect`.  Only needed with ``max_connections_per_client`` set."""
         if client is None or self._trusted.trusts_peer(client):
             # A Unix-socket peer, or a proxy: many clients behind one address.
             entry = ClientEntry(client[0] if client else "", FloodBudgets(self._config))
@@ -104,10 +112,10 @@ class ClientTable:
     def _entry(self, host: str, now: float) -> ClientEntry:
         entry = self._entries.get(host)
         if entry is None:
+            if len(self._entries) >= self._limit:
+                self._evict(now)  # before the new entry goes in: it is not a candidate
             entry = ClientEntry(host, FloodBudgets(self._config))
             self._entries[host] = entry
-            if len(self._entries) > self._limit:
-                self._evict(now)
         else:
             self._entries.move_to_end(host)
         return entry

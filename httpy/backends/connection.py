@@ -101,15 +101,8 @@ class ConnectionContext:
     #: The server's clients (shared flood budgets, per-client limits); None in tests
     #: that drive a connection by hand.
     clients: ClientTable | None = None
-    #: The flood budgets this connection spends (its client's, shared); None: its own.
-    flood_budgets: FloodBudgets | None = None
 
-    def for_connection(
-        self,
-        client: Address | None,
-        server: Address | None,
-        flood_budgets: FloodBudgets | None = None,
-    ) -> ConnectionContext:
+    def for_connection(self, client: Address | None, server: Address | None) -> ConnectionContext:
         """This context for one connection between ``client`` and ``server``."""
         # Built directly: dataclasses.replace() costs several microseconds per connection.
         return ConnectionContext(
@@ -122,8 +115,14 @@ class ConnectionContext:
             client=client,
             server=server,
             clients=self.clients,
-            flood_budgets=flood_budgets,
         )
+
+    def flood_budgets(self, now: float) -> FloodBudgets | None:
+        """The flood budgets an HTTP/2 or HTTP/3 connection of this context spends: its
+        client's (see :class:`~.clients.ClientTable`), or None: one of its own."""
+        if self.clients is None:
+            return None
+        return self.clients.flood_budgets(self.client, now)
 
     def server_headers(self, headers: Headers) -> Headers:
         """``headers`` plus what the server adds to every response: Date, and Server

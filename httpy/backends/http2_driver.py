@@ -53,7 +53,9 @@ class HTTP2Driver(FedStreamsPort):
         self._context = context
         self.config = context.config
         self._conn = HTTP2Connection(
-            context.config, upgrade=upgrade, flood_budgets=context.flood_budgets
+            context.config,
+            upgrade=upgrade,
+            flood_budgets=context.flood_budgets(anyio.current_time()),
         )
         self._initial = initial_data
         self._streams = Streams(

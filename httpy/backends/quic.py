@@ -273,21 +273,21 @@ class QuicListener:
             self.refused_initials += 1
             return
         client = (str(addr[0]), int(addr[1]))
+        context = self._context.for_connection(client, self.address)
         clients = self._context.clients
-        entry = clients.connect(client, now) if clients is not None else None
-        if clients is not None and entry is None:
-            self.refused_initials += 1  # max_connections_per_client: as at capacity
-            return
+        entry: ClientEntry | None = None
+        if clients is not None and self._config.max_connections_per_client is not None:
+            entry = clients.connect(client, now)
+            if entry is None:
+                self.refused_initials += 1  # max_connections_per_client: as at capacity
+                return
         conn = HTTP3Connection(
             self._config,
             self._configuration,
             original_destination_connection_id=original_dcid,
             retry_source_connection_id=retry_scid,
             reset_token=self.reset_token,
-            flood_budgets=entry.budgets if entry is not None else None,
-        )
-        context = self._context.for_connection(
-            client, self.address, entry.budgets if entry is not None else None
+            flood_budgets=context.flood_budgets(now),
         )
         driver = HTTP3Driver(conn, self, context)
         # Until the client switches to our connection IDs it uses the one it chose.

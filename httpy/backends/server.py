@@ -302,14 +302,15 @@ class Server:
                     return
                 if header.client is not None:
                     client, server = header.client, header.server
-            entry = self.clients.connect(client, anyio.current_time())
-            if entry is None:
-                self._context.bad_requests.warning(
-                    "connection from %s refused: it has max_connections_per_client (%d) open",
-                    format_peer(client),
-                    self.config.max_connections_per_client,
-                )
-                return
+            if self.config.max_connections_per_client is not None:
+                entry = self.clients.connect(client, anyio.current_time())
+                if entry is None:
+                    self._context.bad_requests.warning(
+                        "connection from %s refused: it has max_connections_per_client (%d) open",
+                        format_peer(client),
+                        self.config.max_connections_per_client,
+                    )
+                    return
             stream = await open_socket_stream(sock)
             context = self._context
             alpn: str | None = None
@@ -336,7 +337,7 @@ class Server:
                     context = replace(
                         context, head_hook=chain(client_cert_hook(cert), context.head_hook)
                     )
-            context = context.for_connection(client, server, entry.budgets)
+            context = context.for_connection(client, server)
             if alpn == "h2":
                 driver = HTTP2Driver(stream, context)
                 await self._run_driver(driver)

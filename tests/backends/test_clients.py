@@ -19,6 +19,18 @@ def test_connections_of_one_client_share_its_flood_budgets() -> None:
     assert other is not None and other.budgets is not first.budgets
 
 
+def test_flood_budgets_are_the_clients_except_for_a_proxy_or_a_unix_peer() -> None:
+    """What an HTTP/2 or HTTP/3 connection asks for when it starts (HTTP/1.1 connections
+    never do): its client's budgets, the same for every connection of that client; None
+    (one of its own) behind a trusted proxy or on a Unix socket."""
+    table = ClientTable(Config())
+    first = table.flood_budgets(ATTACKER, 0.0)
+    assert first is not None and table.flood_budgets(("203.0.113.7", 1), 0.0) is first
+    assert table.flood_budgets(("203.0.113.8", 1), 0.0) is not first
+    assert table.flood_budgets(PROXY, 0.0) is None
+    assert table.flood_budgets(None, 0.0) is None
+
+
 def test_a_trusted_proxy_and_a_unix_peer_get_a_budget_per_connection() -> None:
     """Many clients behind one proxy address must not share one client's budget."""
     table = ClientTable(Config(max_connections_per_client=1))
