@@ -77,6 +77,9 @@ class ExchangePort:
         except StreamError as exc:
             raise anyio.BrokenResourceError(str(exc)) from exc
 
+    async def linger(self) -> None:
+        pass  # the HTTP/2 connection lingers itself after a GOAWAY; a stream need not
+
     async def aclose(self) -> None:
         if not self._stream.response_complete and not self._stream.disconnected:
             with contextlib.suppress(StreamError, LocalProtocolError):

@@ -51,7 +51,9 @@ from ..core.websocket import (
 from .logs import RateLimitedLog, error_log
 from .send import send_all
 
-# Close codes that mean the peer broke the rules: worth a log line.
+#: How long a connection failed for bad input reads and drops the peer's bytes.
+_LINGER_SECONDS = 2.0
+# Close codes that mean the peer broke the rules: worth a log line (and a linger).
 _FAILURES = (PROTOCOL_ERROR, INVALID_DATA, POLICY_VIOLATION, MESSAGE_TOO_BIG)
 _TRANSPORT_ERRORS = (
     anyio.BrokenResourceError,
@@ -80,6 +82,13 @@ class Transport(Protocol):
         """End the transport (close the socket, or end the HTTP/2 stream)."""
         ...
 
+    async def linger(self) -> None:
+        """We failed the connection (bad input): send nothing more and read and drop
+        what the peer still sends until it closes (the caller bounds the time), so its
+        unread bytes do not make the kernel reset the connection and destroy our close
+        frame.  A no-op where the protocol below lingers itself (HTTP/2)."""
+        ...
+
 
 class StreamTransport:
     """A :class:`Transport` over an anyio byte stream (HTTP/1.1 after the upgrade)."""
@@ -100,6 +109,12 @@ class StreamTransport:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
+
+    async def linger(self) -> None:
+        with contextlib.suppress(*_TRANSPORT_ERRORS):
+            await self._stream.send_eof()
+            while await self._stream.receive(LARGE_READ):
+                pass
 
 
 class WebSocketSession:
@@ -227,6 +242,11 @@ class WebSocketSession:
                 self._proto.receive_eof()
             self._done.set()
             self._readable.set()
+            if self._proto.close_code in _FAILURES and not self._transport_closed:
+                # Our close frame must reach a peer that goes on sending (Autobahn 4.2.5
+                # on trio lost it now and then): linger, briefly.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_LINGER_SECONDS):
+                    await self._transport.linger()
             await self._close_transport()
 
     async def _read_loop(self, leftover: bytes) -> None:
